@@ -1,0 +1,358 @@
+//! Connections and their event streams: what a socket (or an FFI listener) holds.
+//!
+//! [`Engine::connect`](crate::Engine::connect) gives a [`Connection`] (a cloneable handle to act:
+//! join, leave, type, close) and its [`Events`] (the stream to read). Presence counts connections;
+//! the room counts joined connections. `Events` guarantees, per joined course, that message changes
+//! arrive in seq order with no gap and no duplicate, including the replay requested with
+//! `since_seq` and the catch-up after the subscriber lagged: both read the store up to the seq the
+//! hub had published when the subscription was registered, and live events of that course are
+//! held back until the replay is out.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, Notify};
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::event::{Envelope, Event, MessageDeleted};
+use crate::model::{Actor, User};
+use crate::store::ChangeKind;
+
+/// How many log entries a replay reads at a time.
+const REPLAY_CHUNK: usize = 256;
+
+/// What a stream shares with the hubs feeding it.
+pub(crate) struct StreamShared {
+    pub(crate) tx: mpsc::Sender<Arc<Envelope>>,
+    state: Mutex<StreamState>,
+    wake: Notify,
+    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct StreamState {
+    /// Joined courses and the highest seq delivered in each.
+    cursors: HashMap<String, u64>,
+    /// Replays to run before live events of the course: `(after, upto]`.
+    jobs: HashMap<String, (u64, u64)>,
+    /// Courses whose hub dropped us for being slow.
+    lagged: HashSet<String>,
+}
+
+impl StreamShared {
+    fn new(queue: usize) -> (Arc<Self>, mpsc::Receiver<Arc<Envelope>>) {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let shared = StreamShared {
+            tx,
+            state: Mutex::new(StreamState::default()),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
+        };
+        (Arc::new(shared), rx)
+    }
+
+    pub(crate) fn lagged(&self, course: &str) {
+        self.state.lock().lagged.insert(course.to_string());
+        self.wake.notify_one();
+    }
+
+    /// Starts following `course`: replay after `since` (if given) up to the published seq `hi`.
+    pub(crate) fn follow(&self, course: &str, since: Option<u64>, hi: u64) {
+        let mut st = self.state.lock();
+        match since {
+            Some(since) if since < hi => {
+                st.jobs.insert(course.to_string(), (since, hi));
+                st.cursors.insert(course.to_string(), since);
+            }
+            // Already following (a re-join without a replay): the cursor stands, nothing is lost.
+            _ => {
+                st.cursors.entry(course.to_string()).or_insert(hi);
+            }
+        }
+        drop(st);
+        self.wake.notify_one();
+    }
+
+    pub(crate) fn cursor(&self, course: &str) -> Option<u64> {
+        self.state.lock().cursors.get(course).copied()
+    }
+
+    pub(crate) fn unfollow(&self, course: &str) {
+        let mut st = self.state.lock();
+        st.cursors.remove(course);
+        st.jobs.remove(course);
+        st.lagged.remove(course);
+    }
+
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Queues an event for this stream only (e.g. `online-users` to a joiner).
+    pub(crate) fn push(&self, env: Arc<Envelope>) {
+        if self.tx.try_send(env).is_err() {
+            tracing::debug!("stream full, direct event dropped");
+        }
+    }
+}
+
+/// One open connection of a user (a socket, a tab, a device, an FFI listener).
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<ConnInner>,
+}
+
+pub(crate) struct ConnInner {
+    pub(crate) engine: Engine,
+    pub(crate) actor: Actor,
+    pub(crate) id: u64,
+    /// Counts for presence (false for plain subscriptions).
+    pub(crate) presence: bool,
+    pub(crate) stream: Arc<StreamShared>,
+    pub(crate) joined: Mutex<HashSet<String>>,
+    pub(crate) closed: AtomicBool,
+}
+
+impl Connection {
+    pub(crate) fn open(engine: Engine, actor: Actor, id: u64, presence: bool) -> (Self, Events) {
+        let (stream, rx) = StreamShared::new(engine.config().subscriber_queue);
+        let inner = Arc::new(ConnInner {
+            engine: engine.clone(),
+            actor,
+            id,
+            presence,
+            stream: stream.clone(),
+            joined: Mutex::new(HashSet::new()),
+            closed: AtomicBool::new(false),
+        });
+        let events = Events {
+            engine,
+            stream,
+            rx,
+            pending: VecDeque::new(),
+            holdback: HashMap::new(),
+            _conn: Arc::downgrade(&inner),
+            keep_alive: None,
+        };
+        (Connection { inner }, events)
+    }
+
+    /// Who this connection acts for.
+    pub fn actor(&self) -> &Actor {
+        &self.inner.actor
+    }
+
+    /// This connection's id (unique in the engine).
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Joins a course room: its events start flowing to [`Events`]. With `since_seq`, every
+    /// message change after that seq is replayed first, in order. The joiner receives
+    /// `online-users`; the room gets `user-joined` if this is the user's first connection in it.
+    /// Returns the online users.
+    pub async fn join(&self, course_id: &str, since_seq: Option<u64>) -> Result<Vec<User>> {
+        self.inner.engine.join(&self.inner, course_id, since_seq).await
+    }
+
+    /// Leaves a course room (`user-left` when it was the user's last connection in it).
+    pub async fn leave(&self, course_id: &str) -> Result<()> {
+        self.inner.engine.leave(&self.inner, course_id).await
+    }
+
+    /// Starts or stops a typing indicator in a course.
+    pub async fn typing(&self, course_id: &str, is_typing: bool) -> Result<()> {
+        self.inner.engine.typing(&self.inner.actor, course_id, is_typing).await
+    }
+
+    /// Courses this connection has joined.
+    pub fn joined(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.joined.lock().iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Closes the connection: leaves every room, updates presence, ends [`Events`]. Dropping
+    /// every clone of the connection does the same in the background.
+    pub async fn close(&self) {
+        if !self.inner.closed.swap(true, Ordering::SeqCst) {
+            self.inner.engine.disconnect(&self.inner).await;
+        }
+    }
+}
+
+impl Drop for ConnInner {
+    fn drop(&mut self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.stream.close();
+        let engine = self.engine.clone();
+        let snapshot = Detached {
+            actor: self.actor.clone(),
+            id: self.id,
+            presence: self.presence,
+            stream: self.stream.clone(),
+            joined: std::mem::take(&mut *self.joined.lock()),
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move { engine.disconnect_detached(snapshot).await });
+            }
+            Err(_) => engine.disconnect_now(snapshot),
+        }
+    }
+}
+
+/// What is left of a dropped connection, to clean up after it.
+pub(crate) struct Detached {
+    pub(crate) actor: Actor,
+    pub(crate) id: u64,
+    pub(crate) presence: bool,
+    pub(crate) stream: Arc<StreamShared>,
+    pub(crate) joined: HashSet<String>,
+}
+
+/// The events of a connection, in order. Read with [`Events::recv`].
+pub struct Events {
+    engine: Engine,
+    stream: Arc<StreamShared>,
+    rx: mpsc::Receiver<Arc<Envelope>>,
+    pending: VecDeque<Arc<Envelope>>,
+    holdback: HashMap<String, Vec<Arc<Envelope>>>,
+    _conn: std::sync::Weak<ConnInner>,
+    keep_alive: Option<Connection>,
+}
+
+impl Events {
+    /// Ties the connection's life to this stream (plain subscriptions have no other handle).
+    pub(crate) fn keep_alive(&mut self, conn: Connection) {
+        self.keep_alive = Some(conn);
+    }
+
+    /// The next event, or `None` once the connection is closed.
+    pub async fn recv(&mut self) -> Option<Arc<Envelope>> {
+        loop {
+            if let Some(env) = self.pending.pop_front() {
+                if self.accept(&env) {
+                    return Some(env);
+                }
+                continue;
+            }
+            if self.stream.closed.load(Ordering::SeqCst) {
+                return None;
+            }
+            let (job, lagged) = {
+                let mut st = self.stream.state.lock();
+                let job = st.jobs.iter().next().map(|(c, r)| (c.clone(), *r));
+                let lagged: Vec<String> = st.lagged.drain().collect();
+                (job, lagged)
+            };
+            if let Some((course, (after, upto))) = job {
+                self.run_job(&course, after, upto).await;
+                continue;
+            }
+            if !lagged.is_empty() {
+                for course in lagged {
+                    self.engine.resubscribe(&self.stream, &course, self.sub_id(), self.user());
+                }
+                continue;
+            }
+            tokio::select! {
+                env = self.rx.recv() => match env {
+                    Some(env) => self.route(env),
+                    None => return None,
+                },
+                _ = self.stream.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Like [`recv`](Self::recv) but gives up after `timeout`.
+    pub async fn recv_timeout(&mut self, timeout: Duration) -> Option<Arc<Envelope>> {
+        tokio::time::timeout(timeout, self.recv()).await.ok().flatten()
+    }
+
+    fn sub_id(&self) -> u64 {
+        self._conn.upgrade().map(|c| c.id).unwrap_or(0)
+    }
+
+    fn user(&self) -> Option<String> {
+        self._conn.upgrade().filter(|c| c.presence).map(|c| c.actor.id.clone())
+    }
+
+    fn route(&mut self, env: Arc<Envelope>) {
+        let course = env.event().course_id();
+        let has_job = self.stream.state.lock().jobs.contains_key(course);
+        if has_job {
+            self.holdback.entry(course.to_string()).or_default().push(env);
+        } else {
+            self.pending.push_back(env);
+        }
+    }
+
+    /// Drops what is not for a joined course and message changes already delivered.
+    fn accept(&mut self, env: &Arc<Envelope>) -> bool {
+        let mut st = self.stream.state.lock();
+        let course = env.event().course_id();
+        let Some(cursor) = st.cursors.get_mut(course) else {
+            return false;
+        };
+        match env.event().seq() {
+            Some(seq) if seq <= *cursor => false,
+            Some(seq) => {
+                *cursor = seq;
+                true
+            }
+            None => true,
+        }
+    }
+
+    async fn run_job(&mut self, course: &str, after: u64, upto: u64) {
+        match self.engine.replay(course, after, upto, REPLAY_CHUNK).await {
+            Ok(events) => {
+                let last = events.last().and_then(|e| e.seq());
+                let mut st = self.stream.state.lock();
+                let done = match last {
+                    Some(last) if last < upto && events.len() == REPLAY_CHUNK => {
+                        st.jobs.insert(course.to_string(), (last, upto));
+                        false
+                    }
+                    _ => {
+                        st.jobs.remove(course);
+                        true
+                    }
+                };
+                drop(st);
+                self.pending.extend(events.into_iter().map(Envelope::new));
+                if done {
+                    if let Some(held) = self.holdback.remove(course) {
+                        self.pending.extend(held);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(course, error = %e, "replay failed, retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+}
+
+/// Turns log entries into the events a live subscriber would have seen.
+pub(crate) fn change_event(kind: ChangeKind, message: crate::model::Message) -> Event {
+    match kind {
+        ChangeKind::New => Event::NewMessage(message),
+        ChangeKind::Edited => Event::MessageEdited(message),
+        ChangeKind::Deleted => Event::MessageDeleted(MessageDeleted {
+            message_id: message.id,
+            course_id: message.course_id,
+            seq: message.change_seq,
+        }),
+    }
+}

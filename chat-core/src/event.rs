@@ -1,0 +1,191 @@
+//! The server events of the contract, as typed values.
+//!
+//! Transports send `name()` and `data_json()`; the native WebSocket frame is the serde form of
+//! [`Event`] itself (`{"event": name, "data": …}`). Events travel to subscribers as
+//! [`Arc<Envelope>`](Envelope) so a room of a thousand sockets serializes each event once.
+
+use std::sync::{Arc, OnceLock};
+
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
+
+use crate::model::{Message, ReadReceipt, User};
+
+/// `message-deleted` data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDeleted {
+    /// The deleted message.
+    pub message_id: String,
+    /// Its course.
+    pub course_id: String,
+    /// The course seq of the deletion.
+    pub seq: u64,
+}
+
+/// `user-joined` / `user-left` data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    /// The course room.
+    pub course_id: String,
+    /// Who joined or left.
+    pub user: User,
+}
+
+/// `online-users` data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnlineUsers {
+    /// The course room.
+    pub course_id: String,
+    /// The online participants (and online users in the room).
+    pub users: Vec<User>,
+}
+
+/// `user-typing` data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Typing {
+    /// The course room.
+    pub course_id: String,
+    /// Who is typing.
+    pub user_id: String,
+    /// Their display name.
+    pub name: String,
+    /// Started (true) or stopped / expired (false).
+    pub is_typing: bool,
+}
+
+/// A server-to-client event of the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// `new-message`.
+    NewMessage(Message),
+    /// `message-edited`.
+    MessageEdited(Message),
+    /// `message-deleted`.
+    MessageDeleted(MessageDeleted),
+    /// `user-joined`: a user's first connection joined the room.
+    UserJoined(Membership),
+    /// `user-left`: a user's last connection left the room.
+    UserLeft(Membership),
+    /// `online-users`.
+    OnlineUsers(OnlineUsers),
+    /// `user-typing` (never delivered to the typist).
+    UserTyping(Typing),
+    /// `message-read`.
+    MessageRead(ReadReceipt),
+}
+
+impl Event {
+    /// The contract's event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::NewMessage(_) => "new-message",
+            Event::MessageEdited(_) => "message-edited",
+            Event::MessageDeleted(_) => "message-deleted",
+            Event::UserJoined(_) => "user-joined",
+            Event::UserLeft(_) => "user-left",
+            Event::OnlineUsers(_) => "online-users",
+            Event::UserTyping(_) => "user-typing",
+            Event::MessageRead(_) => "message-read",
+        }
+    }
+
+    /// The course the event belongs to.
+    pub fn course_id(&self) -> &str {
+        match self {
+            Event::NewMessage(m) | Event::MessageEdited(m) => &m.course_id,
+            Event::MessageDeleted(d) => &d.course_id,
+            Event::UserJoined(m) | Event::UserLeft(m) => &m.course_id,
+            Event::OnlineUsers(o) => &o.course_id,
+            Event::UserTyping(t) => &t.course_id,
+            Event::MessageRead(r) => &r.course_id,
+        }
+    }
+
+    /// The course seq of a message change (new, edit, delete); `None` for ephemeral events.
+    pub fn seq(&self) -> Option<u64> {
+        match self {
+            Event::NewMessage(m) | Event::MessageEdited(m) => Some(m.change_seq),
+            Event::MessageDeleted(d) => Some(d.seq),
+            _ => None,
+        }
+    }
+
+    /// The event's data as a JSON value.
+    pub fn data(&self) -> serde_json::Value {
+        // Serializing these plain structs cannot fail.
+        serde_json::to_value(DataRef(self)).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+struct DataRef<'a>(&'a Event);
+
+impl Serialize for DataRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Event::NewMessage(m) | Event::MessageEdited(m) => m.serialize(s),
+            Event::MessageDeleted(d) => d.serialize(s),
+            Event::UserJoined(m) | Event::UserLeft(m) => m.serialize(s),
+            Event::OnlineUsers(o) => o.serialize(s),
+            Event::UserTyping(t) => t.serialize(s),
+            Event::MessageRead(r) => r.serialize(s),
+        }
+    }
+}
+
+impl Serialize for Event {
+    /// `{"event": "<name>", "data": {…}}`: the native WebSocket frame.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("event", self.name())?;
+        map.serialize_entry("data", &DataRef(self))?;
+        map.end()
+    }
+}
+
+/// An event on its way to subscribers, with its JSON made once and shared.
+#[derive(Debug)]
+pub struct Envelope {
+    event: Event,
+    exclude_user: Option<String>,
+    data_json: OnceLock<String>,
+}
+
+impl Envelope {
+    pub(crate) fn new(event: Event) -> Arc<Self> {
+        Arc::new(Envelope { event, exclude_user: None, data_json: OnceLock::new() })
+    }
+
+    pub(crate) fn excluding(event: Event, user: &str) -> Arc<Self> {
+        Arc::new(Envelope {
+            event,
+            exclude_user: Some(user.to_string()),
+            data_json: OnceLock::new(),
+        })
+    }
+
+    /// The event.
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// The event's name.
+    pub fn name(&self) -> &'static str {
+        self.event.name()
+    }
+
+    /// The event's data as JSON text, made once for all subscribers.
+    pub fn data_json(&self) -> &str {
+        self.data_json.get_or_init(|| {
+            serde_json::to_string(&DataRef(&self.event)).unwrap_or_else(|_| "null".into())
+        })
+    }
+
+    /// Whether a subscriber acting for `user` should receive this envelope.
+    pub(crate) fn is_for(&self, user: Option<&str>) -> bool {
+        !matches!((&self.exclude_user, user), (Some(ex), Some(u)) if ex == u)
+    }
+}

@@ -1,0 +1,53 @@
+//! # chat-core
+//!
+//! The course-chat engine: every rule of the contract (`shared/CONTRACT.md`) in one library that
+//! the server (`chat-host`), the bindings (`chat-ffi`) and Rust programs embed.
+//!
+//! Start with [`Engine`]: open it on a folder ([`Engine::open`]) or in memory
+//! ([`Engine::in_memory`]), provision courses, and call its methods with the [`Actor`] you
+//! authenticated. Real-time clients [`connect`](Engine::connect) and read [`Events`].
+//!
+//! The spine is the per-course sequence: every message change (new, edit, delete) takes the next
+//! seq of its course in the same atomic, durable write that stores it; events carry it; history,
+//! resume and de-duplication are all "what came after seq N".
+//!
+//! Where things live:
+//! - [`model`]: users, courses, messages, receipts, files (the contract's JSON);
+//! - [`event`]: the server events;
+//! - [`engine`]: the operations and their rules;
+//! - [`connection`]: connections, rooms and ordered, gap-free event streams;
+//! - [`store`]: the [`Store`] trait and its backends (sled, memory), with a conformance suite;
+//! - [`blob`]: uploaded bytes, content sniffing and the file policy;
+//! - [`plugin`]: moderation and notification hooks;
+//! - [`history`]: history pages;
+//! - `hub`, `presence`, `typing`, `rate_limit`: fan-out, who is online, typing expiry, token
+//!   buckets (internal);
+//! - [`config`], [`error`]: limits and the one error type.
+
+pub mod blob;
+pub mod config;
+pub mod connection;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod history;
+mod hub;
+pub mod model;
+pub mod plugin;
+mod presence;
+mod rate_limit;
+pub mod store;
+mod typing;
+
+pub use config::Config;
+pub use connection::{Connection, Events};
+pub use engine::{Attachment, CourseUpdate, Engine, EngineBuilder, SendMessage};
+pub use error::{Error, ErrorCode, Result};
+pub use event::{Envelope, Event};
+pub use history::{HistoryPage, HistoryQuery, Pagination};
+pub use model::{
+    Actor, Course, FileInfo, Message, MessageType, Participant, ReadBy, ReadReceipt, ReplyPreview,
+    Role, Sender, Timestamp, User,
+};
+pub use plugin::{Draft, DraftKind, Plugin, PluginError, Verdict};
+pub use store::Store;

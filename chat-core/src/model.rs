@@ -1,0 +1,399 @@
+//! The domain values of the contract: users, courses, messages, receipts, files.
+//!
+//! They serialize to exactly the contract's JSON (camelCase fields, RFC 3339 UTC timestamps with
+//! milliseconds, like JavaScript's `toISOString`), so every adapter can send them as they are.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SubsecRound, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+
+/// A point in time, UTC, with millisecond precision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(DateTime<Utc>);
+
+impl Timestamp {
+    /// The current time, truncated to milliseconds.
+    pub fn now() -> Self {
+        Timestamp(Utc::now().trunc_subsecs(3))
+    }
+
+    /// From milliseconds since the Unix epoch.
+    pub fn from_millis(ms: i64) -> Option<Self> {
+        DateTime::from_timestamp_millis(ms).map(Timestamp)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn as_millis(&self) -> i64 {
+        self.0.timestamp_millis()
+    }
+
+    /// The underlying chrono value.
+    pub fn as_datetime(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+    }
+}
+
+impl FromStr for Timestamp {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|d| Timestamp(d.with_timezone(&Utc).trunc_subsecs(3)))
+            .map_err(|e| Error::validation(format!("bad timestamp {s:?}: {e}")))
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A user's role. Globally (from the JWT) and per course (participant role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A learner.
+    #[default]
+    Student,
+    /// Teaches the course: may delete any message of it.
+    Instructor,
+    /// May do anything, on every course, and provision courses.
+    Admin,
+}
+
+impl Role {
+    /// The role as the contract spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Student => "student",
+            Role::Instructor => "instructor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+    /// Accepts `student`/`instructor`/`admin` in any case (so `Student`, `Instructor` and `Admin`
+    /// from an `accountType` claim work too).
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "student" => Ok(Role::Student),
+            "instructor" => Ok(Role::Instructor),
+            "admin" => Ok(Role::Admin),
+            _ => Err(Error::validation(format!("unknown role {s:?}"))),
+        }
+    }
+}
+
+/// Who is calling: the identity an adapter authenticated (from a JWT, or the embedding program).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The user id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Avatar URL.
+    pub avatar: Option<String>,
+    /// Global role.
+    pub role: Role,
+}
+
+impl Actor {
+    /// A caller with the given id, name and role and no avatar.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, role: Role) -> Self {
+        Actor { id: id.into(), name: name.into(), avatar: None, role }
+    }
+
+    /// The embedding program itself: an admin named `system`.
+    pub fn system() -> Self {
+        Actor::new("system", "System", Role::Admin)
+    }
+
+    /// True for the global admin role.
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub(crate) fn sender(&self) -> Sender {
+        Sender { id: self.id.clone(), name: self.name.clone(), avatar: self.avatar.clone(), role: self.role }
+    }
+}
+
+/// A user as the contract shows it, with presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    /// The user id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Avatar URL.
+    pub avatar: Option<String>,
+    /// Global role.
+    pub role: Role,
+    /// True while at least one connection is open (or the user said so with `set_status`).
+    pub is_online: bool,
+    /// When the user was last seen (their last connection closed).
+    pub last_seen: Option<Timestamp>,
+}
+
+/// A message's author, as embedded in the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    /// User id.
+    pub id: String,
+    /// Display name at the time of sending.
+    pub name: String,
+    /// Avatar URL.
+    pub avatar: Option<String>,
+    /// Global role.
+    pub role: Role,
+}
+
+/// A course: one chat room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Course {
+    /// The course id (chosen by the LMS).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// When false, nobody can send, edit or type.
+    pub chat_enabled: bool,
+    /// Enrolled user ids, instructors included.
+    pub participants: Vec<String>,
+}
+
+/// A participant of a course and their role in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    /// User id.
+    pub user_id: String,
+    /// Role in the course (`student` or `instructor`; `admin` is accepted too).
+    pub role: Role,
+}
+
+/// What kind of content a message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageType {
+    /// Text only.
+    #[default]
+    Text,
+    /// An image file.
+    Image,
+    /// Any allowed file.
+    File,
+    /// An audio file.
+    Audio,
+    /// A message from the system (admins and the embedding program only).
+    System,
+}
+
+impl MessageType {
+    /// The type as the contract spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageType::Text => "text",
+            MessageType::Image => "image",
+            MessageType::File => "file",
+            MessageType::Audio => "audio",
+            MessageType::System => "system",
+        }
+    }
+}
+
+impl FromStr for MessageType {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "text" => Ok(MessageType::Text),
+            "image" => Ok(MessageType::Image),
+            "file" => Ok(MessageType::File),
+            "audio" => Ok(MessageType::Audio),
+            "system" => Ok(MessageType::System),
+            _ => Err(Error::validation(format!(
+                "messageType must be one of text, image, file, audio, system (got {s:?})"
+            ))),
+        }
+    }
+}
+
+/// An uploaded file attached to a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FileInfo {
+    /// Server-made id (a ULID).
+    pub id: String,
+    /// Where to download it (`/api/v1/chat/files/:id` by default).
+    pub url: String,
+    /// Display name given by the client (sanitized; never used as a path).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Content type sniffed from the bytes.
+    pub mime_type: String,
+}
+
+/// What a reply shows of the message it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyPreview {
+    /// The id of the message replied to.
+    pub id: String,
+    /// Its author.
+    pub sender: Sender,
+    /// Its first 200 characters (empty once deleted).
+    pub message: String,
+    /// Whether it has been deleted since.
+    pub is_deleted: bool,
+}
+
+/// One reader of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadBy {
+    /// Who read it.
+    pub user_id: String,
+    /// When their read watermark first passed it.
+    pub read_at: Timestamp,
+}
+
+/// A chat message, as stored and as shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    /// Server-made ULID, sortable by creation.
+    pub id: String,
+    /// The course (room).
+    pub course_id: String,
+    /// The course seq at which the message was created: its place in history.
+    pub seq: u64,
+    /// The course seq of the latest change this value reflects (equal to `seq` until the message is
+    /// edited or deleted). A client resuming keeps the highest `changeSeq` / deletion `seq` it saw.
+    pub change_seq: u64,
+    /// Author.
+    pub sender: Sender,
+    /// Text (empty for a tombstone).
+    pub message: String,
+    /// Kind of content.
+    pub message_type: MessageType,
+    /// Attached file.
+    pub file: Option<FileInfo>,
+    /// The message this one answers.
+    pub reply_to: Option<ReplyPreview>,
+    /// Who has read it (the sender is never listed).
+    pub read_by: Vec<ReadBy>,
+    /// Whether the text was edited.
+    pub is_edited: bool,
+    /// When it was last edited.
+    pub edited_at: Option<Timestamp>,
+    /// Whether it was deleted (a tombstone).
+    pub is_deleted: bool,
+    /// When it was deleted.
+    pub deleted_at: Option<Timestamp>,
+    /// The client's idempotency key, echoed back.
+    pub client_id: Option<String>,
+    /// When it was sent.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+impl Message {
+    /// The message turned into a tombstone: no text, no file.
+    pub(crate) fn into_tombstone(mut self, at: Timestamp) -> Self {
+        self.message = String::new();
+        self.file = None;
+        self.is_deleted = true;
+        self.deleted_at = Some(at);
+        self.updated_at = at;
+        self
+    }
+
+    pub(crate) fn preview(&self) -> ReplyPreview {
+        ReplyPreview {
+            id: self.id.clone(),
+            sender: self.sender.clone(),
+            message: self.message.chars().take(200).collect(),
+            is_deleted: self.is_deleted,
+        }
+    }
+}
+
+/// A read receipt: `userId` has read `messageId` (and everything before it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadReceipt {
+    /// The message marked read.
+    pub message_id: String,
+    /// Its course.
+    pub course_id: String,
+    /// The reader.
+    pub user_id: String,
+    /// When the reader's watermark first passed the message.
+    pub read_at: Timestamp,
+}
+
+/// Checks an id given by a client or an LMS (course, user, message, client id): non-empty, at most
+/// 128 bytes, no control characters.
+pub(crate) fn check_id(what: &str, id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
+        return Err(Error::validation(format!(
+            "{what} must be 1 to 128 characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_print_like_javascript() {
+        let t = Timestamp::from_millis(1_700_000_000_123).unwrap();
+        assert_eq!(t.to_string(), "2023-11-14T22:13:20.123Z");
+        assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
+    }
+
+    #[test]
+    fn roles_parse_in_any_case() {
+        assert_eq!("Instructor".parse::<Role>().unwrap(), Role::Instructor);
+        assert_eq!("ADMIN".parse::<Role>().unwrap(), Role::Admin);
+        assert!("teacher".parse::<Role>().is_err());
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(check_id("courseId", "c1").is_ok());
+        assert!(check_id("courseId", "").is_err());
+        assert!(check_id("courseId", "a\0b").is_err());
+        assert!(check_id("courseId", &"x".repeat(129)).is_err());
+    }
+}

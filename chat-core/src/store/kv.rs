@@ -1,0 +1,514 @@
+//! The [`Store`] logic over an ordered key-value map.
+//!
+//! Both embedded backends (memory and sled) are only a [`KvBackend`]: get, ordered scan, atomic
+//! batch, and a durability barrier. Everything that makes a chat store — seq allocation, the change
+//! log, the timeline, client-id de-duplication, read watermarks — is written once, here.
+//!
+//! Layout (ids never contain `\0`: [`check_id`](crate::model) refuses control characters):
+//!
+//! | key | value |
+//! |---|---|
+//! | `u\0{user}` | [`StoredUser`] |
+//! | `c\0{course}` | [`CourseRecord`] |
+//! | `h\0{course}` | [`Head`]: last seq and message count |
+//! | `p\0{course}\0{user}` / `q\0{user}\0{course}` | participant role / reverse index |
+//! | `m\0{message}` | [`MessageMeta`]: course and the seqs of its changes |
+//! | `l\0{course}\0{seq}` | [`Change`]: the change log, message snapshots |
+//! | `s\0{course}\0{seq}` | timeline position of the message created at `seq` |
+//! | `t\0{course}\0{position}` | message id at a timeline position |
+//! | `k\0{course}\0{sender}\0{clientId}` | message id (idempotent sends) |
+//! | `w\0{course}\0{user}` / `r\0{course}\0{user}\0{seq}` | read watermark / its history |
+//! | `f\0{file}` | [`StoredFile`] |
+//!
+//! Numbers are big-endian so byte order is numeric order.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Change, ChangeKind, CourseRecord, Inserted, ReadAdvance, ReadMark, Store, StoredFile,
+    StoredUser, Update,
+};
+use crate::error::{Error, Result};
+use crate::model::{Message, Participant, Role, Timestamp};
+
+/// One write of an atomic batch: a value to put, or `None` to remove the key.
+pub type BatchOp = (Vec<u8>, Option<Vec<u8>>);
+
+/// An ordered byte map with atomic batches and a durability barrier.
+#[async_trait]
+pub trait KvBackend: Send + Sync + 'static {
+    /// The value at `key`.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>>;
+    /// Visits keys in `[from, to)` in order (or reverse order) until `visit` returns false.
+    fn scan(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()>;
+    /// Applies every op or none.
+    fn apply(&self, batch: Vec<BatchOp>) -> Result<()>;
+    /// Returns once everything applied before the call is durable.
+    async fn sync(&self) -> Result<()>;
+}
+
+/// A course's counters.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct Head {
+    last_seq: u64,
+    count: u64,
+}
+
+/// Where a message lives and which log entries are its snapshots.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MessageMeta {
+    course: String,
+    history: Vec<u64>,
+}
+
+/// A [`Store`] over any [`KvBackend`].
+pub struct KvStore<B> {
+    kv: B,
+    /// Per-course counters, loaded on first use; the lock makes "allocate seq + write" atomic for
+    /// a course within this process (the backend's folder is single-process).
+    heads: Mutex<HashMap<String, Arc<Mutex<Head>>>>,
+}
+
+fn key(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
+    let len = 1 + parts.iter().map(|p| p.len() + 1).sum::<usize>();
+    let mut k = Vec::with_capacity(len);
+    k.push(tag);
+    for p in parts {
+        k.push(0);
+        k.extend_from_slice(p);
+    }
+    k
+}
+
+/// The key range of everything under a prefix: `[prefix\0, prefix\x01)`.
+fn under(tag: u8, parts: &[&[u8]]) -> (Vec<u8>, Vec<u8>) {
+    let mut from = key(tag, parts);
+    from.push(0);
+    let mut to = from.clone();
+    if let Some(last) = to.last_mut() {
+        *last = 1;
+    }
+    (from, to)
+}
+
+fn num(n: u64) -> [u8; 8] {
+    n.to_be_bytes()
+}
+
+fn read_num(bytes: &[u8]) -> Result<u64> {
+    let arr: [u8; 8] = bytes.try_into().map_err(|_| Error::corrupt("bad number in key or value"))?;
+    Ok(u64::from_be_bytes(arr))
+}
+
+fn tail_num(key: &[u8]) -> Result<u64> {
+    if key.len() < 8 {
+        return Err(Error::corrupt("short key"));
+    }
+    read_num(&key[key.len() - 8..])
+}
+
+fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| Error::Storage(format!("encode: {e}")))
+}
+
+fn dec<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(Error::corrupt)
+}
+
+impl<B: KvBackend> KvStore<B> {
+    /// A store over `kv`.
+    pub fn new(kv: B) -> Self {
+        KvStore { kv, heads: Mutex::new(HashMap::new()) }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.kv
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
+        self.kv.get(key)?.map(|v| dec(&v)).transpose()
+    }
+
+    fn head(&self, course: &str) -> Result<Arc<Mutex<Head>>> {
+        if let Some(h) = self.heads.lock().get(course) {
+            return Ok(h.clone());
+        }
+        let stored: Head = self.get(&key(b'h', &[course.as_bytes()]))?.unwrap_or_default();
+        let mut heads = self.heads.lock();
+        Ok(heads.entry(course.to_string()).or_insert_with(|| Arc::new(Mutex::new(stored))).clone())
+    }
+
+    fn current(&self, course: &str, meta: &MessageMeta) -> Result<Message> {
+        let last = *meta.history.last().ok_or_else(|| Error::corrupt("message without history"))?;
+        let change: Change = self
+            .get(&key(b'l', &[course.as_bytes(), &num(last)]))?
+            .ok_or_else(|| Error::corrupt("message meta points to a missing log entry"))?;
+        Ok(change.message)
+    }
+
+    fn load_message(&self, id: &str) -> Result<Option<Message>> {
+        let Some(meta) = self.get::<MessageMeta>(&key(b'm', &[id.as_bytes()]))? else {
+            return Ok(None);
+        };
+        self.current(&meta.course.clone(), &meta).map(Some)
+    }
+
+    fn put<T: Serialize>(&self, key: Vec<u8>, value: &T) -> Result<()> {
+        self.kv.apply(vec![(key, Some(enc(value)?))])
+    }
+}
+
+#[async_trait]
+impl<B: KvBackend> Store for KvStore<B> {
+    async fn put_user(&self, user: &StoredUser) -> Result<()> {
+        self.put(key(b'u', &[user.id.as_bytes()]), user)?;
+        self.kv.sync().await
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<StoredUser>> {
+        self.get(&key(b'u', &[id.as_bytes()]))
+    }
+
+    async fn put_course(&self, course: &CourseRecord) -> Result<()> {
+        self.put(key(b'c', &[course.id.as_bytes()]), course)?;
+        self.kv.sync().await
+    }
+
+    async fn course(&self, id: &str) -> Result<Option<CourseRecord>> {
+        self.get(&key(b'c', &[id.as_bytes()]))
+    }
+
+    async fn put_participant(&self, course_id: &str, user_id: &str, role: Role) -> Result<()> {
+        let (c, u) = (course_id.as_bytes(), user_id.as_bytes());
+        self.kv.apply(vec![
+            (key(b'p', &[c, u]), Some(enc(&role)?)),
+            (key(b'q', &[u, c]), Some(Vec::new())),
+        ])?;
+        self.kv.sync().await
+    }
+
+    async fn remove_participant(&self, course_id: &str, user_id: &str) -> Result<bool> {
+        let (c, u) = (course_id.as_bytes(), user_id.as_bytes());
+        let existed = self.kv.get(&key(b'p', &[c, u]))?.is_some();
+        if existed {
+            self.kv.apply(vec![(key(b'p', &[c, u]), None), (key(b'q', &[u, c]), None)])?;
+            self.kv.sync().await?;
+        }
+        Ok(existed)
+    }
+
+    async fn participant(&self, course_id: &str, user_id: &str) -> Result<Option<Role>> {
+        self.get(&key(b'p', &[course_id.as_bytes(), user_id.as_bytes()]))
+    }
+
+    async fn participants(&self, course_id: &str) -> Result<Vec<Participant>> {
+        let (from, to) = under(b'p', &[course_id.as_bytes()]);
+        let mut out = Vec::new();
+        let mut err = None;
+        self.kv.scan(&from, &to, false, &mut |k, v| {
+            let user = String::from_utf8_lossy(&k[from.len()..]).into_owned();
+            match dec::<Role>(v) {
+                Ok(role) => out.push(Participant { user_id: user, role }),
+                Err(e) => err = Some(e),
+            }
+            err.is_none()
+        })?;
+        err.map_or(Ok(out), Err)
+    }
+
+    async fn courses_of(&self, user_id: &str) -> Result<Vec<String>> {
+        let (from, to) = under(b'q', &[user_id.as_bytes()]);
+        let mut out = Vec::new();
+        self.kv.scan(&from, &to, false, &mut |k, _| {
+            out.push(String::from_utf8_lossy(&k[from.len()..]).into_owned());
+            true
+        })?;
+        Ok(out)
+    }
+
+    async fn insert_message(&self, mut message: Message) -> Result<Inserted> {
+        let course = message.course_id.clone();
+        let c = course.as_bytes();
+        let head = self.head(&course)?;
+        let outcome = {
+            let mut head = head.lock();
+            let dedup_key = message
+                .client_id
+                .as_ref()
+                .map(|cid| key(b'k', &[c, message.sender.id.as_bytes(), cid.as_bytes()]));
+            let existing = match &dedup_key {
+                Some(k) => self.kv.get(k)?,
+                None => None,
+            };
+            if let Some(id) = existing {
+                let id = String::from_utf8(id).map_err(Error::corrupt)?;
+                let original = self
+                    .load_message(&id)?
+                    .ok_or_else(|| Error::corrupt("client id points to a missing message"))?;
+                Inserted::Duplicate(original)
+            } else {
+                let seq = head.last_seq + 1;
+                let position = head.count;
+                message.seq = seq;
+                message.change_seq = seq;
+                let id_owned = message.id.clone();
+                let id = id_owned.as_bytes();
+                let next = Head { last_seq: seq, count: position + 1 };
+                let meta = MessageMeta { course: course.clone(), history: vec![seq] };
+                let change = Change { seq, kind: ChangeKind::New, message };
+                let mut batch = vec![
+                    (key(b'm', &[id]), Some(enc(&meta)?)),
+                    (key(b'l', &[c, &num(seq)]), Some(enc(&change)?)),
+                    (key(b's', &[c, &num(seq)]), Some(num(position).to_vec())),
+                    (key(b't', &[c, &num(position)]), Some(id.to_vec())),
+                    (key(b'h', &[c]), Some(enc(&next)?)),
+                ];
+                if let Some(k) = dedup_key {
+                    batch.push((k, Some(id.to_vec())));
+                }
+                // The sender has read their own message (and everything before it).
+                let sender = change.message.sender.id.as_bytes();
+                let at = change.message.created_at;
+                let mark = ReadMark { user_id: change.message.sender.id.clone(), seq, at };
+                batch.push((key(b'w', &[c, sender]), Some(enc(&mark)?)));
+                batch.push((key(b'r', &[c, sender, &num(seq)]), Some(enc(&at)?)));
+                self.kv.apply(batch)?;
+                *head = next;
+                Inserted::New(change.message)
+            }
+        };
+        self.kv.sync().await?;
+        Ok(outcome)
+    }
+
+    async fn update_message(&self, update: Update) -> Result<Message> {
+        let Update { kind, mut message, expected_change_seq } = update;
+        if kind == ChangeKind::New {
+            return Err(Error::validation("update_message takes an edit or a deletion"));
+        }
+        let course = message.course_id.clone();
+        let c = course.as_bytes();
+        let head = self.head(&course)?;
+        {
+            let mut head = head.lock();
+            let mkey = key(b'm', &[message.id.as_bytes()]);
+            let mut meta: MessageMeta = self.get(&mkey)?.ok_or(Error::NotFound("message"))?;
+            if meta.course != course {
+                return Err(Error::validation("a message cannot move to another course"));
+            }
+            let current = self.current(&course, &meta)?;
+            if current.change_seq != expected_change_seq || current.is_deleted {
+                return Err(Error::Conflict);
+            }
+            let seq = head.last_seq + 1;
+            message.change_seq = seq;
+            let mut batch = Vec::new();
+            if kind == ChangeKind::Deleted {
+                // Scrub what the message said from every earlier snapshot.
+                for &old in &meta.history {
+                    let lkey = key(b'l', &[c, &num(old)]);
+                    if let Some(mut change) = self.get::<Change>(&lkey)? {
+                        let at = message.deleted_at.unwrap_or(message.updated_at);
+                        let change_seq = change.message.change_seq;
+                        change.message = change.message.into_tombstone(at);
+                        change.message.change_seq = change_seq;
+                        batch.push((lkey, Some(enc(&change)?)));
+                    }
+                }
+            }
+            meta.history.push(seq);
+            let next = Head { last_seq: seq, count: head.count };
+            let change = Change { seq, kind, message };
+            batch.push((key(b'l', &[c, &num(seq)]), Some(enc(&change)?)));
+            batch.push((mkey, Some(enc(&meta)?)));
+            batch.push((key(b'h', &[c]), Some(enc(&next)?)));
+            self.kv.apply(batch)?;
+            *head = next;
+            message = change.message;
+        }
+        self.kv.sync().await?;
+        Ok(message)
+    }
+
+    async fn message(&self, id: &str) -> Result<Option<Message>> {
+        self.load_message(id)
+    }
+
+    async fn last_seq(&self, course_id: &str) -> Result<u64> {
+        Ok(self.head(course_id)?.lock().last_seq)
+    }
+
+    async fn changes(
+        &self,
+        course_id: &str,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>> {
+        if upto <= after || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let c = course_id.as_bytes();
+        let from = key(b'l', &[c, &num(after.saturating_add(1))]);
+        let to = key(b'l', &[c, &num(upto.saturating_add(1))]);
+        let mut out = Vec::new();
+        let mut err = None;
+        self.kv.scan(&from, &to, false, &mut |_, v| {
+            match dec::<Change>(v) {
+                Ok(ch) => out.push(ch),
+                Err(e) => err = Some(e),
+            }
+            err.is_none() && out.len() < limit
+        })?;
+        err.map_or(Ok(out), Err)
+    }
+
+    async fn message_count(&self, course_id: &str) -> Result<u64> {
+        Ok(self.head(course_id)?.lock().count)
+    }
+
+    async fn messages_at(&self, course_id: &str, from: u64, limit: usize) -> Result<Vec<Message>> {
+        let c = course_id.as_bytes();
+        let (_, end) = under(b't', &[c]);
+        let start = key(b't', &[c, &num(from)]);
+        let mut ids = Vec::new();
+        self.kv.scan(&start, &end, false, &mut |_, v| {
+            ids.push(v.to_vec());
+            ids.len() < limit
+        })?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = String::from_utf8(id).map_err(Error::corrupt)?;
+            out.push(
+                self.load_message(&id)?
+                    .ok_or_else(|| Error::corrupt("timeline points to a missing message"))?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn position_of_seq(&self, course_id: &str, seq: u64) -> Result<u64> {
+        let c = course_id.as_bytes();
+        let (from, _) = under(b's', &[c]);
+        let to = key(b's', &[c, &num(seq)]);
+        let mut found = None;
+        self.kv.scan(&from, &to, true, &mut |_, v| {
+            found = Some(v.to_vec());
+            false
+        })?;
+        match found {
+            Some(v) => Ok(read_num(&v)? + 1),
+            None => Ok(0),
+        }
+    }
+
+    async fn advance_read(
+        &self,
+        course_id: &str,
+        user_id: &str,
+        seq: u64,
+        at: Timestamp,
+    ) -> Result<ReadAdvance> {
+        let (c, u) = (course_id.as_bytes(), user_id.as_bytes());
+        let head = self.head(course_id)?;
+        let outcome = {
+            let _guard = head.lock();
+            let wkey = key(b'w', &[c, u]);
+            let current: Option<ReadMark> = self.get(&wkey)?;
+            match current {
+                Some(mark) if mark.seq >= seq => {
+                    // The earliest mark that covers `seq` says when it was first read.
+                    let from = key(b'r', &[c, u, &num(seq)]);
+                    let (_, to) = under(b'r', &[c, u]);
+                    let mut first = None;
+                    self.kv.scan(&from, &to, false, &mut |k, v| {
+                        first = Some((k.to_vec(), v.to_vec()));
+                        false
+                    })?;
+                    let first = match first {
+                        Some((k, v)) => ReadMark {
+                            user_id: user_id.to_string(),
+                            seq: tail_num(&k)?,
+                            at: dec(&v)?,
+                        },
+                        None => mark,
+                    };
+                    return Ok(ReadAdvance::Already(first));
+                }
+                _ => {
+                    let mark = ReadMark { user_id: user_id.to_string(), seq, at };
+                    self.kv.apply(vec![
+                        (wkey, Some(enc(&mark)?)),
+                        (key(b'r', &[c, u, &num(seq)]), Some(enc(&at)?)),
+                    ])?;
+                    ReadAdvance::Advanced(mark)
+                }
+            }
+        };
+        self.kv.sync().await?;
+        Ok(outcome)
+    }
+
+    async fn read_watermark(&self, course_id: &str, user_id: &str) -> Result<Option<ReadMark>> {
+        self.get(&key(b'w', &[course_id.as_bytes(), user_id.as_bytes()]))
+    }
+
+    async fn read_marks(&self, course_id: &str, lo: u64, hi: u64) -> Result<Vec<ReadMark>> {
+        let c = course_id.as_bytes();
+        let (from, to) = under(b'w', &[c]);
+        let mut readers = Vec::new();
+        let mut err = None;
+        self.kv.scan(&from, &to, false, &mut |_, v| {
+            match dec::<ReadMark>(v) {
+                Ok(m) if m.seq >= lo => readers.push(m.user_id),
+                Ok(_) => {}
+                Err(e) => err = Some(e),
+            }
+            err.is_none()
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let mut out = Vec::new();
+        for user in readers {
+            let u = user.as_bytes();
+            let start = key(b'r', &[c, u, &num(lo)]);
+            let (_, end) = under(b'r', &[c, u]);
+            let mut marks = Vec::new();
+            self.kv.scan(&start, &end, false, &mut |k, v| {
+                marks.push((k.to_vec(), v.to_vec()));
+                tail_num(k).map(|s| s <= hi).unwrap_or(false)
+            })?;
+            for (k, v) in marks {
+                out.push(ReadMark { user_id: user.clone(), seq: tail_num(&k)?, at: dec(&v)? });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn put_file(&self, file: &StoredFile) -> Result<()> {
+        self.put(key(b'f', &[file.id.as_bytes()]), file)?;
+        self.kv.sync().await
+    }
+
+    async fn file(&self, id: &str) -> Result<Option<StoredFile>> {
+        self.get(&key(b'f', &[id.as_bytes()]))
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.kv.sync().await
+    }
+}

@@ -1,0 +1,203 @@
+//! Persistence behind one small trait.
+//!
+//! [`Store`] is what the engine needs from a database, and nothing more. Its one hard rule is the
+//! spine of the project: **every message change takes the next seq of its course in the same atomic
+//! write that stores it, and the call returns only once that write is durable.** Seq allocation
+//! lives behind the trait, never in callers, so a process-wide backend (Postgres, later) can keep
+//! the same guarantee across nodes.
+//!
+//! Backends:
+//! - [`kv`]: the whole logic of the trait over an ordered key-value map ([`kv::KvBackend`]),
+//!   shared by the two embedded backends so they cannot drift apart;
+//! - [`memory`]: a `BTreeMap`, for tests and ephemeral use;
+//! - [`sled`](mod@crate::store::sled): sled on disk, the default, fsync'd with group commit;
+//! - [`conformance`]: the one test suite every backend must pass.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::{Message, Participant, Role, Timestamp};
+
+pub mod conformance;
+pub mod kv;
+pub mod memory;
+pub mod sled;
+
+/// A user's stored profile (presence lives in memory, `last_seen` is kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredUser {
+    /// User id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Avatar URL.
+    pub avatar: Option<String>,
+    /// Global role.
+    pub role: Role,
+    /// When their last connection closed.
+    pub last_seen: Option<Timestamp>,
+}
+
+/// A course's stored settings (participants are kept apart).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CourseRecord {
+    /// Course id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Whether sending, editing and typing are allowed.
+    pub chat_enabled: bool,
+}
+
+/// What a change did to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// Created.
+    New,
+    /// Text edited.
+    Edited,
+    /// Soft-deleted (tombstone).
+    Deleted,
+}
+
+/// One entry of a course's change log: the message as it was right after change `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The course seq of the change.
+    pub seq: u64,
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The message after the change (`change_seq == seq`). Once a message is deleted, every earlier
+    /// snapshot of it is scrubbed to a tombstone too.
+    pub message: Message,
+}
+
+/// The outcome of [`Store::insert_message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored with a new seq.
+    New(Message),
+    /// The same sender already sent this `clientId` in this course: the original, nothing written.
+    Duplicate(Message),
+}
+
+/// An edit or deletion to apply with [`Store::update_message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// `Edited` or `Deleted`.
+    pub kind: ChangeKind,
+    /// The full new state of the message (its `change_seq` is set by the store).
+    pub message: Message,
+    /// The `change_seq` the caller read; if the message changed since, the store answers
+    /// [`Error::Conflict`](crate::Error::Conflict) and writes nothing.
+    pub expected_change_seq: u64,
+}
+
+/// One step of a user's read watermark in a course: at `at`, they had read up to `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadMark {
+    /// The reader.
+    pub user_id: String,
+    /// Every message with a creation seq at most this is read.
+    pub seq: u64,
+    /// When the watermark moved there.
+    pub at: Timestamp,
+}
+
+/// The outcome of [`Store::advance_read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadAdvance {
+    /// The watermark moved to the new mark.
+    Advanced(ReadMark),
+    /// It was already there: the earliest mark that covers the seq.
+    Already(ReadMark),
+}
+
+/// Metadata of an uploaded file (the bytes are in a [`BlobStore`](crate::blob::BlobStore)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredFile {
+    /// Server-made id.
+    pub id: String,
+    /// The course it was sent to (who may download it).
+    pub course_id: String,
+    /// Who uploaded it.
+    pub uploader_id: String,
+    /// Display name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Sniffed content type.
+    pub mime_type: String,
+    /// Upload time.
+    pub created_at: Timestamp,
+}
+
+/// What the engine needs from a database. Every write returns only once it is durable.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates or replaces a user's profile.
+    async fn put_user(&self, user: &StoredUser) -> Result<()>;
+    /// A user's profile.
+    async fn user(&self, id: &str) -> Result<Option<StoredUser>>;
+
+    /// Creates or replaces a course's settings.
+    async fn put_course(&self, course: &CourseRecord) -> Result<()>;
+    /// A course's settings.
+    async fn course(&self, id: &str) -> Result<Option<CourseRecord>>;
+    /// Enrolls a user (or changes their role).
+    async fn put_participant(&self, course_id: &str, user_id: &str, role: Role) -> Result<()>;
+    /// Removes a user from a course; false if they were not enrolled.
+    async fn remove_participant(&self, course_id: &str, user_id: &str) -> Result<bool>;
+    /// A user's role in a course, if enrolled.
+    async fn participant(&self, course_id: &str, user_id: &str) -> Result<Option<Role>>;
+    /// Every participant of a course, ordered by user id.
+    async fn participants(&self, course_id: &str) -> Result<Vec<Participant>>;
+    /// Every course a user is enrolled in, ordered by course id.
+    async fn courses_of(&self, user_id: &str) -> Result<Vec<String>>;
+
+    /// Stores a new message: allocates the next seq of its course (setting `seq` and
+    /// `change_seq`), appends it to the change log and the timeline, indexes its `client_id`, all
+    /// in one atomic write, which also moves the sender's read watermark to the new seq. A
+    /// `client_id` already used by the same sender in the same course returns the original
+    /// instead.
+    async fn insert_message(&self, message: Message) -> Result<Inserted>;
+    /// Applies an edit or deletion atomically with the next seq, if the message is still at
+    /// `expected_change_seq`. Returns the stored message.
+    async fn update_message(&self, update: Update) -> Result<Message>;
+    /// A message's current state.
+    async fn message(&self, id: &str) -> Result<Option<Message>>;
+    /// The highest seq allocated in a course (0 when none).
+    async fn last_seq(&self, course_id: &str) -> Result<u64>;
+    /// Log entries with `after < seq <= upto`, oldest first, at most `limit`.
+    async fn changes(&self, course_id: &str, after: u64, upto: u64, limit: usize)
+        -> Result<Vec<Change>>;
+    /// How many messages a course has (tombstones included).
+    async fn message_count(&self, course_id: &str) -> Result<u64>;
+    /// Messages in creation order starting at position `from` (0 is the oldest), at most `limit`.
+    async fn messages_at(&self, course_id: &str, from: u64, limit: usize) -> Result<Vec<Message>>;
+    /// How many messages of the course were created with a seq below `seq`.
+    async fn position_of_seq(&self, course_id: &str, seq: u64) -> Result<u64>;
+
+    /// Moves a user's read watermark in a course up to `seq` (never down).
+    async fn advance_read(&self, course_id: &str, user_id: &str, seq: u64, at: Timestamp)
+        -> Result<ReadAdvance>;
+    /// A user's current watermark in a course.
+    async fn read_watermark(&self, course_id: &str, user_id: &str) -> Result<Option<ReadMark>>;
+    /// For every user whose watermark reached `lo`: their marks with `lo <= seq <= hi`, plus their
+    /// first mark above `hi` (what a page of messages between `lo` and `hi` needs for `readBy`).
+    async fn read_marks(&self, course_id: &str, lo: u64, hi: u64) -> Result<Vec<ReadMark>>;
+
+    /// Stores a file's metadata.
+    async fn put_file(&self, file: &StoredFile) -> Result<()>;
+    /// A file's metadata.
+    async fn file(&self, id: &str) -> Result<Option<StoredFile>>;
+
+    /// Makes everything written so far durable (writes already are; this is for shutdown).
+    async fn flush(&self) -> Result<()>;
+}
