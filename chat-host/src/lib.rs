@@ -1,1 +1,32 @@
-//! Being written.
+//! # chat-host
+//!
+//! The course-chat server: the contract's REST routes, provisioning, and the native event
+//! protocol on `GET /ws`, over hyper 1 and fastwebsockets. No business rule lives here: each
+//! request is authenticated, decoded, handed to [`chat_core`], and its answer encoded.
+//!
+//! Reading order:
+//! - [`config`]: the settings (flags, environment, `.env`) and their defaults;
+//! - [`server`]: start, accept loop, graceful shutdown ([`Server`], [`serve`]);
+//! - [`state`]: what connections share (engine, token checker, limits, socket counts);
+//! - [`auth`]: bearer JWT to [`chat_core::Actor`];
+//! - [`rest`]: the HTTP routes; [`multipart`]: uploads; [`response`]: the JSON envelope;
+//! - [`ws`]: the WebSocket transport; [`dispatch`]: client events to engine calls (shared by
+//!   every event transport);
+//! - [`error`]: the crate's error type.
+//!
+//! The protocol is documented in `docs/protocol.md` and `docs/openapi.yaml`.
+
+pub mod auth;
+pub mod config;
+pub mod dispatch;
+pub mod error;
+pub mod multipart;
+pub mod response;
+pub mod rest;
+pub mod server;
+pub mod state;
+pub mod ws;
+
+pub use config::{Cli, Config, JwtKey};
+pub use error::HostError;
+pub use server::{serve, Server};

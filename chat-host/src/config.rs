@@ -1,0 +1,191 @@
+//! Settings: what the server is told at start, from flags, the environment and `.env`.
+//!
+//! [`Config`] is the plain value the server runs with (tests build one in code, with short
+//! heartbeats and an in-memory engine). [`Cli`] is how a person gives it: clap flags, each with an
+//! environment variable, read after `.env` (see `main.rs`), with the contract's defaults
+//! (`127.0.0.1:8080`, `./data`, a random JWT secret kept in the data folder).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// How tokens are checked.
+#[derive(Debug, Clone, Default)]
+pub enum JwtKey {
+    /// HS256 with a shared secret.
+    Secret(String),
+    /// RS256 with this PEM public key.
+    RsaPublicPem(String),
+    /// No key given: make a random HS256 secret, keep it in the data folder (or in memory for an
+    /// in-memory server), and print a ready admin token.
+    #[default]
+    Generate,
+}
+
+/// Everything the server runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen (`CHAT_ADDR`, default `127.0.0.1:8080`; port 0 picks a free one).
+    pub addr: SocketAddr,
+    /// The data folder (sled store, uploaded files, generated JWT secret); `None` keeps
+    /// everything in memory.
+    pub data_dir: Option<PathBuf>,
+    /// The JWT key.
+    pub jwt: JwtKey,
+    /// Clock skew tolerated on `exp`, in seconds (default 30).
+    pub jwt_leeway_secs: u64,
+    /// The engine's limits (file size, rate limit, typing expiry...).
+    pub engine: chat_core::Config,
+    /// Largest JSON request body, in bytes (default 64 KiB). Multipart bodies may be as large as
+    /// the engine's file limit plus this.
+    pub max_body_bytes: usize,
+    /// Largest WebSocket message from a client, in bytes (default 64 KiB).
+    pub max_frame_bytes: usize,
+    /// Frames queued for one WebSocket before the client is considered too slow and disconnected
+    /// (default 256).
+    pub send_queue: usize,
+    /// Longest time one write to a WebSocket may take before the client is disconnected
+    /// (default 10 s).
+    pub write_timeout: Duration,
+    /// Open WebSockets allowed per user (default 16).
+    pub max_connections_per_user: usize,
+    /// Interval of WebSocket pings (default 25 s).
+    pub ping_interval: Duration,
+    /// A WebSocket silent for this long is closed (default 60 s).
+    pub idle_timeout: Duration,
+    /// How long shutdown waits for in-flight requests and sockets (default 10 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: Some(PathBuf::from("./data")),
+            jwt: JwtKey::Generate,
+            jwt_leeway_secs: 30,
+            engine: chat_core::Config::default(),
+            max_body_bytes: 64 * 1024,
+            max_frame_bytes: 64 * 1024,
+            send_queue: 256,
+            write_timeout: Duration::from_secs(10),
+            max_connections_per_user: 16,
+            ping_interval: Duration::from_secs(25),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// An in-memory server on a free port of 127.0.0.1 with the given HS256 secret: what tests use.
+    pub fn for_tests(secret: &str) -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: None,
+            jwt: JwtKey::Secret(secret.to_string()),
+            ..Config::default()
+        }
+    }
+}
+
+/// The command line (each flag also reads an environment variable; `.env` is loaded first).
+#[derive(Debug, Parser)]
+#[command(name = "chat-host", version, about = "Course chat server (REST + WebSocket) over chat-core")]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, env = "CHAT_ADDR", default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Data folder: the sled store, uploaded files and the generated JWT secret.
+    #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Keep everything in memory instead of the data folder (for trying things out).
+    #[arg(long, env = "CHAT_IN_MEMORY", default_value_t = false)]
+    pub in_memory: bool,
+    /// HS256 secret for JWTs. Without it (and without --jwt-public-key) a random one is made and
+    /// kept in the data folder.
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Path to a PEM RSA public key: tokens are then RS256 (and only RS256).
+    #[arg(long, env = "JWT_PUBLIC_KEY", conflicts_with = "jwt_secret")]
+    pub jwt_public_key: Option<PathBuf>,
+    /// Clock skew tolerated on `exp`, in seconds.
+    #[arg(long, env = "JWT_LEEWAY", default_value_t = 30)]
+    pub jwt_leeway: u64,
+    /// Largest uploaded file, in bytes.
+    #[arg(long, env = "CHAT_MAX_FILE_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_file_bytes: u64,
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "CHAT_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest WebSocket message from a client, in bytes.
+    #[arg(long, env = "CHAT_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Frames queued per WebSocket before a slow client is disconnected.
+    #[arg(long, env = "CHAT_SEND_QUEUE", default_value_t = 256)]
+    pub send_queue: usize,
+    /// Open WebSockets allowed per user.
+    #[arg(long, env = "CHAT_MAX_CONNECTIONS_PER_USER", default_value_t = 16)]
+    pub max_connections_per_user: usize,
+    /// Seconds between WebSocket pings.
+    #[arg(long, env = "CHAT_PING_INTERVAL", default_value_t = 25)]
+    pub ping_interval: u64,
+    /// Seconds of silence after which a WebSocket is closed.
+    #[arg(long, env = "CHAT_IDLE_TIMEOUT", default_value_t = 60)]
+    pub idle_timeout: u64,
+    /// Sends allowed per user per course in a burst (the token bucket's size).
+    #[arg(long, env = "CHAT_RATE_LIMIT", default_value_t = 10)]
+    pub rate_limit: u32,
+    /// Seconds in which the rate limit's burst refills.
+    #[arg(long, env = "CHAT_RATE_WINDOW", default_value_t = 10)]
+    pub rate_window: u64,
+    /// Seconds shutdown waits for in-flight work.
+    #[arg(long, env = "CHAT_SHUTDOWN_GRACE", default_value_t = 10)]
+    pub shutdown_grace: u64,
+}
+
+impl Cli {
+    /// The settings these flags describe (reads the public key file, if any).
+    pub fn into_config(self) -> Result<Config, crate::HostError> {
+        let jwt = match (self.jwt_secret, self.jwt_public_key) {
+            (Some(s), _) if s.trim().is_empty() => {
+                return Err(crate::HostError::Config("JWT_SECRET is empty".into()))
+            }
+            (Some(s), _) => JwtKey::Secret(s),
+            (None, Some(path)) => {
+                let pem = std::fs::read_to_string(&path)
+                    .map_err(|source| crate::HostError::DataDir { path, source })?;
+                JwtKey::RsaPublicPem(pem)
+            }
+            (None, None) => JwtKey::Generate,
+        };
+        if self.ping_interval == 0 || self.idle_timeout == 0 {
+            return Err(crate::HostError::Config(
+                "ping interval and idle timeout must be at least 1 second".into(),
+            ));
+        }
+        let engine = chat_core::Config {
+            max_file_bytes: self.max_file_bytes,
+            rate_limit_burst: self.rate_limit.max(1),
+            rate_limit_window: Duration::from_secs(self.rate_window.max(1)),
+            ..chat_core::Config::default()
+        };
+        Ok(Config {
+            addr: self.addr,
+            data_dir: (!self.in_memory).then_some(self.data_dir),
+            jwt,
+            jwt_leeway_secs: self.jwt_leeway,
+            engine,
+            max_body_bytes: self.max_body_bytes.max(1024),
+            max_frame_bytes: self.max_frame_bytes.max(1024),
+            send_queue: self.send_queue.max(1),
+            write_timeout: Duration::from_secs(10),
+            max_connections_per_user: self.max_connections_per_user.max(1),
+            ping_interval: Duration::from_secs(self.ping_interval),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+        })
+    }
+}

@@ -1,0 +1,328 @@
+//! The native event protocol on `GET /ws`, over fastwebsockets.
+//!
+//! One socket is three small tasks around one [`chat_core::Connection`]:
+//! - the **reader** (this module's loop) turns text frames into [`crate::dispatch`] calls, one at a
+//!   time so a client's events apply in the order sent, and queues the acknowledgement;
+//! - the **pump** copies the connection's [`chat_core::Events`] into the socket's bounded queue
+//!   with `try_send`: a client that does not keep up is disconnected, it never stalls its rooms;
+//! - the **writer** is the only one writing: queued frames, pings every `ping_interval`, the close
+//!   frame on idle timeout or shutdown; a write that takes longer than `write_timeout` ends the
+//!   socket.
+//!
+//! Every frame from the client counts as life (pongs included); a socket silent for
+//! `idle_timeout` is closed, and closing the connection updates presence. Bad frames get an
+//! `error` event (or a failed ack) and the socket goes on.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chat_core::{Actor, Connection, Error, ErrorCode, Events};
+use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, RETRY_AFTER};
+use hyper::upgrade::Upgraded;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::dispatch::{dispatch, error_json};
+use crate::response::{self, Body};
+use crate::state::{AppState, SocketSlot};
+
+/// Close codes the server sends.
+mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const POLICY: u16 = 1008;
+    pub const TOO_BIG: u16 = 1009;
+    pub const INTERNAL: u16 = 1011;
+}
+
+/// Answers an upgrade request: authenticates (header or `?token=`), takes one of the user's socket
+/// slots, and hands the socket to a tracked task.
+pub fn upgrade(state: AppState, mut req: Request<Incoming>) -> Response<Body> {
+    let actor = match state.auth().from_request(req.headers(), req.uri().query(), true) {
+        Ok(a) => a,
+        Err(e) => return response::error(&e),
+    };
+    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        return response::fail(ErrorCode::Validation, "expected a WebSocket upgrade");
+    }
+    let Some(slot) = state.take_socket_slot(&actor.id) else {
+        let mut resp =
+            response::fail(ErrorCode::RateLimited, "too many open connections for this user");
+        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        return resp;
+    };
+    let (resp, fut) = match fastwebsockets::upgrade::upgrade(&mut req) {
+        Ok(pair) => pair,
+        Err(e) => {
+            return response::fail(ErrorCode::Validation, &format!("bad WebSocket upgrade: {e}"))
+        }
+    };
+    let task_state = state.clone();
+    state.tasks().spawn(async move {
+        match fut.await {
+            Ok(ws) => run(task_state, actor, ws, slot).await,
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    resp.map(|_| Full::new(Bytes::new()))
+}
+
+/// What the writer sends.
+enum Out {
+    Text(String),
+    Close(u16, &'static str),
+}
+
+/// When the client last sent anything, in milliseconds since `base`.
+#[derive(Clone)]
+struct Activity {
+    base: Instant,
+    last: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity { base: Instant::now(), last: Arc::new(AtomicU64::new(0)) }
+    }
+    fn touch(&self) {
+        let ms = self.base.elapsed().as_millis() as u64;
+        self.last.store(ms, Ordering::Relaxed);
+    }
+    fn last(&self) -> Instant {
+        self.base + Duration::from_millis(self.last.load(Ordering::Relaxed))
+    }
+}
+
+type Io = TokioIo<Upgraded>;
+
+async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot) {
+    let cfg = state.config().clone();
+    let engine = state.engine().clone();
+    let (mut rd, mut wr) = ws.split(tokio::io::split);
+    rd.set_max_message_size(cfg.max_frame_bytes);
+    rd.set_auto_close(true);
+    rd.set_auto_pong(true);
+    let (conn, events) = match engine.connect(&actor).await {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::warn!(user = %actor.id, error = %e, "cannot open a connection");
+            let _ = wr.write_frame(Frame::close(close::INTERNAL, b"unavailable")).await;
+            return;
+        }
+    };
+    tracing::debug!(user = %actor.id, conn = conn.id(), "socket open");
+    let stop = CancellationToken::new();
+    let (out_tx, out_rx) = mpsc::channel::<Out>(cfg.send_queue);
+    let (ctl_tx, ctl_rx) = mpsc::channel::<Frame<'static>>(8);
+    let activity = Activity::new();
+    let writer = tokio::spawn(writer(
+        wr,
+        out_rx,
+        ctl_rx,
+        stop.clone(),
+        state.shutdown().clone(),
+        activity.clone(),
+        cfg.clone(),
+    ));
+    let pump = tokio::spawn(pump(events, out_tx.clone(), stop.clone()));
+
+    let mut send_obligated = |frame: Frame<'static>| {
+        let tx = ctl_tx.clone();
+        async move { tx.send(frame).await.map_err(|_| "socket writer is gone") }
+    };
+    let mut partial: Option<(OpCode, Vec<u8>)> = None;
+    loop {
+        let read = tokio::select! {
+            _ = stop.cancelled() => break,
+            r = rd.read_frame(&mut send_obligated) => r,
+        };
+        let frame = match read {
+            Ok(f) => f,
+            Err(WebSocketError::FrameTooLarge) => {
+                let _ = out_tx.try_send(Out::Close(close::TOO_BIG, "frame too large"));
+                break;
+            }
+            Err(e) => {
+                tracing::debug!(user = %actor.id, error = %e, "socket read ended");
+                break;
+            }
+        };
+        activity.touch();
+        let fin = frame.fin;
+        let (opcode, payload) = match frame.opcode {
+            OpCode::Close => break,
+            OpCode::Ping | OpCode::Pong => continue,
+            OpCode::Text | OpCode::Binary if fin => (frame.opcode, frame.payload.to_vec()),
+            OpCode::Text | OpCode::Binary => {
+                partial = Some((frame.opcode, frame.payload.to_vec()));
+                continue;
+            }
+            OpCode::Continuation => {
+                let Some((_, buf)) = partial.as_mut() else {
+                    let _ = out_tx.try_send(Out::Close(close::POLICY, "unexpected continuation"));
+                    break;
+                };
+                if buf.len() + frame.payload.len() > cfg.max_frame_bytes {
+                    let _ = out_tx.try_send(Out::Close(close::TOO_BIG, "message too large"));
+                    break;
+                }
+                buf.extend_from_slice(&frame.payload);
+                if !fin {
+                    continue;
+                }
+                match partial.take() {
+                    Some(done) => done,
+                    None => continue,
+                }
+            }
+        };
+        let reply = if opcode == OpCode::Binary {
+            Some(error_event(&Error::Validation("binary frames are not supported".into())))
+        } else {
+            handle_text(&engine, &conn, &actor, &payload).await
+        };
+        if let Some(text) = reply {
+            if out_tx.try_send(Out::Text(text)).is_err() {
+                tracing::info!(user = %actor.id, "socket queue full, disconnecting a slow client");
+                break;
+            }
+        }
+    }
+    stop.cancel();
+    conn.close().await;
+    pump.abort();
+    let mut writer = writer;
+    let grace = cfg.write_timeout.min(Duration::from_secs(2));
+    if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
+    }
+    tracing::debug!(user = %actor.id, "socket closed");
+}
+
+/// One text frame: decode `{"event","data","ack"}`, dispatch, and say what to answer (an ack, an
+/// `error` event, or nothing).
+async fn handle_text(
+    engine: &chat_core::Engine,
+    conn: &Connection,
+    actor: &Actor,
+    payload: &[u8],
+) -> Option<String> {
+    let value: Value = match serde_json::from_slice(payload) {
+        Ok(v) => v,
+        Err(_) => return Some(error_event(&Error::Validation("frame is not JSON".into()))),
+    };
+    let Value::Object(mut frame) = value else {
+        return Some(error_event(&Error::Validation("frame must be a JSON object".into())));
+    };
+    let ack = frame.remove("ack").filter(|a| !a.is_null());
+    let data = frame.remove("data").unwrap_or(Value::Null);
+    let result = match frame.get("event").and_then(Value::as_str) {
+        Some(event) => dispatch(engine, conn, actor, event, data).await,
+        None => Err(Error::Validation("frame has no \"event\" name".into())),
+    };
+    match (ack, result) {
+        (Some(id), Ok(data)) => Some(json!({"ack": id, "ok": true, "data": data}).to_string()),
+        (Some(id), Err(e)) => {
+            Some(json!({"ack": id, "ok": false, "error": error_json(&e)}).to_string())
+        }
+        (None, Ok(_)) => None,
+        (None, Err(e)) => Some(error_event(&e)),
+    }
+}
+
+fn error_event(e: &Error) -> String {
+    json!({"event": "error", "data": error_json(e)}).to_string()
+}
+
+/// Copies events into the socket's queue; a full queue disconnects the client.
+async fn pump(mut events: Events, out: mpsc::Sender<Out>, stop: CancellationToken) {
+    loop {
+        let env = tokio::select! {
+            _ = stop.cancelled() => return,
+            env = events.recv() => env,
+        };
+        let Some(env) = env else { return };
+        let text = format!("{{\"event\":\"{}\",\"data\":{}}}", env.name(), env.data_json());
+        match out.try_send(Out::Text(text)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!("socket queue full, disconnecting a slow client");
+                stop.cancel();
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        }
+    }
+}
+
+type Writer = fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<Io>>;
+
+/// The only task writing to the socket.
+async fn writer(
+    mut wr: Writer,
+    mut out: mpsc::Receiver<Out>,
+    mut ctl: mpsc::Receiver<Frame<'static>>,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+    activity: Activity,
+    cfg: crate::config::Config,
+) {
+    let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let idle_deadline = activity.last() + cfg.idle_timeout;
+        let (frame, last): (Frame<'static>, bool) = tokio::select! {
+            biased;
+            Some(f) = ctl.recv() => {
+                let is_close = f.opcode == OpCode::Close;
+                (f, is_close)
+            }
+            _ = stop.cancelled() => {
+                while let Ok(f) = ctl.try_recv() {
+                    let _ = tokio::time::timeout(cfg.write_timeout, wr.write_frame(f)).await;
+                }
+                return;
+            }
+            _ = shutdown.cancelled() => (Frame::close(close::GOING_AWAY, b"server shutting down"), true),
+            msg = out.recv() => match msg {
+                Some(Out::Text(s)) => (Frame::text(Payload::Owned(s.into_bytes())), false),
+                Some(Out::Close(code, reason)) => (Frame::close(code, reason.as_bytes()), true),
+                None => (Frame::close(close::NORMAL, b""), true),
+            },
+            _ = ping.tick() => (Frame::new(true, OpCode::Ping, None, Payload::Owned(Vec::new())), false),
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                if activity.last() + cfg.idle_timeout > Instant::now() {
+                    continue;
+                }
+                tracing::debug!("socket idle, closing");
+                (Frame::close(close::GOING_AWAY, b"idle timeout"), true)
+            }
+        };
+        match tokio::time::timeout(cfg.write_timeout, wr.write_frame(frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "socket write failed");
+                stop.cancel();
+                return;
+            }
+            Err(_) => {
+                tracing::info!("socket write stalled, disconnecting");
+                stop.cancel();
+                return;
+            }
+        }
+        if last {
+            stop.cancel();
+            return;
+        }
+    }
+}
