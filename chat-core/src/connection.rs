@@ -68,8 +68,14 @@ impl StreamShared {
                 st.jobs.insert(course.to_string(), (since, hi));
                 st.cursors.insert(course.to_string(), since);
             }
+            // Nothing to replay: deliver what follows `since` (a client may know of a seq that
+            // is durable but not yet published here).
+            Some(since) => {
+                st.jobs.remove(course);
+                st.cursors.insert(course.to_string(), since);
+            }
             // Already following (a re-join without a replay): the cursor stands, nothing is lost.
-            _ => {
+            None => {
                 st.cursors.entry(course.to_string()).or_insert(hi);
             }
         }
@@ -250,7 +256,10 @@ impl Events {
             let (job, lagged) = {
                 let mut st = self.stream.state.lock();
                 let job = st.jobs.iter().next().map(|(c, r)| (c.clone(), *r));
-                let lagged: Vec<String> = st.lagged.drain().collect();
+                // Replays first; a lag is handled once they are out (it resumes from the cursor
+                // they leave).
+                let lagged: Vec<String> =
+                    if job.is_none() { st.lagged.drain().collect() } else { Vec::new() };
                 (job, lagged)
             };
             if let Some((course, (after, upto))) = job {
