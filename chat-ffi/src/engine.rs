@@ -1,0 +1,358 @@
+//! The engine object: a `chat_core::Engine` plus the tokio runtime it runs on.
+//!
+//! Every method is synchronous for the foreign caller: it blocks on the engine's own
+//! multi-threaded runtime. Foreign callbacks (listeners, plugins) run on that runtime's blocking
+//! threads, where calling back into the engine is allowed.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use chat_core as core;
+use parking_lot::Mutex;
+use tokio::runtime::{Handle, Runtime};
+
+use crate::connection::{ChatConnection, ChatSubscription, EventListener, Pump};
+use crate::error::ChatError;
+use crate::plugin::{MessagePlugin, PluginAdapter};
+use crate::types::{
+    Actor, Course, CourseUpdate, EngineConfig, Event, FileData, HistoryPage, HistoryQuery,
+    Message, Participant, ReadReceipt, Role, SendMessage, User,
+};
+
+/// How long `close()` waits for background work (listener and plugin calls) to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The chat engine. Open it on a folder (`open`) or in memory (`in_memory`), call its methods
+/// with the `Actor` you authenticated, and `close()` it before the program exits (in Python,
+/// register `engine.close` with `atexit`): close stops the background threads that call your
+/// listeners and plugins.
+#[derive(uniffi::Object)]
+pub struct ChatEngine {
+    engine: core::Engine,
+    handle: Handle,
+    runtime: Mutex<Option<Runtime>>,
+    closed: AtomicBool,
+    pumps: Mutex<Vec<Weak<Pump>>>,
+}
+
+impl ChatEngine {
+    fn start(
+        data_dir: Option<PathBuf>,
+        config: Option<EngineConfig>,
+        plugins: Vec<Arc<dyn MessagePlugin>>,
+    ) -> Result<Arc<Self>, ChatError> {
+        let config: core::Config = config.unwrap_or_default().try_into()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("chat-engine")
+            .enable_all()
+            .build()
+            .map_err(|e| ChatError::internal(format!("cannot start the runtime: {e}")))?;
+        let mut builder = core::Engine::builder().config(config);
+        if let Some(dir) = data_dir {
+            builder = builder.data_dir(dir);
+        }
+        for (index, plugin) in plugins.into_iter().enumerate() {
+            builder = builder.plugin(Arc::new(PluginAdapter { index, plugin }));
+        }
+        let engine = match runtime.block_on(builder.open()) {
+            Ok(engine) => engine,
+            Err(e) => {
+                runtime.shutdown_background();
+                return Err(e.into());
+            }
+        };
+        Ok(Arc::new(ChatEngine {
+            engine,
+            handle: runtime.handle().clone(),
+            runtime: Mutex::new(Some(runtime)),
+            closed: AtomicBool::new(false),
+            pumps: Mutex::new(Vec::new()),
+        }))
+    }
+
+    /// Runs an engine future to completion on the engine's runtime.
+    pub(crate) fn run<T, E>(&self, fut: impl Future<Output = Result<T, E>>) -> Result<T, ChatError>
+    where
+        ChatError: From<E>,
+    {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(ChatError::closed());
+        }
+        self.handle.block_on(fut).map_err(ChatError::from)
+    }
+
+    fn track(&self, pump: &Arc<Pump>) {
+        let mut pumps = self.pumps.lock();
+        pumps.retain(|p| p.strong_count() > 0);
+        pumps.push(Arc::downgrade(pump));
+    }
+}
+
+fn actor_of(actor: Actor) -> core::Actor {
+    actor.into()
+}
+
+#[uniffi::export]
+impl ChatEngine {
+    /// Opens an engine keeping everything in `data_dir` (a sled store in `store/`, uploaded
+    /// files in `files/`). One engine per folder per process. `config` defaults to the
+    /// contract's limits; `plugins` run in order.
+    #[uniffi::constructor(default(config = None, plugins = []))]
+    pub fn open(
+        data_dir: String,
+        config: Option<EngineConfig>,
+        plugins: Vec<Arc<dyn MessagePlugin>>,
+    ) -> Result<Arc<Self>, ChatError> {
+        if data_dir.trim().is_empty() {
+            return Err(ChatError::validation("data_dir must not be empty"));
+        }
+        Self::start(Some(PathBuf::from(data_dir)), config, plugins)
+    }
+
+    /// Opens an engine keeping everything in memory (tests, demos).
+    #[uniffi::constructor(default(config = None, plugins = []))]
+    pub fn in_memory(
+        config: Option<EngineConfig>,
+        plugins: Vec<Arc<dyn MessagePlugin>>,
+    ) -> Result<Arc<Self>, ChatError> {
+        Self::start(None, config, plugins)
+    }
+
+    /// Closes every connection and subscription, flushes the store and stops the background
+    /// threads. No listener or plugin is called once it returns. Later calls raise
+    /// `ChatError.Internal`. Idempotent.
+    pub fn close(&self) -> Result<(), ChatError> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let pumps: Vec<Arc<Pump>> = self.pumps.lock().drain(..).filter_map(|p| p.upgrade()).collect();
+        let conns: Vec<core::Connection> = pumps.iter().filter_map(|p| p.stop()).collect();
+        let engine = self.engine.clone();
+        let flushed = self.handle.block_on(async move {
+            for conn in conns {
+                conn.close().await;
+            }
+            engine.close().await
+        });
+        if let Some(runtime) = self.runtime.lock().take() {
+            if Handle::try_current().is_ok() {
+                // Called from a listener or plugin: this thread belongs to the runtime.
+                runtime.shutdown_background();
+            } else {
+                runtime.shutdown_timeout(SHUTDOWN_GRACE);
+            }
+        }
+        flushed.map_err(Into::into)
+    }
+
+    /// Whether `close()` was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    // ---- users -------------------------------------------------------------------------------
+
+    /// Records the actor's profile (name, avatar, role) and returns the user.
+    pub fn upsert_user(&self, actor: Actor) -> Result<User, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.upsert_user(&actor)).map(Into::into)
+    }
+
+    /// A user with presence (`NOT_FOUND` if never seen).
+    pub fn user(&self, user_id: String) -> Result<User, ChatError> {
+        self.run(self.engine.user(&user_id)).map(Into::into)
+    }
+
+    /// Sets the actor's online status (`PUT /status`).
+    pub fn set_status(&self, actor: Actor, is_online: bool) -> Result<User, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.set_status(&actor, is_online)).map(Into::into)
+    }
+
+    // ---- provisioning ------------------------------------------------------------------------
+
+    /// Creates or updates a course (admins only).
+    pub fn put_course(
+        &self,
+        actor: Actor,
+        course_id: String,
+        update: CourseUpdate,
+    ) -> Result<Course, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.put_course(&actor, &course_id, update.into())).map(Into::into)
+    }
+
+    /// A course with its participants (participants and admins).
+    pub fn course(&self, actor: Actor, course_id: String) -> Result<Course, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.course(&actor, &course_id)).map(Into::into)
+    }
+
+    /// The participants of a course with their roles (participants and admins).
+    pub fn participants(
+        &self,
+        actor: Actor,
+        course_id: String,
+    ) -> Result<Vec<Participant>, ChatError> {
+        let actor = actor_of(actor);
+        let list = self.run(self.engine.participants(&actor, &course_id))?;
+        Ok(list.into_iter().map(Into::into).collect())
+    }
+
+    /// Enrolls a user in a course or changes their role (admins only).
+    pub fn enroll(
+        &self,
+        actor: Actor,
+        course_id: String,
+        user_id: String,
+        role: Role,
+    ) -> Result<Participant, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.enroll(&actor, &course_id, &user_id, role.into())).map(Into::into)
+    }
+
+    /// Removes a user from a course (admins only); their connections leave its room.
+    pub fn unenroll(
+        &self,
+        actor: Actor,
+        course_id: String,
+        user_id: String,
+    ) -> Result<(), ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.unenroll(&actor, &course_id, &user_id))
+    }
+
+    // ---- messages ----------------------------------------------------------------------------
+
+    /// Sends a message; returns it once durable (or the original, for a repeated `client_id`).
+    pub fn send(&self, actor: Actor, request: SendMessage) -> Result<Message, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.send(&actor, request.into())).map(Into::into)
+    }
+
+    /// A message (participants and admins).
+    pub fn message(&self, actor: Actor, message_id: String) -> Result<Message, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.message(&actor, &message_id)).map(Into::into)
+    }
+
+    /// Edits a message's text (its sender only).
+    pub fn edit(
+        &self,
+        actor: Actor,
+        message_id: String,
+        new_message: String,
+    ) -> Result<Message, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.edit(&actor, &message_id, &new_message)).map(Into::into)
+    }
+
+    /// Deletes a message (its sender, the course's instructors, admins); returns the tombstone.
+    pub fn delete(&self, actor: Actor, message_id: String) -> Result<Message, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.delete(&actor, &message_id)).map(Into::into)
+    }
+
+    /// Marks a message and every earlier one of its course read for the actor. Idempotent.
+    pub fn mark_read(&self, actor: Actor, message_id: String) -> Result<ReadReceipt, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.mark_read(&actor, &message_id)).map(Into::into)
+    }
+
+    /// How many messages of the course the actor has not read.
+    pub fn unread_count(&self, actor: Actor, course_id: String) -> Result<u64, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.unread_count(&actor, &course_id))
+    }
+
+    /// A page of history, oldest first (page 1 is the newest `limit` messages).
+    pub fn history(
+        &self,
+        actor: Actor,
+        course_id: String,
+        query: HistoryQuery,
+    ) -> Result<HistoryPage, ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.history(&actor, &course_id, query.into())).map(Into::into)
+    }
+
+    /// Every message change of the course after `since_seq`, in order, at most `limit` (capped at
+    /// 10,000): what a client that saw `since_seq` missed.
+    #[uniffi::method(default(limit = 1000))]
+    pub fn changes_since(
+        &self,
+        actor: Actor,
+        course_id: String,
+        since_seq: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, ChatError> {
+        let actor = actor_of(actor);
+        let events =
+            self.run(self.engine.changes_since(&actor, &course_id, since_seq, limit as usize))?;
+        Ok(events.iter().map(Event::from).collect())
+    }
+
+    /// A file's metadata and bytes (participants of its course and admins).
+    pub fn file(&self, actor: Actor, file_id: String) -> Result<FileData, ChatError> {
+        let actor = actor_of(actor);
+        let (info, bytes) = self.run(self.engine.file(&actor, &file_id))?;
+        Ok(FileData { info: info.into(), bytes: bytes.to_vec() })
+    }
+
+    // ---- presence, typing, events ------------------------------------------------------------
+
+    /// The online participants of a course.
+    pub fn online_users(&self, actor: Actor, course_id: String) -> Result<Vec<User>, ChatError> {
+        let actor = actor_of(actor);
+        let users = self.run(self.engine.online_users(&actor, &course_id))?;
+        Ok(users.into_iter().map(Into::into).collect())
+    }
+
+    /// Starts or stops a typing indicator without a connection.
+    pub fn typing(&self, actor: Actor, course_id: String, is_typing: bool) -> Result<(), ChatError> {
+        let actor = actor_of(actor);
+        self.run(self.engine.typing(&actor, &course_id, is_typing))
+    }
+
+    /// Opens a connection for the actor (they are online until it closes) whose events go to
+    /// `listener`, called on a Rust thread. Join courses with `ChatConnection.join`.
+    pub fn connect(
+        self: Arc<Self>,
+        actor: Actor,
+        listener: Arc<dyn EventListener>,
+    ) -> Result<Arc<ChatConnection>, ChatError> {
+        let actor = actor_of(actor);
+        let (conn, events) = self.run(self.engine.connect(&actor))?;
+        let pump = Pump::start(&self.handle, events, listener, Some(conn.clone()));
+        self.track(&pump);
+        Ok(Arc::new(ChatConnection::new(self.clone(), conn, pump)))
+    }
+
+    /// Follows one course without presence; with `since_seq`, what followed it is replayed
+    /// first. Events go to `listener`, called on a Rust thread.
+    pub fn subscribe(
+        &self,
+        actor: Actor,
+        course_id: String,
+        since_seq: Option<u64>,
+        listener: Arc<dyn EventListener>,
+    ) -> Result<Arc<ChatSubscription>, ChatError> {
+        let actor = actor_of(actor);
+        let events = self.run(self.engine.subscribe(&actor, &course_id, since_seq))?;
+        let pump = Pump::start(&self.handle, events, listener, None);
+        self.track(&pump);
+        Ok(Arc::new(ChatSubscription::new(course_id, pump)))
+    }
+}
+
+impl Drop for ChatEngine {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.get_mut().take() {
+            runtime.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,649 @@
+//! The contract's values as uniffi records and enums, and their conversions to and from
+//! `chat-core`.
+//!
+//! Timestamps cross the boundary as strings, exactly as the contract prints them: RFC 3339 UTC
+//! with milliseconds (`2024-05-01T12:00:00.123Z`, like JavaScript's `toISOString`).
+
+use chat_core as core;
+
+use crate::error::ChatError;
+
+/// A user's role, globally (the actor) and per course (participant role).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum Role {
+    /// A learner.
+    Student,
+    /// Teaches the course: may delete any message of it.
+    Instructor,
+    /// May do anything, on every course, and provision courses.
+    Admin,
+}
+
+impl From<core::Role> for Role {
+    fn from(r: core::Role) -> Self {
+        match r {
+            core::Role::Student => Role::Student,
+            core::Role::Instructor => Role::Instructor,
+            core::Role::Admin => Role::Admin,
+        }
+    }
+}
+
+impl From<Role> for core::Role {
+    fn from(r: Role) -> Self {
+        match r {
+            Role::Student => core::Role::Student,
+            Role::Instructor => core::Role::Instructor,
+            Role::Admin => core::Role::Admin,
+        }
+    }
+}
+
+/// What kind of content a message carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum MessageType {
+    /// Text only.
+    Text,
+    /// An image file.
+    Image,
+    /// Any allowed file.
+    File,
+    /// An audio file.
+    Audio,
+    /// A message from the system (admins only).
+    System,
+}
+
+impl From<core::MessageType> for MessageType {
+    fn from(t: core::MessageType) -> Self {
+        match t {
+            core::MessageType::Text => MessageType::Text,
+            core::MessageType::Image => MessageType::Image,
+            core::MessageType::File => MessageType::File,
+            core::MessageType::Audio => MessageType::Audio,
+            core::MessageType::System => MessageType::System,
+        }
+    }
+}
+
+impl From<MessageType> for core::MessageType {
+    fn from(t: MessageType) -> Self {
+        match t {
+            MessageType::Text => core::MessageType::Text,
+            MessageType::Image => core::MessageType::Image,
+            MessageType::File => core::MessageType::File,
+            MessageType::Audio => core::MessageType::Audio,
+            MessageType::System => core::MessageType::System,
+        }
+    }
+}
+
+/// Who is calling: the identity the embedding program authenticated. Passed to every call.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Actor {
+    /// The user id (1 to 128 characters, no control characters).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Avatar URL.
+    #[uniffi(default)]
+    pub avatar: Option<String>,
+    /// Global role.
+    pub role: Role,
+}
+
+impl From<Actor> for core::Actor {
+    fn from(a: Actor) -> Self {
+        core::Actor { id: a.id, name: a.name, avatar: a.avatar, role: a.role.into() }
+    }
+}
+
+impl From<core::Actor> for Actor {
+    fn from(a: core::Actor) -> Self {
+        Actor { id: a.id, name: a.name, avatar: a.avatar, role: a.role.into() }
+    }
+}
+
+/// A user as the contract shows it, with presence.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct User {
+    /// The user id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Avatar URL.
+    pub avatar: Option<String>,
+    /// Global role.
+    pub role: Role,
+    /// True while at least one connection is open (or the user said so with `set_status`).
+    pub is_online: bool,
+    /// When the user was last seen (RFC 3339).
+    pub last_seen: Option<String>,
+}
+
+impl From<core::User> for User {
+    fn from(u: core::User) -> Self {
+        User {
+            id: u.id,
+            name: u.name,
+            avatar: u.avatar,
+            role: u.role.into(),
+            is_online: u.is_online,
+            last_seen: u.last_seen.map(|t| t.to_string()),
+        }
+    }
+}
+
+/// A message's author, as embedded in the message.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Sender {
+    /// User id.
+    pub id: String,
+    /// Display name at the time of sending.
+    pub name: String,
+    /// Avatar URL.
+    pub avatar: Option<String>,
+    /// Global role.
+    pub role: Role,
+}
+
+impl From<core::Sender> for Sender {
+    fn from(s: core::Sender) -> Self {
+        Sender { id: s.id, name: s.name, avatar: s.avatar, role: s.role.into() }
+    }
+}
+
+/// A course: one chat room.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Course {
+    /// The course id (chosen by the LMS).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// When false, nobody can send, edit or type.
+    pub chat_enabled: bool,
+    /// Enrolled user ids, instructors included.
+    pub participants: Vec<String>,
+}
+
+impl From<core::Course> for Course {
+    fn from(c: core::Course) -> Self {
+        Course {
+            id: c.id,
+            name: c.name,
+            chat_enabled: c.chat_enabled,
+            participants: c.participants,
+        }
+    }
+}
+
+/// Changes to a course; absent fields keep their value (on creation: the name defaults to the
+/// id, chat to enabled).
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct CourseUpdate {
+    /// Display name (1 to 200 characters).
+    #[uniffi(default)]
+    pub name: Option<String>,
+    /// Whether chat is enabled.
+    #[uniffi(default)]
+    pub chat_enabled: Option<bool>,
+}
+
+impl From<CourseUpdate> for core::CourseUpdate {
+    fn from(u: CourseUpdate) -> Self {
+        core::CourseUpdate { name: u.name, chat_enabled: u.chat_enabled }
+    }
+}
+
+/// A participant of a course and their role in it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Participant {
+    /// User id.
+    pub user_id: String,
+    /// Role in the course.
+    pub role: Role,
+}
+
+impl From<core::Participant> for Participant {
+    fn from(p: core::Participant) -> Self {
+        Participant { user_id: p.user_id, role: p.role.into() }
+    }
+}
+
+/// An uploaded file attached to a message.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FileInfo {
+    /// Server-made id.
+    pub id: String,
+    /// Where to download it (`/api/v1/chat/files/:id` by default).
+    pub url: String,
+    /// Display name given by the client (sanitized).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Content type sniffed from the bytes.
+    pub mime_type: String,
+}
+
+impl From<core::FileInfo> for FileInfo {
+    fn from(f: core::FileInfo) -> Self {
+        FileInfo { id: f.id, url: f.url, name: f.name, size: f.size, mime_type: f.mime_type }
+    }
+}
+
+/// A file's metadata and bytes.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct FileData {
+    /// The metadata.
+    pub info: FileInfo,
+    /// The content.
+    pub bytes: Vec<u8>,
+}
+
+/// What a reply shows of the message it answers.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ReplyPreview {
+    /// The id of the message replied to.
+    pub id: String,
+    /// Its author.
+    pub sender: Sender,
+    /// Its first 200 characters (empty once deleted).
+    pub message: String,
+    /// Whether it has been deleted since.
+    pub is_deleted: bool,
+}
+
+impl From<core::ReplyPreview> for ReplyPreview {
+    fn from(r: core::ReplyPreview) -> Self {
+        ReplyPreview {
+            id: r.id,
+            sender: r.sender.into(),
+            message: r.message,
+            is_deleted: r.is_deleted,
+        }
+    }
+}
+
+/// One reader of a message.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ReadBy {
+    /// Who read it.
+    pub user_id: String,
+    /// When (RFC 3339).
+    pub read_at: String,
+}
+
+impl From<core::ReadBy> for ReadBy {
+    fn from(r: core::ReadBy) -> Self {
+        ReadBy { user_id: r.user_id, read_at: r.read_at.to_string() }
+    }
+}
+
+/// A chat message, as stored and as shown.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Message {
+    /// Server-made ULID, sortable by creation.
+    pub id: String,
+    /// The course (room).
+    pub course_id: String,
+    /// The course seq at which the message was created.
+    pub seq: u64,
+    /// The course seq of the latest change this value reflects.
+    pub change_seq: u64,
+    /// Author.
+    pub sender: Sender,
+    /// Text (empty for a tombstone).
+    pub message: String,
+    /// Kind of content.
+    pub message_type: MessageType,
+    /// Attached file.
+    pub file: Option<FileInfo>,
+    /// The message this one answers.
+    pub reply_to: Option<ReplyPreview>,
+    /// Who has read it (never the sender).
+    pub read_by: Vec<ReadBy>,
+    /// Whether the text was edited.
+    pub is_edited: bool,
+    /// When it was last edited (RFC 3339).
+    pub edited_at: Option<String>,
+    /// Whether it was deleted (a tombstone).
+    pub is_deleted: bool,
+    /// When it was deleted (RFC 3339).
+    pub deleted_at: Option<String>,
+    /// The client's idempotency key, echoed back.
+    pub client_id: Option<String>,
+    /// When it was sent (RFC 3339).
+    pub created_at: String,
+    /// When it last changed (RFC 3339).
+    pub updated_at: String,
+}
+
+impl From<core::Message> for Message {
+    fn from(m: core::Message) -> Self {
+        Message {
+            id: m.id,
+            course_id: m.course_id,
+            seq: m.seq,
+            change_seq: m.change_seq,
+            sender: m.sender.into(),
+            message: m.message,
+            message_type: m.message_type.into(),
+            file: m.file.map(Into::into),
+            reply_to: m.reply_to.map(Into::into),
+            read_by: m.read_by.into_iter().map(Into::into).collect(),
+            is_edited: m.is_edited,
+            edited_at: m.edited_at.map(|t| t.to_string()),
+            is_deleted: m.is_deleted,
+            deleted_at: m.deleted_at.map(|t| t.to_string()),
+            client_id: m.client_id,
+            created_at: m.created_at.to_string(),
+            updated_at: m.updated_at.to_string(),
+        }
+    }
+}
+
+/// A read receipt: `user_id` has read `message_id` and everything before it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ReadReceipt {
+    /// The message marked read.
+    pub message_id: String,
+    /// Its course.
+    pub course_id: String,
+    /// The reader.
+    pub user_id: String,
+    /// When the reader's watermark first passed the message (RFC 3339).
+    pub read_at: String,
+}
+
+impl From<core::ReadReceipt> for ReadReceipt {
+    fn from(r: core::ReadReceipt) -> Self {
+        ReadReceipt {
+            message_id: r.message_id,
+            course_id: r.course_id,
+            user_id: r.user_id,
+            read_at: r.read_at.to_string(),
+        }
+    }
+}
+
+/// A file sent with a message.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Attachment {
+    /// The name the client gave (display only).
+    pub name: String,
+    /// The bytes; the type is sniffed from them.
+    pub bytes: Vec<u8>,
+}
+
+/// A new message to send.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SendMessage {
+    /// The course (room).
+    pub course_id: String,
+    /// The text (trimmed; may be empty when a file is attached).
+    pub message: String,
+    /// The type; derived from the file when absent.
+    #[uniffi(default)]
+    pub message_type: Option<MessageType>,
+    /// The id of a message of the same course this one answers.
+    #[uniffi(default)]
+    pub reply_to: Option<String>,
+    /// The client's idempotency key: the same key returns the original message.
+    #[uniffi(default)]
+    pub client_id: Option<String>,
+    /// A file to upload with the message.
+    #[uniffi(default)]
+    pub attachment: Option<Attachment>,
+}
+
+impl From<SendMessage> for core::SendMessage {
+    fn from(s: SendMessage) -> Self {
+        core::SendMessage {
+            course_id: s.course_id,
+            message: s.message,
+            message_type: s.message_type.map(Into::into),
+            reply_to: s.reply_to,
+            client_id: s.client_id,
+            attachment: s
+                .attachment
+                .map(|a| core::Attachment { name: a.name, bytes: bytes::Bytes::from(a.bytes) }),
+        }
+    }
+}
+
+/// A history request. Page 1 is the newest `limit` messages; `before` / `after` cut by seq.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct HistoryQuery {
+    /// 1-based page, newest first (default 1). Ignored with `before` / `after`.
+    #[uniffi(default)]
+    pub page: Option<u32>,
+    /// Page size (default 50, capped at 100).
+    #[uniffi(default)]
+    pub limit: Option<u32>,
+    /// Only messages created before this seq.
+    #[uniffi(default)]
+    pub before: Option<u64>,
+    /// Only messages created after this seq.
+    #[uniffi(default)]
+    pub after: Option<u64>,
+}
+
+impl From<HistoryQuery> for core::HistoryQuery {
+    fn from(q: HistoryQuery) -> Self {
+        core::HistoryQuery { page: q.page, limit: q.limit, before: q.before, after: q.after }
+    }
+}
+
+/// The contract's `pagination` object.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Pagination {
+    /// The page served.
+    pub page: u32,
+    /// The page size used.
+    pub limit: u32,
+    /// Messages in the course, tombstones included.
+    pub total: u64,
+    /// Pages of `limit` in the course.
+    pub total_pages: u64,
+    /// Whether more messages lie beyond this page in the direction of the query.
+    pub has_more: bool,
+}
+
+impl From<core::Pagination> for Pagination {
+    fn from(p: core::Pagination) -> Self {
+        Pagination {
+            page: p.page,
+            limit: p.limit,
+            total: p.total,
+            total_pages: p.total_pages,
+            has_more: p.has_more,
+        }
+    }
+}
+
+/// A page of history: messages oldest first, and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HistoryPage {
+    /// The messages, oldest first.
+    pub messages: Vec<Message>,
+    /// Where the page stands.
+    pub pagination: Pagination,
+}
+
+impl From<core::HistoryPage> for HistoryPage {
+    fn from(p: core::HistoryPage) -> Self {
+        HistoryPage {
+            messages: p.messages.into_iter().map(Into::into).collect(),
+            pagination: p.pagination.into(),
+        }
+    }
+}
+
+/// A server event of the contract (the names in comments are the contract's event names).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum Event {
+    /// `new-message`.
+    NewMessage { message: Message },
+    /// `message-edited`.
+    MessageEdited { message: Message },
+    /// `message-deleted`: `seq` is the course seq of the deletion.
+    MessageDeleted { message_id: String, course_id: String, seq: u64 },
+    /// `user-joined`: a user's first connection joined the room.
+    UserJoined { course_id: String, user: User },
+    /// `user-left`: a user's last connection left the room.
+    UserLeft { course_id: String, user: User },
+    /// `online-users`.
+    OnlineUsers { course_id: String, users: Vec<User> },
+    /// `user-typing` (never delivered to the typist).
+    UserTyping { course_id: String, user_id: String, name: String, is_typing: bool },
+    /// `message-read`.
+    MessageRead { message_id: String, course_id: String, user_id: String, read_at: String },
+}
+
+impl From<&core::Event> for Event {
+    fn from(e: &core::Event) -> Self {
+        use core::Event as E;
+        match e.clone() {
+            E::NewMessage(m) => Event::NewMessage { message: m.into() },
+            E::MessageEdited(m) => Event::MessageEdited { message: m.into() },
+            E::MessageDeleted(d) => Event::MessageDeleted {
+                message_id: d.message_id,
+                course_id: d.course_id,
+                seq: d.seq,
+            },
+            E::UserJoined(m) => Event::UserJoined { course_id: m.course_id, user: m.user.into() },
+            E::UserLeft(m) => Event::UserLeft { course_id: m.course_id, user: m.user.into() },
+            E::OnlineUsers(o) => Event::OnlineUsers {
+                course_id: o.course_id,
+                users: o.users.into_iter().map(Into::into).collect(),
+            },
+            E::UserTyping(t) => Event::UserTyping {
+                course_id: t.course_id,
+                user_id: t.user_id,
+                name: t.name,
+                is_typing: t.is_typing,
+            },
+            E::MessageRead(r) => Event::MessageRead {
+                message_id: r.message_id,
+                course_id: r.course_id,
+                user_id: r.user_id,
+                read_at: r.read_at.to_string(),
+            },
+        }
+    }
+}
+
+/// The contract's name of an event (`new-message`, `user-typing`, …).
+#[uniffi::export]
+pub fn event_name(event: &Event) -> String {
+    match event {
+        Event::NewMessage { .. } => "new-message",
+        Event::MessageEdited { .. } => "message-edited",
+        Event::MessageDeleted { .. } => "message-deleted",
+        Event::UserJoined { .. } => "user-joined",
+        Event::UserLeft { .. } => "user-left",
+        Event::OnlineUsers { .. } => "online-users",
+        Event::UserTyping { .. } => "user-typing",
+        Event::MessageRead { .. } => "message-read",
+    }
+    .to_string()
+}
+
+/// The engine's limits; absent fields take the contract's defaults. Durations in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, uniffi::Record)]
+pub struct EngineConfig {
+    /// Longest message text in characters (default 4,000).
+    #[uniffi(default)]
+    pub max_message_chars: Option<u32>,
+    /// Largest file in bytes (default 10 MiB).
+    #[uniffi(default)]
+    pub max_file_bytes: Option<u64>,
+    /// Content types (as sniffed) a file may have (default: the contract's list).
+    #[uniffi(default)]
+    pub allowed_mime_types: Option<Vec<String>>,
+    /// Sends allowed in a burst per user per course (default 10).
+    #[uniffi(default)]
+    pub rate_limit_burst: Option<u32>,
+    /// The window in which the burst refills, in ms (default 10,000).
+    #[uniffi(default)]
+    pub rate_limit_window_ms: Option<u64>,
+    /// How long a typing indicator lives without a refresh, in ms (default 5,000).
+    #[uniffi(default)]
+    pub typing_ttl_ms: Option<u64>,
+    /// Events queued per subscriber before it lags (default 1,024).
+    #[uniffi(default)]
+    pub subscriber_queue: Option<u32>,
+    /// Events queued per plugin before events are dropped for it (default 4,096).
+    #[uniffi(default)]
+    pub plugin_queue: Option<u32>,
+    /// Default history page size (default 50).
+    #[uniffi(default)]
+    pub default_page_limit: Option<u32>,
+    /// Largest history page size (default 100).
+    #[uniffi(default)]
+    pub max_page_limit: Option<u32>,
+    /// Prefix of file download URLs (default `/api/v1/chat/files/`).
+    #[uniffi(default)]
+    pub file_url_prefix: Option<String>,
+}
+
+/// Longest duration accepted in a config (one day), so deadlines never overflow.
+const MAX_CONFIG_MS: u64 = 24 * 60 * 60 * 1000;
+
+fn positive(name: &str, v: Option<u32>) -> Result<Option<u32>, ChatError> {
+    match v {
+        Some(0) => Err(ChatError::validation(format!("{name} must be at least 1"))),
+        other => Ok(other),
+    }
+}
+
+fn millis(name: &str, v: Option<u64>) -> Result<Option<std::time::Duration>, ChatError> {
+    match v {
+        Some(ms) if ms == 0 || ms > MAX_CONFIG_MS => Err(ChatError::validation(format!(
+            "{name} must be between 1 and {MAX_CONFIG_MS} ms"
+        ))),
+        Some(ms) => Ok(Some(std::time::Duration::from_millis(ms))),
+        None => Ok(None),
+    }
+}
+
+impl TryFrom<EngineConfig> for core::Config {
+    type Error = ChatError;
+    fn try_from(c: EngineConfig) -> Result<Self, ChatError> {
+        let mut out = core::Config::default();
+        if let Some(v) = positive("max_message_chars", c.max_message_chars)? {
+            out.max_message_chars = v as usize;
+        }
+        if let Some(v) = c.max_file_bytes {
+            out.max_file_bytes = v;
+        }
+        if let Some(v) = c.allowed_mime_types {
+            out.allowed_mime_types = v;
+        }
+        if let Some(v) = positive("rate_limit_burst", c.rate_limit_burst)? {
+            out.rate_limit_burst = v;
+        }
+        if let Some(v) = millis("rate_limit_window_ms", c.rate_limit_window_ms)? {
+            out.rate_limit_window = v;
+        }
+        if let Some(v) = millis("typing_ttl_ms", c.typing_ttl_ms)? {
+            out.typing_ttl = v;
+        }
+        if let Some(v) = positive("subscriber_queue", c.subscriber_queue)? {
+            out.subscriber_queue = v as usize;
+        }
+        if let Some(v) = positive("plugin_queue", c.plugin_queue)? {
+            out.plugin_queue = v as usize;
+        }
+        if let Some(v) = positive("default_page_limit", c.default_page_limit)? {
+            out.default_page_limit = v;
+        }
+        if let Some(v) = positive("max_page_limit", c.max_page_limit)? {
+            out.max_page_limit = v;
+        }
+        if let Some(v) = c.file_url_prefix {
+            out.file_url_prefix = v;
+        }
+        Ok(out)
+    }
+}
