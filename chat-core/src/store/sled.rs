@@ -40,13 +40,7 @@ pub struct SledKv {
 impl SledKv {
     fn open(path: &Path) -> Result<Self> {
         let existed = path.join("db").exists() || path.join("conf").exists();
-        let db = sled::Config::new()
-            .path(path)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(|e| {
-                Error::Corrupt(format!("cannot open the store in {}: {e}", path.display()))
-            })?;
+        let db = open_db(path)?;
         match db.get(MARKER_KEY)? {
             Some(v) if v.as_ref() == MARKER => {}
             Some(v) => {
@@ -75,6 +69,32 @@ impl SledKv {
     /// The folder of the database.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+/// Opens sled, waiting a little for a lock that a just-dropped handle in this process (whose
+/// background threads are still stopping) or a stopping process still holds.
+fn open_db(path: &Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open() {
+            Ok(db) => return Ok(db),
+            Err(e) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() > deadline {
+                    return Err(Error::Storage(format!(
+                        "the store in {} is in use by another process",
+                        path.display()
+                    )));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => {
+                return Err(Error::Corrupt(format!(
+                    "cannot open the store in {}: {e}",
+                    path.display()
+                )))
+            }
+        }
     }
 }
 
