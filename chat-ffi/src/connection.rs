@@ -31,7 +31,7 @@ pub(crate) struct Pump {
     stopped: AtomicBool,
     task: Mutex<Option<JoinHandle<()>>>,
     /// The connection to close when the engine closes (none for subscriptions).
-    conn: Mutex<Option<core::Connection>>,
+    pub(crate) conn: Mutex<Option<core::Connection>>,
 }
 
 impl Pump {
@@ -96,13 +96,19 @@ impl Pump {
 #[derive(uniffi::Object)]
 pub struct ChatConnection {
     engine: Arc<ChatEngine>,
-    conn: core::Connection,
+    id: u64,
+    actor: Actor,
+    /// Holds the core connection until closed.
     pump: Arc<Pump>,
 }
 
 impl ChatConnection {
-    pub(crate) fn new(engine: Arc<ChatEngine>, conn: core::Connection, pump: Arc<Pump>) -> Self {
-        ChatConnection { engine, conn, pump }
+    pub(crate) fn new(engine: Arc<ChatEngine>, conn: &core::Connection, pump: Arc<Pump>) -> Self {
+        ChatConnection { engine, id: conn.id(), actor: conn.actor().clone().into(), pump }
+    }
+
+    fn conn(&self) -> Result<core::Connection, ChatError> {
+        self.pump.conn.lock().clone().ok_or_else(|| ChatError::internal("connection is closed"))
     }
 }
 
@@ -110,17 +116,17 @@ impl ChatConnection {
 impl ChatConnection {
     /// This connection's id (unique in the engine).
     pub fn id(&self) -> u64 {
-        self.conn.id()
+        self.id
     }
 
     /// Who this connection acts for.
     pub fn actor(&self) -> Actor {
-        self.conn.actor().clone().into()
+        self.actor.clone()
     }
 
     /// The courses this connection has joined, sorted.
     pub fn joined(&self) -> Vec<String> {
-        self.conn.joined()
+        self.conn().map(|c| c.joined()).unwrap_or_default()
     }
 
     /// Whether `close()` was called (on the connection or the engine).
@@ -134,50 +140,40 @@ impl ChatConnection {
     /// user's first connection. Returns the online users.
     #[uniffi::method(default(since_seq = None))]
     pub fn join(&self, course_id: String, since_seq: Option<u64>) -> Result<Vec<User>, ChatError> {
-        self.check_open()?;
-        let users = self.engine.run(self.conn.join(&course_id, since_seq))?;
+        let conn = self.conn()?;
+        let users = self.engine.run(conn.join(&course_id, since_seq))?;
         Ok(users.into_iter().map(Into::into).collect())
     }
 
     /// Leaves a course room (`leave-course`).
     pub fn leave(&self, course_id: String) -> Result<(), ChatError> {
-        self.check_open()?;
-        self.engine.run(self.conn.leave(&course_id))
+        let conn = self.conn()?;
+        self.engine.run(conn.leave(&course_id))
     }
 
     /// Starts or stops a typing indicator (`typing`); it expires after the typing TTL.
     pub fn typing(&self, course_id: String, is_typing: bool) -> Result<(), ChatError> {
-        self.check_open()?;
-        self.engine.run(self.conn.typing(&course_id, is_typing))
+        let conn = self.conn()?;
+        self.engine.run(conn.typing(&course_id, is_typing))
     }
 
     /// Closes the connection: the listener is not called again once this returns, the
     /// connection leaves its rooms, presence is updated. Idempotent.
     pub fn close(&self) {
-        self.pump.stop();
-        let conn = self.conn.clone();
-        // Nothing to do once the engine is closed: it closed every connection.
-        let _ = self.engine.run(async move {
-            conn.close().await;
-            Ok::<(), ChatError>(())
-        });
-    }
-}
-
-impl ChatConnection {
-    fn check_open(&self) -> Result<(), ChatError> {
-        if self.pump.is_stopped() {
-            Err(ChatError::internal("connection is closed"))
-        } else {
-            Ok(())
+        // `None` when already closed (by this method or by the engine's `close`).
+        if let Some(conn) = self.pump.stop() {
+            let _ = self.engine.run(async move {
+                conn.close().await;
+                Ok::<(), ChatError>(())
+            });
         }
     }
 }
 
 impl Drop for ChatConnection {
     fn drop(&mut self) {
-        // The core connection closes itself when its last handle goes.
-        self.pump.stop();
+        // Dropping the core connection closes it in the background.
+        drop(self.pump.stop());
     }
 }
 

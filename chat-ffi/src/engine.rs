@@ -11,7 +11,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chat_core as core;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::runtime::{Handle, Runtime};
 
 use crate::connection::{ChatConnection, ChatSubscription, EventListener, Pump};
@@ -31,7 +31,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// listeners and plugins.
 #[derive(uniffi::Object)]
 pub struct ChatEngine {
-    engine: core::Engine,
+    /// `None` once closed, so the store (and its folder lock) is released.
+    engine: RwLock<Option<core::Engine>>,
     handle: Handle,
     runtime: Mutex<Option<Runtime>>,
     closed: AtomicBool,
@@ -66,7 +67,7 @@ impl ChatEngine {
             }
         };
         Ok(Arc::new(ChatEngine {
-            engine,
+            engine: RwLock::new(Some(engine)),
             handle: runtime.handle().clone(),
             runtime: Mutex::new(Some(runtime)),
             closed: AtomicBool::new(false),
@@ -83,6 +84,17 @@ impl ChatEngine {
             return Err(ChatError::closed());
         }
         self.handle.block_on(fut).map_err(ChatError::from)
+    }
+
+    /// Runs `op` on the engine, unless it is closed.
+    fn with<T, E, F, Fut>(&self, op: F) -> Result<T, ChatError>
+    where
+        F: FnOnce(core::Engine) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+        ChatError: From<E>,
+    {
+        let engine = self.engine.read().clone().ok_or_else(ChatError::closed)?;
+        self.run(op(engine))
     }
 
     fn track(&self, pump: &Arc<Pump>) {
@@ -131,12 +143,15 @@ impl ChatEngine {
         }
         let pumps: Vec<Arc<Pump>> = self.pumps.lock().drain(..).filter_map(|p| p.upgrade()).collect();
         let conns: Vec<core::Connection> = pumps.iter().filter_map(|p| p.stop()).collect();
-        let engine = self.engine.clone();
+        let engine = self.engine.write().take();
         let flushed = self.handle.block_on(async move {
             for conn in conns {
                 conn.close().await;
             }
-            engine.close().await
+            match engine {
+                Some(engine) => engine.close().await,
+                None => Ok(()),
+            }
         });
         if let Some(runtime) = self.runtime.lock().take() {
             if Handle::try_current().is_ok() {
@@ -159,18 +174,18 @@ impl ChatEngine {
     /// Records the actor's profile (name, avatar, role) and returns the user.
     pub fn upsert_user(&self, actor: Actor) -> Result<User, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.upsert_user(&actor)).map(Into::into)
+        self.with(|e| async move { e.upsert_user(&actor).await }).map(Into::into)
     }
 
     /// A user with presence (`NOT_FOUND` if never seen).
     pub fn user(&self, user_id: String) -> Result<User, ChatError> {
-        self.run(self.engine.user(&user_id)).map(Into::into)
+        self.with(|e| async move { e.user(&user_id).await }).map(Into::into)
     }
 
     /// Sets the actor's online status (`PUT /status`).
     pub fn set_status(&self, actor: Actor, is_online: bool) -> Result<User, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.set_status(&actor, is_online)).map(Into::into)
+        self.with(|e| async move { e.set_status(&actor, is_online).await }).map(Into::into)
     }
 
     // ---- provisioning ------------------------------------------------------------------------
@@ -183,13 +198,13 @@ impl ChatEngine {
         update: CourseUpdate,
     ) -> Result<Course, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.put_course(&actor, &course_id, update.into())).map(Into::into)
+        self.with(|e| async move { e.put_course(&actor, &course_id, update.into()).await }).map(Into::into)
     }
 
     /// A course with its participants (participants and admins).
     pub fn course(&self, actor: Actor, course_id: String) -> Result<Course, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.course(&actor, &course_id)).map(Into::into)
+        self.with(|e| async move { e.course(&actor, &course_id).await }).map(Into::into)
     }
 
     /// The participants of a course with their roles (participants and admins).
@@ -199,7 +214,7 @@ impl ChatEngine {
         course_id: String,
     ) -> Result<Vec<Participant>, ChatError> {
         let actor = actor_of(actor);
-        let list = self.run(self.engine.participants(&actor, &course_id))?;
+        let list = self.with(|e| async move { e.participants(&actor, &course_id).await })?;
         Ok(list.into_iter().map(Into::into).collect())
     }
 
@@ -212,7 +227,7 @@ impl ChatEngine {
         role: Role,
     ) -> Result<Participant, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.enroll(&actor, &course_id, &user_id, role.into())).map(Into::into)
+        self.with(|e| async move { e.enroll(&actor, &course_id, &user_id, role.into()).await }).map(Into::into)
     }
 
     /// Removes a user from a course (admins only); their connections leave its room.
@@ -223,7 +238,7 @@ impl ChatEngine {
         user_id: String,
     ) -> Result<(), ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.unenroll(&actor, &course_id, &user_id))
+        self.with(|e| async move { e.unenroll(&actor, &course_id, &user_id).await })
     }
 
     // ---- messages ----------------------------------------------------------------------------
@@ -231,13 +246,13 @@ impl ChatEngine {
     /// Sends a message; returns it once durable (or the original, for a repeated `client_id`).
     pub fn send(&self, actor: Actor, request: SendMessage) -> Result<Message, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.send(&actor, request.into())).map(Into::into)
+        self.with(|e| async move { e.send(&actor, request.into()).await }).map(Into::into)
     }
 
     /// A message (participants and admins).
     pub fn message(&self, actor: Actor, message_id: String) -> Result<Message, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.message(&actor, &message_id)).map(Into::into)
+        self.with(|e| async move { e.message(&actor, &message_id).await }).map(Into::into)
     }
 
     /// Edits a message's text (its sender only).
@@ -248,25 +263,25 @@ impl ChatEngine {
         new_message: String,
     ) -> Result<Message, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.edit(&actor, &message_id, &new_message)).map(Into::into)
+        self.with(|e| async move { e.edit(&actor, &message_id, &new_message).await }).map(Into::into)
     }
 
     /// Deletes a message (its sender, the course's instructors, admins); returns the tombstone.
     pub fn delete(&self, actor: Actor, message_id: String) -> Result<Message, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.delete(&actor, &message_id)).map(Into::into)
+        self.with(|e| async move { e.delete(&actor, &message_id).await }).map(Into::into)
     }
 
     /// Marks a message and every earlier one of its course read for the actor. Idempotent.
     pub fn mark_read(&self, actor: Actor, message_id: String) -> Result<ReadReceipt, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.mark_read(&actor, &message_id)).map(Into::into)
+        self.with(|e| async move { e.mark_read(&actor, &message_id).await }).map(Into::into)
     }
 
     /// How many messages of the course the actor has not read.
     pub fn unread_count(&self, actor: Actor, course_id: String) -> Result<u64, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.unread_count(&actor, &course_id))
+        self.with(|e| async move { e.unread_count(&actor, &course_id).await })
     }
 
     /// A page of history, oldest first (page 1 is the newest `limit` messages).
@@ -277,7 +292,7 @@ impl ChatEngine {
         query: HistoryQuery,
     ) -> Result<HistoryPage, ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.history(&actor, &course_id, query.into())).map(Into::into)
+        self.with(|e| async move { e.history(&actor, &course_id, query.into()).await }).map(Into::into)
     }
 
     /// Every message change of the course after `since_seq`, in order, at most `limit` (capped at
@@ -292,14 +307,14 @@ impl ChatEngine {
     ) -> Result<Vec<Event>, ChatError> {
         let actor = actor_of(actor);
         let events =
-            self.run(self.engine.changes_since(&actor, &course_id, since_seq, limit as usize))?;
+            self.with(|e| async move { e.changes_since(&actor, &course_id, since_seq, limit as usize).await })?;
         Ok(events.iter().map(Event::from).collect())
     }
 
     /// A file's metadata and bytes (participants of its course and admins).
     pub fn file(&self, actor: Actor, file_id: String) -> Result<FileData, ChatError> {
         let actor = actor_of(actor);
-        let (info, bytes) = self.run(self.engine.file(&actor, &file_id))?;
+        let (info, bytes) = self.with(|e| async move { e.file(&actor, &file_id).await })?;
         Ok(FileData { info: info.into(), bytes: bytes.to_vec() })
     }
 
@@ -308,14 +323,14 @@ impl ChatEngine {
     /// The online participants of a course.
     pub fn online_users(&self, actor: Actor, course_id: String) -> Result<Vec<User>, ChatError> {
         let actor = actor_of(actor);
-        let users = self.run(self.engine.online_users(&actor, &course_id))?;
+        let users = self.with(|e| async move { e.online_users(&actor, &course_id).await })?;
         Ok(users.into_iter().map(Into::into).collect())
     }
 
     /// Starts or stops a typing indicator without a connection.
     pub fn typing(&self, actor: Actor, course_id: String, is_typing: bool) -> Result<(), ChatError> {
         let actor = actor_of(actor);
-        self.run(self.engine.typing(&actor, &course_id, is_typing))
+        self.with(|e| async move { e.typing(&actor, &course_id, is_typing).await })
     }
 
     /// Opens a connection for the actor (they are online until it closes) whose events go to
@@ -326,10 +341,10 @@ impl ChatEngine {
         listener: Arc<dyn EventListener>,
     ) -> Result<Arc<ChatConnection>, ChatError> {
         let actor = actor_of(actor);
-        let (conn, events) = self.run(self.engine.connect(&actor))?;
+        let (conn, events) = self.with(|e| async move { e.connect(&actor).await })?;
         let pump = Pump::start(&self.handle, events, listener, Some(conn.clone()));
         self.track(&pump);
-        Ok(Arc::new(ChatConnection::new(self.clone(), conn, pump)))
+        Ok(Arc::new(ChatConnection::new(self.clone(), &conn, pump)))
     }
 
     /// Follows one course without presence; with `since_seq`, what followed it is replayed
@@ -342,7 +357,8 @@ impl ChatEngine {
         listener: Arc<dyn EventListener>,
     ) -> Result<Arc<ChatSubscription>, ChatError> {
         let actor = actor_of(actor);
-        let events = self.run(self.engine.subscribe(&actor, &course_id, since_seq))?;
+        let course = course_id.clone();
+        let events = self.with(|e| async move { e.subscribe(&actor, &course, since_seq).await })?;
         let pump = Pump::start(&self.handle, events, listener, None);
         self.track(&pump);
         Ok(Arc::new(ChatSubscription::new(course_id, pump)))
