@@ -76,10 +76,9 @@ pub fn upgrade(state: AppState, mut req: Request<Incoming>) -> Response<Body> {
     resp.map(|_| Full::new(Bytes::new()))
 }
 
-/// What the writer sends.
+/// What the writer sends: a text frame made by the pump or the reader.
 enum Out {
     Text(String),
-    Close(u16, &'static str),
 }
 
 /// When the client last sent anything, in milliseconds since `base`.
@@ -148,7 +147,7 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
         let frame = match read {
             Ok(f) => f,
             Err(WebSocketError::FrameTooLarge) => {
-                let _ = out_tx.try_send(Out::Close(close::TOO_BIG, "frame too large"));
+                let _ = ctl_tx.try_send(Frame::close(close::TOO_BIG, b"frame too large"));
                 break;
             }
             Err(e) => {
@@ -168,11 +167,11 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
             }
             OpCode::Continuation => {
                 let Some((_, buf)) = partial.as_mut() else {
-                    let _ = out_tx.try_send(Out::Close(close::POLICY, "unexpected continuation"));
+                    let _ = ctl_tx.try_send(Frame::close(close::POLICY, b"unexpected continuation"));
                     break;
                 };
                 if buf.len() + frame.payload.len() > cfg.max_frame_bytes {
-                    let _ = out_tx.try_send(Out::Close(close::TOO_BIG, "message too large"));
+                    let _ = ctl_tx.try_send(Frame::close(close::TOO_BIG, b"message too large"));
                     break;
                 }
                 buf.extend_from_slice(&frame.payload);
@@ -295,7 +294,6 @@ async fn writer(
             _ = shutdown.cancelled() => (Frame::close(close::GOING_AWAY, b"server shutting down"), true),
             msg = out.recv() => match msg {
                 Some(Out::Text(s)) => (Frame::text(Payload::Owned(s.into_bytes())), false),
-                Some(Out::Close(code, reason)) => (Frame::close(code, reason.as_bytes()), true),
                 None => (Frame::close(close::NORMAL, b""), true),
             },
             _ = ping.tick() => (Frame::new(true, OpCode::Ping, None, Payload::Owned(Vec::new())), false),

@@ -1,0 +1,9 @@
+//! End-to-end tests: the server runs in-process on a free port and is driven over real sockets.
+
+mod common;
+
+mod auth;
+mod lifecycle;
+mod openapi;
+mod rest;
+mod ws;
