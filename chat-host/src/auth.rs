@@ -30,7 +30,9 @@ pub struct Authenticator {
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("algorithms", &self.validation.algorithms).finish()
+        f.debug_struct("Authenticator")
+            .field("algorithms", &self.validation.algorithms)
+            .finish()
     }
 }
 
@@ -46,7 +48,11 @@ pub struct Keys {
 impl Authenticator {
     /// HS256 with this secret.
     pub fn hs256(secret: &[u8], leeway_secs: u64) -> Self {
-        Self::with(DecodingKey::from_secret(secret), Algorithm::HS256, leeway_secs)
+        Self::with(
+            DecodingKey::from_secret(secret),
+            Algorithm::HS256,
+            leeway_secs,
+        )
     }
 
     /// RS256 with this PEM public key.
@@ -66,14 +72,20 @@ impl Authenticator {
     }
 
     /// Loads the key the settings name; with none, makes (or reloads) the data folder's secret.
-    pub fn load(jwt: &JwtKey, data_dir: Option<&Path>, leeway_secs: u64) -> Result<Keys, HostError> {
+    pub fn load(
+        jwt: &JwtKey,
+        data_dir: Option<&Path>,
+        leeway_secs: u64,
+    ) -> Result<Keys, HostError> {
         match jwt {
-            JwtKey::Secret(s) => {
-                Ok(Keys { authenticator: Self::hs256(s.as_bytes(), leeway_secs), admin_token: None })
-            }
-            JwtKey::RsaPublicPem(pem) => {
-                Ok(Keys { authenticator: Self::rs256(pem, leeway_secs)?, admin_token: None })
-            }
+            JwtKey::Secret(s) => Ok(Keys {
+                authenticator: Self::hs256(s.as_bytes(), leeway_secs),
+                admin_token: None,
+            }),
+            JwtKey::RsaPublicPem(pem) => Ok(Keys {
+                authenticator: Self::rs256(pem, leeway_secs)?,
+                admin_token: None,
+            }),
             JwtKey::Generate => {
                 let secret = match data_dir {
                     Some(dir) => load_or_create_secret(dir)?,
@@ -96,15 +108,15 @@ impl Authenticator {
     pub fn authenticate(&self, token: &str) -> Result<Actor, Error> {
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &self.key, &self.validation)
             .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => Error::Unauthorized("token expired".into()),
-                ErrorKind::InvalidAlgorithm => {
-                    Error::Unauthorized("token algorithm not accepted".into())
-                }
-                ErrorKind::MissingRequiredClaim(c) => {
-                    Error::Unauthorized(format!("token has no {c} claim"))
-                }
-                _ => Error::Unauthorized("invalid token".into()),
-            })?;
+            ErrorKind::ExpiredSignature => Error::Unauthorized("token expired".into()),
+            ErrorKind::InvalidAlgorithm => {
+                Error::Unauthorized("token algorithm not accepted".into())
+            }
+            ErrorKind::MissingRequiredClaim(c) => {
+                Error::Unauthorized(format!("token has no {c} claim"))
+            }
+            _ => Error::Unauthorized("invalid token".into()),
+        })?;
         actor_from_claims(&data.claims)
     }
 
@@ -116,7 +128,13 @@ impl Authenticator {
         query: Option<&str>,
         allow_query: bool,
     ) -> Result<Actor, Error> {
-        match bearer(headers).or_else(|| if allow_query { query_token(query) } else { None }) {
+        match bearer(headers).or_else(|| {
+            if allow_query {
+                query_token(query)
+            } else {
+                None
+            }
+        }) {
             Some(token) => self.authenticate(&token),
             None => Err(Error::Unauthorized("missing bearer token".into())),
         }
@@ -167,17 +185,29 @@ pub fn actor_from_claims(claims: &Map<String, Value>) -> Result<Actor, Error> {
         })
         .unwrap_or_else(|| id.clone());
     let avatar = text("avatar").or_else(|| text("image"));
-    Ok(Actor { id, name, avatar, role })
+    Ok(Actor {
+        id,
+        name,
+        avatar,
+        role,
+    })
 }
 
 /// Signs claims with HS256, adding `iat` and an `exp` `ttl_secs` from now.
 pub fn issue_hs256(secret: &[u8], claims: &Value, ttl_secs: u64) -> Result<String, HostError> {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let mut claims = claims.as_object().cloned().unwrap_or_default();
     claims.insert("iat".into(), now.into());
     claims.insert("exp".into(), (now + ttl_secs).into());
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret))
-        .map_err(|e| HostError::Jwt(e.to_string()))
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| HostError::Jwt(e.to_string()))
 }
 
 fn random_secret() -> Result<String, HostError> {
@@ -188,14 +218,20 @@ fn random_secret() -> Result<String, HostError> {
 
 fn load_or_create_secret(dir: &Path) -> Result<String, HostError> {
     let path = dir.join(SECRET_FILE);
-    let io = |source| HostError::DataDir { path: path.clone(), source };
+    let io = |source| HostError::DataDir {
+        path: path.clone(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
         Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    std::fs::create_dir_all(dir).map_err(|source| HostError::DataDir { path: dir.into(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| HostError::DataDir {
+        path: dir.into(),
+        source,
+    })?;
     let secret = random_secret()?;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -218,10 +254,16 @@ mod tests {
     fn claims_follow_the_node_backend() {
         let c = serde_json::json!({"id": 7, "accountType": "Instructor", "firstName": "Ada", "lastName": "L"});
         let a = actor_from_claims(c.as_object().unwrap()).unwrap();
-        assert_eq!((a.id.as_str(), a.role, a.name.as_str()), ("7", Role::Instructor, "Ada L"));
+        assert_eq!(
+            (a.id.as_str(), a.role, a.name.as_str()),
+            ("7", Role::Instructor, "Ada L")
+        );
         let c = serde_json::json!({"sub": "u1", "id": "x", "role": "ADMIN", "name": "Root"});
         let a = actor_from_claims(c.as_object().unwrap()).unwrap();
-        assert_eq!((a.id.as_str(), a.role, a.name.as_str()), ("u1", Role::Admin, "Root"));
+        assert_eq!(
+            (a.id.as_str(), a.role, a.name.as_str()),
+            ("u1", Role::Admin, "Root")
+        );
         let c = serde_json::json!({"role": "student"});
         assert!(actor_from_claims(c.as_object().unwrap()).is_err());
         let c = serde_json::json!({"sub": "u", "role": "teacher"});

@@ -93,7 +93,11 @@ impl Config {
 
 /// The command line (each flag also reads an environment variable; `.env` is loaded first).
 #[derive(Debug, Parser)]
-#[command(name = "chat-host", version, about = "Course chat server (REST + WebSocket) over chat-core")]
+#[command(
+    name = "chat-host",
+    version,
+    about = "Course chat server (REST + WebSocket) over chat-core"
+)]
 pub struct Cli {
     /// Address to listen on.
     #[arg(long, env = "CHAT_ADDR", default_value = "127.0.0.1:8080")]

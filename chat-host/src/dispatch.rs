@@ -148,7 +148,10 @@ pub async fn dispatch(
             let m: MessageOnly = decode(data)?;
             encode(&engine.mark_read(actor, &m.message_id).await?)
         }
-        other => Err(Error::Validation(format!("unknown event {:?}", truncate(other, 64)))),
+        other => Err(Error::Validation(format!(
+            "unknown event {:?}",
+            truncate(other, 64)
+        ))),
     }
 }
 

@@ -12,11 +12,18 @@ use crate::dispatch::SendFields;
 
 /// Parses a multipart send. `max_file` is the engine's file limit (a larger file part stops the
 /// parse with `PAYLOAD_TOO_LARGE` before it is all buffered).
-pub async fn parse_send(content_type: &str, body: Bytes, max_file: u64) -> Result<SendMessage, Error> {
+pub async fn parse_send(
+    content_type: &str,
+    body: Bytes,
+    max_file: u64,
+) -> Result<SendMessage, Error> {
     let boundary = multer::parse_boundary(content_type)
         .map_err(|_| Error::Validation("multipart body without a boundary".into()))?;
-    let constraints = multer::Constraints::new()
-        .size_limit(multer::SizeLimit::new().for_field("file", max_file).per_field(max_file.max(64 * 1024)));
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .for_field("file", max_file)
+            .per_field(max_file.max(64 * 1024)),
+    );
     let stream = futures_util::stream::once(async move { Ok::<Bytes, std::io::Error>(body) });
     let mut form = multer::Multipart::with_constraints(stream, boundary, constraints);
     let mut fields = SendFields::default();
@@ -33,11 +40,20 @@ pub async fn parse_send(content_type: &str, body: Bytes, max_file: u64) -> Resul
                 return Err(Error::Validation("only one file per message".into()));
             }
             let file_name = field.file_name().unwrap_or("file").to_string();
-            let bytes = field.bytes().await.map_err(|e| multipart_error(e, max_file))?;
-            attachment = Some(Attachment { name: file_name, bytes });
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| multipart_error(e, max_file))?;
+            attachment = Some(Attachment {
+                name: file_name,
+                bytes,
+            });
             continue;
         }
-        let text = field.text().await.map_err(|e| multipart_error(e, max_file))?;
+        let text = field
+            .text()
+            .await
+            .map_err(|e| multipart_error(e, max_file))?;
         match name.as_str() {
             "courseId" => fields.course_id = text,
             "message" => fields.message = Some(text),

@@ -19,7 +19,10 @@ pub type Body = Full<Bytes>;
 /// `{"success": true, "message", "data"}` with `status`.
 pub fn ok<T: Serialize>(status: StatusCode, message: &str, data: &T) -> Response<Body> {
     match serde_json::to_value(data) {
-        Ok(data) => json_response(status, &json!({"success": true, "message": message, "data": data})),
+        Ok(data) => json_response(
+            status,
+            &json!({"success": true, "message": message, "data": data}),
+        ),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode a response");
             error(&Error::Storage("encoding".into()))
@@ -36,15 +39,20 @@ pub fn error(err: &Error) -> Response<Body> {
     let mut resp = fail(code, &err.public_message());
     if let Error::RateLimited { retry_after } = err {
         let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(secs));
     }
     resp
 }
 
 /// The error envelope for a code and message the host makes itself.
 pub fn fail(code: ErrorCode, message: &str) -> Response<Body> {
-    let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json_response(status, &json!({"success": false, "message": message, "code": code.as_str()}))
+    let status =
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json_response(
+        status,
+        &json!({"success": false, "message": message, "code": code.as_str()}),
+    )
 }
 
 /// A JSON response.
@@ -53,8 +61,14 @@ pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     resp
 }

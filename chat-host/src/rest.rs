@@ -53,12 +53,18 @@ async fn route(state: AppState, req: Request<Incoming>) -> Answer {
     let method = req.method().clone();
     if path == "/healthz" {
         return match method {
-            Method::GET | Method::HEAD => Ok(response::ok(StatusCode::OK, "ok", &json!({"status": "ok"}))),
+            Method::GET | Method::HEAD => {
+                Ok(response::ok(StatusCode::OK, "ok", &json!({"status": "ok"})))
+            }
             _ => Err(not_found()),
         };
     }
     if path == "/ws" {
-        return if method == Method::GET { Ok(crate::ws::upgrade(state, req)) } else { Err(not_found()) };
+        return if method == Method::GET {
+            Ok(crate::ws::upgrade(state, req))
+        } else {
+            Err(not_found())
+        };
     }
     let Some(rest) = path.strip_prefix(API).and_then(|r| r.strip_prefix('/')) else {
         return Err(not_found());
@@ -76,7 +82,10 @@ async fn route(state: AppState, req: Request<Incoming>) -> Answer {
             | (&Method::PUT, ["status"])
             | (&Method::GET, ["files", _])
             | (&Method::PUT, ["courses", _])
-            | (&Method::PUT | &Method::DELETE, ["courses", _, "participants", _])
+            | (
+                &Method::PUT | &Method::DELETE,
+                ["courses", _, "participants", _]
+            )
     );
     if !route_known {
         return Err(not_found());
@@ -127,11 +136,19 @@ async fn route(state: AppState, req: Request<Incoming>) -> Answer {
         }
         (&Method::PUT, ["read", message_id]) => {
             let receipt = engine.mark_read(&actor, message_id).await?;
-            Ok(response::ok(StatusCode::OK, "Message marked as read", &receipt))
+            Ok(response::ok(
+                StatusCode::OK,
+                "Message marked as read",
+                &receipt,
+            ))
         }
         (&Method::GET, ["online", course_id]) => {
             let users = engine.online_users(&actor, course_id).await?;
-            Ok(response::ok(StatusCode::OK, "Online users retrieved", &users))
+            Ok(response::ok(
+                StatusCode::OK,
+                "Online users retrieved",
+                &users,
+            ))
         }
         (&Method::PUT, ["status"]) => {
             #[derive(Deserialize)]
@@ -152,7 +169,10 @@ async fn route(state: AppState, req: Request<Incoming>) -> Answer {
                 chat_enabled: Option<bool>,
             }
             let body: CourseBody = json_body(req, &state).await?;
-            let update = CourseUpdate { name: body.name, chat_enabled: body.chat_enabled };
+            let update = CourseUpdate {
+                name: body.name,
+                chat_enabled: body.chat_enabled,
+            };
             let course = engine.put_course(&actor, course_id, update).await?;
             Ok(response::ok(StatusCode::OK, "Course saved", &course))
         }
@@ -198,9 +218,18 @@ async fn file(engine: &chat_core::Engine, actor: &Actor, file_id: &str) -> Answe
     let ctype = HeaderValue::from_str(&info.mime_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     h.insert(CONTENT_TYPE, ctype);
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    h.insert("content-security-policy", HeaderValue::from_static("default-src 'none'; sandbox"));
-    h.insert("cache-control", HeaderValue::from_static("private, max-age=86400"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    h.insert(
+        "cache-control",
+        HeaderValue::from_static("private, max-age=86400"),
+    );
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         h.insert("content-disposition", v);
     }
@@ -211,7 +240,13 @@ async fn file(engine: &chat_core::Engine, actor: &Actor, file_id: &str) -> Answe
 pub(crate) fn content_disposition(kind: &str, name: &str) -> String {
     let ascii: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "._- ".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._- ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let mut encoded = String::new();
     for b in name.bytes() {
@@ -225,11 +260,16 @@ pub(crate) fn content_disposition(kind: &str, name: &str) -> String {
 }
 
 fn header_str<B>(req: &Request<B>, name: hyper::header::HeaderName) -> &str {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 fn is_multipart<B>(req: &Request<B>) -> bool {
-    header_str(req, CONTENT_TYPE).to_ascii_lowercase().starts_with("multipart/form-data")
+    header_str(req, CONTENT_TYPE)
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
 }
 
 fn is_json<B>(req: &Request<B>) -> bool {
@@ -255,10 +295,18 @@ pub(crate) async fn read_body(req: Request<Incoming>, limit: usize) -> Result<By
     }
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(too_large()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(too_large())
+        }
         Err(e) => {
             tracing::debug!(error = %e, "request body failed");
-            Err(Fail(response::fail(ErrorCode::Validation, "could not read the request body")))
+            Err(Fail(response::fail(
+                ErrorCode::Validation,
+                "could not read the request body",
+            )))
         }
     }
 }
@@ -272,9 +320,15 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
     decode(value)
 }
 
-async fn json_body<T: DeserializeOwned>(req: Request<Incoming>, state: &AppState) -> Result<T, Fail> {
+async fn json_body<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    state: &AppState,
+) -> Result<T, Fail> {
     if !is_json(&req) {
-        return Err(Fail(response::fail(ErrorCode::UnsupportedMediaType, "send a JSON body")));
+        return Err(Fail(response::fail(
+            ErrorCode::UnsupportedMediaType,
+            "send a JSON body",
+        )));
     }
     let body = read_body(req, state.config().max_body_bytes).await?;
     Ok(parse_json(&body)?)
@@ -302,7 +356,10 @@ pub fn query_pairs(query: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (percent_decode(&k.replace('+', " ")), percent_decode(&v.replace('+', " ")))
+            (
+                percent_decode(&k.replace('+', " ")),
+                percent_decode(&v.replace('+', " ")),
+            )
         })
         .collect()
 }

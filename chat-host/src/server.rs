@@ -34,31 +34,48 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
 impl Server {
     /// Opens the engine, binds the address and starts accepting. Must run inside a Tokio runtime.
     pub async fn start(config: Config) -> Result<Server, HostError> {
-        let keys = Authenticator::load(&config.jwt, config.data_dir.as_deref(), config.jwt_leeway_secs)?;
+        let keys = Authenticator::load(
+            &config.jwt,
+            config.data_dir.as_deref(),
+            config.jwt_leeway_secs,
+        )?;
         let mut builder = Engine::builder().config(config.engine.clone());
         if let Some(dir) = &config.data_dir {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| HostError::DataDir { path: dir.clone(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| HostError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
             builder = builder.data_dir(dir);
         }
         let engine = builder.open().await?;
         let listener = TcpListener::bind(config.addr)
             .await
-            .map_err(|source| HostError::Bind { addr: config.addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| HostError::Bind { addr: config.addr, source })?;
+            .map_err(|source| HostError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| HostError::Bind {
+            addr: config.addr,
+            source,
+        })?;
         let state = AppState::new(engine, keys.authenticator, config);
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         tracing::info!(%addr, "chat-host listening");
-        Ok(Server { addr, admin_token: keys.admin_token, state, accept })
+        Ok(Server {
+            addr,
+            admin_token: keys.admin_token,
+            state,
+            accept,
+        })
     }
 
     /// The bound address.
@@ -87,7 +104,10 @@ impl Server {
         tasks.close();
         let grace = self.state.config().shutdown_grace;
         if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
-            tracing::warn!(open = tasks.len(), "shutdown grace over, dropping what is left");
+            tracing::warn!(
+                open = tasks.len(),
+                "shutdown grace over, dropping what is left"
+            );
         }
         self.state.engine().close().await?;
         tracing::info!("store flushed, bye");
@@ -129,8 +149,12 @@ async fn serve_connection(stream: TcpStream, state: AppState) {
         async move { Ok::<_, Infallible>(crate::rest::handle(state, req).await) }
     });
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
-    let conn = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    let conn = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,

@@ -73,7 +73,10 @@ impl AppState {
             return None;
         }
         *n += 1;
-        Some(SocketSlot { state: self.clone(), user: user.to_string() })
+        Some(SocketSlot {
+            state: self.clone(),
+            user: user.to_string(),
+        })
     }
 }
 

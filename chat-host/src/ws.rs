@@ -47,7 +47,10 @@ mod close {
 /// Answers an upgrade request: authenticates (header or `?token=`), takes one of the user's socket
 /// slots, and hands the socket to a tracked task.
 pub fn upgrade(state: AppState, mut req: Request<Incoming>) -> Response<Body> {
-    let actor = match state.auth().from_request(req.headers(), req.uri().query(), true) {
+    let actor = match state
+        .auth()
+        .from_request(req.headers(), req.uri().query(), true)
+    {
         Ok(a) => a,
         Err(e) => return response::error(&e),
     };
@@ -55,15 +58,21 @@ pub fn upgrade(state: AppState, mut req: Request<Incoming>) -> Response<Body> {
         return response::fail(ErrorCode::Validation, "expected a WebSocket upgrade");
     }
     let Some(slot) = state.take_socket_slot(&actor.id) else {
-        let mut resp =
-            response::fail(ErrorCode::RateLimited, "too many open connections for this user");
-        resp.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        let mut resp = response::fail(
+            ErrorCode::RateLimited,
+            "too many open connections for this user",
+        );
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("5"));
         return resp;
     };
     let (resp, fut) = match fastwebsockets::upgrade::upgrade(&mut req) {
         Ok(pair) => pair,
         Err(e) => {
-            return response::fail(ErrorCode::Validation, &format!("bad WebSocket upgrade: {e}"))
+            return response::fail(
+                ErrorCode::Validation,
+                &format!("bad WebSocket upgrade: {e}"),
+            )
         }
     };
     let task_state = state.clone();
@@ -90,7 +99,10 @@ struct Activity {
 
 impl Activity {
     fn new() -> Self {
-        Activity { base: Instant::now(), last: Arc::new(AtomicU64::new(0)) }
+        Activity {
+            base: Instant::now(),
+            last: Arc::new(AtomicU64::new(0)),
+        }
     }
     fn touch(&self) {
         let ms = self.base.elapsed().as_millis() as u64;
@@ -114,7 +126,9 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
         Ok(pair) => pair,
         Err(e) => {
             tracing::warn!(user = %actor.id, error = %e, "cannot open a connection");
-            let _ = wr.write_frame(Frame::close(close::INTERNAL, b"unavailable")).await;
+            let _ = wr
+                .write_frame(Frame::close(close::INTERNAL, b"unavailable"))
+                .await;
             return;
         }
     };
@@ -167,7 +181,8 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
             }
             OpCode::Continuation => {
                 let Some((_, buf)) = partial.as_mut() else {
-                    let _ = ctl_tx.try_send(Frame::close(close::POLICY, b"unexpected continuation"));
+                    let _ =
+                        ctl_tx.try_send(Frame::close(close::POLICY, b"unexpected continuation"));
                     break;
                 };
                 if buf.len() + frame.payload.len() > cfg.max_frame_bytes {
@@ -185,7 +200,9 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
             }
         };
         let reply = if opcode == OpCode::Binary {
-            Some(error_event(&Error::Validation("binary frames are not supported".into())))
+            Some(error_event(&Error::Validation(
+                "binary frames are not supported".into(),
+            )))
         } else {
             handle_text(&engine, &conn, &actor, &payload).await
         };
@@ -220,7 +237,9 @@ async fn handle_text(
         Err(_) => return Some(error_event(&Error::Validation("frame is not JSON".into()))),
     };
     let Value::Object(mut frame) = value else {
-        return Some(error_event(&Error::Validation("frame must be a JSON object".into())));
+        return Some(error_event(&Error::Validation(
+            "frame must be a JSON object".into(),
+        )));
     };
     let ack = frame.remove("ack").filter(|a| !a.is_null());
     let data = frame.remove("data").unwrap_or(Value::Null);
@@ -250,7 +269,11 @@ async fn pump(mut events: Events, out: mpsc::Sender<Out>, stop: CancellationToke
             env = events.recv() => env,
         };
         let Some(env) = env else { return };
-        let text = format!("{{\"event\":\"{}\",\"data\":{}}}", env.name(), env.data_json());
+        let text = format!(
+            "{{\"event\":\"{}\",\"data\":{}}}",
+            env.name(),
+            env.data_json()
+        );
         match out.try_send(Out::Text(text)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => {

@@ -26,15 +26,22 @@ pub const COURSE: &str = "c1";
 pub const WAIT: Duration = Duration::from_secs(5);
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// An HS256 token with the test secret for these claims (plus `exp` in an hour unless given).
 pub fn token_with(claims: Value) -> String {
     let mut claims = claims.as_object().unwrap().clone();
     claims.entry("exp").or_insert(json!(now() + 3600));
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes()))
-        .unwrap()
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
 }
 
 pub fn token(sub: &str, name: &str, role: &str) -> String {
@@ -77,7 +84,13 @@ impl World {
             i1: token("i1", "Ines", "instructor"),
             x1: token("x1", "Xavier", "student"),
         };
-        let r = w.put(&w.admin, "/api/v1/chat/courses/c1", json!({"name": "Course 1"})).await;
+        let r = w
+            .put(
+                &w.admin,
+                "/api/v1/chat/courses/c1",
+                json!({"name": "Course 1"}),
+            )
+            .await;
         assert_eq!(r.status, 200, "{}", r.text());
         for (user, role) in [("u1", "student"), ("u2", "student"), ("i1", "instructor")] {
             let path = format!("/api/v1/chat/courses/c1/participants/{user}");
@@ -101,12 +114,20 @@ impl World {
     }
     /// Sends a text message over REST and returns it.
     pub async fn send(&self, token: &str, text: &str) -> Value {
-        let r = self.post(token, "/api/v1/chat/send", json!({"courseId": COURSE, "message": text})).await;
+        let r = self
+            .post(
+                token,
+                "/api/v1/chat/send",
+                json!({"courseId": COURSE, "message": text}),
+            )
+            .await;
         assert_eq!(r.status, 201, "{}", r.text());
         r.data()
     }
     pub async fn ws(&self, token: &str) -> Ws {
-        Ws::connect(self.addr, token, true).await.expect("socket opens")
+        Ws::connect(self.addr, token, true)
+            .await
+            .expect("socket opens")
     }
     /// A socket that has joined `c1` and read its join ack.
     pub async fn joined(&self, token: &str) -> Ws {
@@ -118,7 +139,10 @@ impl World {
 }
 
 pub fn json_body(v: &Value) -> (String, Bytes) {
-    ("application/json".into(), Bytes::from(serde_json::to_vec(v).unwrap()))
+    (
+        "application/json".into(),
+        Bytes::from(serde_json::to_vec(v).unwrap()),
+    )
 }
 
 /// A multipart body: text fields, then an optional file part.
@@ -127,7 +151,8 @@ pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> 
     let mut body = Vec::new();
     for (k, v) in fields {
         body.extend_from_slice(
-            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes(),
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
         );
     }
     if let Some((name, ctype, bytes)) = file {
@@ -141,7 +166,10 @@ pub fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> 
         body.extend_from_slice(b"\r\n");
     }
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), Bytes::from(body))
+    (
+        format!("multipart/form-data; boundary={boundary}"),
+        Bytes::from(body),
+    )
 }
 
 /// A 1x1 PNG.
@@ -174,7 +202,10 @@ impl Resp {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
     }
 }
 
@@ -186,7 +217,14 @@ pub async fn request(
     token: Option<&str>,
     body: Option<(String, Bytes)>,
 ) -> Resp {
-    request_with(addr, method, path, token.map(|t| format!("Bearer {t}")), body).await
+    request_with(
+        addr,
+        method,
+        path,
+        token.map(|t| format!("Bearer {t}")),
+        body,
+    )
+    .await
 }
 
 pub async fn request_with(
@@ -197,9 +235,14 @@ pub async fn request_with(
     body: Option<(String, Bytes)>,
 ) -> Resp {
     let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(conn);
-    let mut req = Request::builder().method(method).uri(path).header("host", addr.to_string());
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
     if let Some(a) = authorization {
         req = req.header("authorization", a);
     }
@@ -210,10 +253,17 @@ pub async fn request_with(
         }
         None => Bytes::new(),
     };
-    let resp = sender.send_request(req.body(Full::new(bytes)).unwrap()).await.unwrap();
+    let resp = sender
+        .send_request(req.body(Full::new(bytes)).unwrap())
+        .await
+        .unwrap();
     let (parts, body) = resp.into_parts();
     let body = body.collect().await.unwrap().to_bytes();
-    Resp { status: parts.status.as_u16(), headers: parts.headers, body }
+    Resp {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
+    }
 }
 
 struct SpawnExecutor;
@@ -229,7 +279,12 @@ where
 }
 
 /// Does the WebSocket handshake on `stream`; the status code on refusal.
-pub async fn handshake<S>(addr: SocketAddr, stream: S, path: &str, auth: Option<&str>) -> Result<WebSocket<TokioIo<Upgraded>>, u16>
+pub async fn handshake<S>(
+    addr: SocketAddr,
+    stream: S,
+    path: &str,
+    auth: Option<&str>,
+) -> Result<WebSocket<TokioIo<Upgraded>>, u16>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -239,7 +294,10 @@ where
         .header("host", addr.to_string())
         .header(UPGRADE, "websocket")
         .header(CONNECTION, "upgrade")
-        .header("Sec-WebSocket-Key", fastwebsockets::handshake::generate_key())
+        .header(
+            "Sec-WebSocket-Key",
+            fastwebsockets::handshake::generate_key(),
+        )
         .header("Sec-WebSocket-Version", "13");
     if let Some(a) = auth {
         req = req.header("authorization", a);
@@ -294,7 +352,9 @@ impl Ws {
                     Err(_) => break,
                 };
                 let value = match frame.opcode {
-                    OpCode::Text => serde_json::from_slice(&frame.payload).expect("server sends JSON"),
+                    OpCode::Text => {
+                        serde_json::from_slice(&frame.payload).expect("server sends JSON")
+                    }
                     OpCode::Ping => json!({"__ping": true}),
                     OpCode::Close => {
                         let code = if frame.payload.len() >= 2 {
@@ -312,11 +372,18 @@ impl Ws {
                 }
             }
         });
-        Ws { rx: in_rx, tx: out_tx, next_ack: 0, backlog: Default::default() }
+        Ws {
+            rx: in_rx,
+            tx: out_tx,
+            next_ack: 0,
+            backlog: Default::default(),
+        }
     }
 
     pub fn send_raw(&self, text: &str) {
-        let _ = self.tx.send(Frame::text(Payload::Owned(text.as_bytes().to_vec())));
+        let _ = self
+            .tx
+            .send(Frame::text(Payload::Owned(text.as_bytes().to_vec())));
     }
 
     pub fn send_frame(&self, frame: Frame<'static>) {
@@ -363,7 +430,10 @@ impl Ws {
         if let Some(v) = self.backlog.pop_front() {
             return Some(v);
         }
-        tokio::time::timeout(within, self.rx.recv()).await.ok().flatten()
+        tokio::time::timeout(within, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// Waits for the event `name` matching `pred`, skipping other frames; returns its data.
@@ -371,7 +441,10 @@ impl Ws {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let v = self.next(left).await.unwrap_or_else(|| panic!("no {name} event"));
+            let v = self
+                .next(left)
+                .await
+                .unwrap_or_else(|| panic!("no {name} event"));
             if v["event"] == name && pred(&v["data"]) {
                 return v["data"].clone();
             }
@@ -394,7 +467,10 @@ impl Ws {
 
     /// Events named `name` among `frames`.
     pub fn named<'a>(frames: &'a [Value], name: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        frames.iter().filter(move |v| v["event"] == name).map(|v| &v["data"])
+        frames
+            .iter()
+            .filter(move |v| v["event"] == name)
+            .map(|v| &v["data"])
     }
 
     /// Closes the socket (a close frame, then the tasks end).
@@ -409,7 +485,9 @@ impl Ws {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Err(_) => return None,
                 Ok(None) => return Some(1006),
-                Ok(Some(v)) if v.get("__close").is_some() => return v["__close"].as_u64().map(|c| c as u16),
+                Ok(Some(v)) if v.get("__close").is_some() => {
+                    return v["__close"].as_u64().map(|c| c as u16)
+                }
                 Ok(Some(_)) => {}
             }
         }

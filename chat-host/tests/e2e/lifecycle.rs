@@ -26,11 +26,26 @@ async fn graceful_shutdown_closes_sockets_flushes_and_data_survives() {
     let mut bob = w.joined(&w.u2).await;
     let World { server, .. } = w;
     let shutdown = tokio::spawn(server.shutdown());
-    assert_eq!(bob.closed(WAIT).await, Some(1001), "sockets are told the server is going away");
-    tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        bob.closed(WAIT).await,
+        Some(1001),
+        "sockets are told the server is going away"
+    );
+    tokio::time::timeout(WAIT, shutdown)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 
     let server = Server::start(c).await.unwrap();
-    let r = request(server.local_addr(), "GET", "/api/v1/chat/course/c1", Some(&token("u2", "Bob", "student")), None).await;
+    let r = request(
+        server.local_addr(),
+        "GET",
+        "/api/v1/chat/course/c1",
+        Some(&token("u2", "Bob", "student")),
+        None,
+    )
+    .await;
     let messages = r.data()["messages"].clone();
     assert_eq!(messages[0]["id"], sent["id"]);
     server.shutdown().await.unwrap();
@@ -59,17 +74,29 @@ async fn in_flight_requests_finish_during_shutdown() {
     // New connections are refused (or reset) once the listener is gone.
     let refused = tokio::net::TcpStream::connect(addr).await;
     if let Ok(mut late) = refused {
-        let _ = late.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n").await;
+        let _ = late
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await;
         let mut buf = [0u8; 64];
-        let n = tokio::time::timeout(WAIT, late.read(&mut buf)).await.unwrap().unwrap_or(0);
+        let n = tokio::time::timeout(WAIT, late.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap_or(0);
         assert_eq!(n, 0, "a new connection is not served during shutdown");
     }
     s.write_all(&body.as_bytes()[5..]).await.unwrap();
     let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(WAIT, s.read(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(WAIT, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("HTTP/1.1 201"), "{text}");
-    tokio::time::timeout(WAIT, shutdown).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(WAIT, shutdown)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -79,19 +106,48 @@ async fn first_run_makes_a_secret_and_an_admin_token_that_survive_restarts() {
     c.jwt = JwtKey::Generate;
     c.data_dir = Some(dir.path().join("data"));
     let server = Server::start(c.clone()).await.unwrap();
-    let admin = server.admin_token().expect("an admin token is printed").to_string();
-    let r = request(server.local_addr(), "PUT", "/api/v1/chat/courses/first", Some(&admin), Some(json_body(&json!({"name": "First"})))).await;
+    let admin = server
+        .admin_token()
+        .expect("an admin token is printed")
+        .to_string();
+    let r = request(
+        server.local_addr(),
+        "PUT",
+        "/api/v1/chat/courses/first",
+        Some(&admin),
+        Some(json_body(&json!({"name": "First"}))),
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     // Someone else's secret is not accepted.
-    let r = request(server.local_addr(), "PUT", "/api/v1/chat/courses/first", Some(&token("admin", "A", "admin")), Some(json_body(&json!({})))).await;
+    let r = request(
+        server.local_addr(),
+        "PUT",
+        "/api/v1/chat/courses/first",
+        Some(&token("admin", "A", "admin")),
+        Some(json_body(&json!({}))),
+    )
+    .await;
     assert_eq!(r.status, 401);
     server.shutdown().await.unwrap();
-    let secret = std::fs::read_to_string(dir.path().join("data").join(chat_host::auth::SECRET_FILE)).unwrap();
+    let secret =
+        std::fs::read_to_string(dir.path().join("data").join(chat_host::auth::SECRET_FILE))
+            .unwrap();
     assert_eq!(secret.trim().len(), 64);
 
     let server = Server::start(c).await.unwrap();
-    let r = request(server.local_addr(), "GET", "/api/v1/chat/course/first", Some(&admin), None).await;
-    assert_eq!(r.status, 200, "the old token still works: the secret was kept");
+    let r = request(
+        server.local_addr(),
+        "GET",
+        "/api/v1/chat/course/first",
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        r.status, 200,
+        "the old token still works: the secret was kept"
+    );
     server.shutdown().await.unwrap();
 }
 
@@ -111,9 +167,16 @@ async fn the_binary_starts_prints_a_token_and_exits_zero_on_sigterm() {
         .unwrap();
     let stdout = child.stdout.take().unwrap();
     let lines = tokio::task::spawn_blocking(move || {
-        std::io::BufReader::new(stdout).lines().map_while(Result::ok).take(5).collect::<Vec<_>>()
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .take(5)
+            .collect::<Vec<_>>()
     });
-    let lines = tokio::time::timeout(Duration::from_secs(30), lines).await.unwrap().unwrap();
+    let lines = tokio::time::timeout(Duration::from_secs(30), lines)
+        .await
+        .unwrap()
+        .unwrap();
     let addr: std::net::SocketAddr = lines[0]
         .split("http://")
         .nth(1)
@@ -121,12 +184,32 @@ async fn the_binary_starts_prints_a_token_and_exits_zero_on_sigterm() {
         .unwrap()
         .parse()
         .unwrap();
-    let token = lines.iter().find(|l| l.starts_with("eyJ")).expect("admin token printed").clone();
-    let r = request(addr, "PUT", "/api/v1/chat/courses/bin", Some(&token), Some(json_body(&json!({})))).await;
+    let token = lines
+        .iter()
+        .find(|l| l.starts_with("eyJ"))
+        .expect("admin token printed")
+        .clone();
+    let r = request(
+        addr,
+        "PUT",
+        "/api/v1/chat/courses/bin",
+        Some(&token),
+        Some(json_body(&json!({}))),
+    )
+    .await;
     assert_eq!(r.status, 200);
-    assert!(dir.path().join("data").join("jwt-secret").exists(), "secret kept in ./data");
-    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(
+        dir.path().join("data").join("jwt-secret").exists(),
+        "secret kept in ./data"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(exit.success(), "{exit:?}");
 }

@@ -12,7 +12,8 @@ const SPEC: &str = include_str!("../../../docs/openapi.yaml");
 /// `(method, path, status)` triples of the spec (its `paths:` section, in the file's layout).
 fn documented() -> Vec<(String, String, u16)> {
     let mut out = Vec::new();
-    let (mut in_paths, mut path, mut method, mut in_responses) = (false, String::new(), String::new(), false);
+    let (mut in_paths, mut path, mut method, mut in_responses) =
+        (false, String::new(), String::new(), false);
     for line in SPEC.lines() {
         let indent = line.len() - line.trim_start().len();
         let t = line.trim();
@@ -32,7 +33,11 @@ fn documented() -> Vec<(String, String, u16)> {
             6 => in_responses = t == "responses:",
             8 if in_responses => {
                 let code = t.trim_end_matches(':').trim_matches('\'');
-                out.push((method.clone(), path.clone(), code.parse().expect("a status code")));
+                out.push((
+                    method.clone(),
+                    path.clone(),
+                    code.parse().expect("a status code"),
+                ));
             }
             _ => {}
         }
@@ -53,15 +58,27 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/chat/status"),
     ("GET", "/api/v1/chat/files/{fileId}"),
     ("PUT", "/api/v1/chat/courses/{courseId}"),
-    ("PUT", "/api/v1/chat/courses/{courseId}/participants/{userId}"),
-    ("DELETE", "/api/v1/chat/courses/{courseId}/participants/{userId}"),
+    (
+        "PUT",
+        "/api/v1/chat/courses/{courseId}/participants/{userId}",
+    ),
+    (
+        "DELETE",
+        "/api/v1/chat/courses/{courseId}/participants/{userId}",
+    ),
 ];
 
 #[tokio::test]
 async fn every_documented_route_answers_as_documented() {
     let spec = documented();
-    let routes: BTreeSet<(String, String)> = spec.iter().map(|(m, p, _)| (m.clone(), p.clone())).collect();
-    let served: BTreeSet<(String, String)> = ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let routes: BTreeSet<(String, String)> = spec
+        .iter()
+        .map(|(m, p, _)| (m.clone(), p.clone()))
+        .collect();
+    let served: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     assert_eq!(routes, served, "documented routes = served routes");
 
     let mut c = config();
@@ -70,116 +87,255 @@ async fn every_documented_route_answers_as_documented() {
     let w = World::with(c).await;
     let msg = w.send(&w.u1, "documented").await;
     let mid = msg["id"].as_str().unwrap().to_string();
-    let png = request(w.addr, "POST", "/api/v1/chat/send", Some(&w.u1), Some(multipart(&[("courseId", COURSE)], Some(("p.png", "image/png", PNG))))).await;
+    let png = request(
+        w.addr,
+        "POST",
+        "/api/v1/chat/send",
+        Some(&w.u1),
+        Some(multipart(
+            &[("courseId", COURSE)],
+            Some(("p.png", "image/png", PNG)),
+        )),
+    )
+    .await;
     let fid = png.data()["file"]["id"].as_str().unwrap().to_string();
-    w.put(&w.admin, "/api/v1/chat/courses/c1/participants/spam", json!({})).await.data();
+    w.put(
+        &w.admin,
+        "/api/v1/chat/courses/c1/participants/spam",
+        json!({}),
+    )
+    .await
+    .data();
     let missing = "01JD0000000000000000000000";
 
     for (method, template, status) in &spec {
         let t = template.as_str();
-        let (tok, path, body): (Option<&str>, String, Option<(String, bytes::Bytes)>) = match (method.as_str(), t, *status) {
-            ("GET", "/healthz", 200) => (None, t.into(), None),
-            ("GET", "/ws", s) => {
-                let got = match s {
-                    101 => Ws::connect(w.addr, &w.u2, true).await.map(|_| 101).unwrap_or_else(|c| c),
-                    400 => request(w.addr, "GET", "/ws", Some(&w.u2), None).await.status,
-                    401 => Ws::connect(w.addr, "bad", true).await.err().unwrap_or(101),
-                    429 => {
-                        let t = token("cap", "Cap", "student");
-                        let _a = Ws::connect(w.addr, &t, true).await.unwrap();
-                        let _b = Ws::connect(w.addr, &t, true).await.unwrap();
-                        Ws::connect(w.addr, &t, true).await.err().unwrap_or(101)
+        let (tok, path, body): (Option<&str>, String, Option<(String, bytes::Bytes)>) =
+            match (method.as_str(), t, *status) {
+                ("GET", "/healthz", 200) => (None, t.into(), None),
+                ("GET", "/ws", s) => {
+                    let got = match s {
+                        101 => Ws::connect(w.addr, &w.u2, true)
+                            .await
+                            .map(|_| 101)
+                            .unwrap_or_else(|c| c),
+                        400 => {
+                            request(w.addr, "GET", "/ws", Some(&w.u2), None)
+                                .await
+                                .status
+                        }
+                        401 => Ws::connect(w.addr, "bad", true).await.err().unwrap_or(101),
+                        429 => {
+                            let t = token("cap", "Cap", "student");
+                            let _a = Ws::connect(w.addr, &t, true).await.unwrap();
+                            let _b = Ws::connect(w.addr, &t, true).await.unwrap();
+                            Ws::connect(w.addr, &t, true).await.err().unwrap_or(101)
+                        }
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    };
+                    assert_eq!(got, s, "{method} {t}");
+                    continue;
+                }
+                (_, _, 401) => (
+                    None,
+                    t.replace("{courseId}", COURSE)
+                        .replace("{messageId}", &mid)
+                        .replace("{fileId}", &fid)
+                        .replace("{userId}", "u2"),
+                    Some(json_body(&json!({}))),
+                ),
+                ("POST", _, 201) => (
+                    Some(&w.u1),
+                    t.into(),
+                    Some(json_body(&json!({"courseId": COURSE, "message": "x"}))),
+                ),
+                ("POST", _, 400) => (
+                    Some(&w.u1),
+                    t.into(),
+                    Some(json_body(&json!({"courseId": COURSE, "message": ""}))),
+                ),
+                ("POST", _, 403) => (
+                    Some(&w.x1),
+                    t.into(),
+                    Some(json_body(&json!({"courseId": COURSE, "message": "x"}))),
+                ),
+                ("POST", _, 404) => (
+                    Some(&w.u1),
+                    t.into(),
+                    Some(json_body(&json!({"courseId": "nope", "message": "x"}))),
+                ),
+                ("POST", _, 413) => (
+                    Some(&w.u1),
+                    t.into(),
+                    Some(json_body(
+                        &json!({"courseId": COURSE, "message": "x".repeat(100_000)}),
+                    )),
+                ),
+                ("POST", _, 415) => (
+                    Some(&w.u1),
+                    t.into(),
+                    Some(multipart(
+                        &[("courseId", COURSE)],
+                        Some(("x.png", "image/png", b"<html><script>1</script>")),
+                    )),
+                ),
+                ("POST", _, 429) => {
+                    let spam = token("spam", "Spam", "student");
+                    for _ in 0..5 {
+                        request(
+                            w.addr,
+                            "POST",
+                            t,
+                            Some(&spam),
+                            Some(json_body(&json!({"courseId": COURSE, "message": "s"}))),
+                        )
+                        .await;
                     }
+                    (
+                        Some(leak(spam)),
+                        t.into(),
+                        Some(json_body(&json!({"courseId": COURSE, "message": "s"}))),
+                    )
+                }
+                ("GET", "/api/v1/chat/course/{courseId}", s) => match s {
+                    200 => (Some(&w.u2), "/api/v1/chat/course/c1?limit=5".into(), None),
+                    400 => (Some(&w.u2), "/api/v1/chat/course/c1?limit=-1".into(), None),
+                    403 => (Some(&w.x1), "/api/v1/chat/course/c1".into(), None),
+                    404 => (Some(&w.u2), "/api/v1/chat/course/nope".into(), None),
                     _ => panic!("no probe for {method} {t} {s}"),
-                };
-                assert_eq!(got, s, "{method} {t}");
-                continue;
-            }
-            (_, _, 401) => (None, t.replace("{courseId}", COURSE).replace("{messageId}", &mid).replace("{fileId}", &fid).replace("{userId}", "u2"), Some(json_body(&json!({})))),
-            ("POST", _, 201) => (Some(&w.u1), t.into(), Some(json_body(&json!({"courseId": COURSE, "message": "x"})))),
-            ("POST", _, 400) => (Some(&w.u1), t.into(), Some(json_body(&json!({"courseId": COURSE, "message": ""})))),
-            ("POST", _, 403) => (Some(&w.x1), t.into(), Some(json_body(&json!({"courseId": COURSE, "message": "x"})))),
-            ("POST", _, 404) => (Some(&w.u1), t.into(), Some(json_body(&json!({"courseId": "nope", "message": "x"})))),
-            ("POST", _, 413) => (Some(&w.u1), t.into(), Some(json_body(&json!({"courseId": COURSE, "message": "x".repeat(100_000)})))),
-            ("POST", _, 415) => (Some(&w.u1), t.into(), Some(multipart(&[("courseId", COURSE)], Some(("x.png", "image/png", b"<html><script>1</script>"))))),
-            ("POST", _, 429) => {
-                let spam = token("spam", "Spam", "student");
-                for _ in 0..5 {
-                    request(w.addr, "POST", t, Some(&spam), Some(json_body(&json!({"courseId": COURSE, "message": "s"})))).await;
-                }
-                (Some(leak(spam)), t.into(), Some(json_body(&json!({"courseId": COURSE, "message": "s"}))))
-            }
-            ("GET", "/api/v1/chat/course/{courseId}", s) => match s {
-                200 => (Some(&w.u2), "/api/v1/chat/course/c1?limit=5".into(), None),
-                400 => (Some(&w.u2), "/api/v1/chat/course/c1?limit=-1".into(), None),
-                403 => (Some(&w.x1), "/api/v1/chat/course/c1".into(), None),
-                404 => (Some(&w.u2), "/api/v1/chat/course/nope".into(), None),
-                _ => panic!("no probe for {method} {t} {s}"),
-            },
-            ("GET", "/api/v1/chat/online/{courseId}", s) => match s {
-                200 => (Some(&w.u2), "/api/v1/chat/online/c1".into(), None),
-                403 => (Some(&w.x1), "/api/v1/chat/online/c1".into(), None),
-                404 => (Some(&w.u2), "/api/v1/chat/online/nope".into(), None),
-                _ => panic!("no probe for {method} {t} {s}"),
-            },
-            ("GET", "/api/v1/chat/files/{fileId}", s) => match s {
-                200 => (Some(&w.u2), format!("/api/v1/chat/files/{fid}"), None),
-                403 => (Some(&w.x1), format!("/api/v1/chat/files/{fid}"), None),
-                404 => (Some(&w.u2), format!("/api/v1/chat/files/{missing}"), None),
-                _ => panic!("no probe for {method} {t} {s}"),
-            },
-            ("PUT", "/api/v1/chat/edit/{messageId}", s) => {
-                let p = |id: &str| format!("/api/v1/chat/edit/{id}");
-                match s {
-                    200 => (Some(&w.u1), p(&mid), Some(json_body(&json!({"message": "edited"})))),
-                    400 => (Some(&w.u1), p(&mid), Some(json_body(&json!({"message": 5})))),
-                    403 => (Some(&w.u2), p(&mid), Some(json_body(&json!({"message": "no"})))),
-                    404 => (Some(&w.u1), p(missing), Some(json_body(&json!({"message": "no"})))),
+                },
+                ("GET", "/api/v1/chat/online/{courseId}", s) => match s {
+                    200 => (Some(&w.u2), "/api/v1/chat/online/c1".into(), None),
+                    403 => (Some(&w.x1), "/api/v1/chat/online/c1".into(), None),
+                    404 => (Some(&w.u2), "/api/v1/chat/online/nope".into(), None),
                     _ => panic!("no probe for {method} {t} {s}"),
+                },
+                ("GET", "/api/v1/chat/files/{fileId}", s) => match s {
+                    200 => (Some(&w.u2), format!("/api/v1/chat/files/{fid}"), None),
+                    403 => (Some(&w.x1), format!("/api/v1/chat/files/{fid}"), None),
+                    404 => (Some(&w.u2), format!("/api/v1/chat/files/{missing}"), None),
+                    _ => panic!("no probe for {method} {t} {s}"),
+                },
+                ("PUT", "/api/v1/chat/edit/{messageId}", s) => {
+                    let p = |id: &str| format!("/api/v1/chat/edit/{id}");
+                    match s {
+                        200 => (
+                            Some(&w.u1),
+                            p(&mid),
+                            Some(json_body(&json!({"message": "edited"}))),
+                        ),
+                        400 => (
+                            Some(&w.u1),
+                            p(&mid),
+                            Some(json_body(&json!({"message": 5}))),
+                        ),
+                        403 => (
+                            Some(&w.u2),
+                            p(&mid),
+                            Some(json_body(&json!({"message": "no"}))),
+                        ),
+                        404 => (
+                            Some(&w.u1),
+                            p(missing),
+                            Some(json_body(&json!({"message": "no"}))),
+                        ),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
                 }
-            }
-            ("PUT", "/api/v1/chat/read/{messageId}", s) => match s {
-                200 => (Some(&w.u2), format!("/api/v1/chat/read/{mid}"), None),
-                403 => (Some(&w.x1), format!("/api/v1/chat/read/{mid}"), None),
-                404 => (Some(&w.u2), format!("/api/v1/chat/read/{missing}"), None),
-                _ => panic!("no probe for {method} {t} {s}"),
-            },
-            ("PUT", "/api/v1/chat/status", s) => match s {
-                200 => (Some(&w.u2), t.into(), Some(json_body(&json!({"isOnline": true})))),
-                400 => (Some(&w.u2), t.into(), Some(json_body(&json!({"isOnline": 1})))),
-                _ => panic!("no probe for {method} {t} {s}"),
-            },
-            ("PUT", "/api/v1/chat/courses/{courseId}", s) => match s {
-                200 => (Some(&w.admin), "/api/v1/chat/courses/c7".into(), Some(json_body(&json!({"name": "Seven"})))),
-                400 => (Some(&w.admin), "/api/v1/chat/courses/c7".into(), Some(json_body(&json!({"name": ""})))),
-                403 => (Some(&w.i1), "/api/v1/chat/courses/c7".into(), Some(json_body(&json!({})))),
-                _ => panic!("no probe for {method} {t} {s}"),
-            },
-            ("PUT", "/api/v1/chat/courses/{courseId}/participants/{userId}", s) => match s {
-                200 => (Some(&w.admin), "/api/v1/chat/courses/c1/participants/u9".into(), Some(json_body(&json!({"role": "student"})))),
-                400 => (Some(&w.admin), "/api/v1/chat/courses/c1/participants/u9".into(), Some(json_body(&json!({"role": "pirate"})))),
-                403 => (Some(&w.u1), "/api/v1/chat/courses/c1/participants/u9".into(), Some(json_body(&json!({})))),
-                404 => (Some(&w.admin), "/api/v1/chat/courses/nope/participants/u9".into(), Some(json_body(&json!({})))),
-                _ => panic!("no probe for {method} {t} {s}"),
-            },
-            ("DELETE", "/api/v1/chat/courses/{courseId}/participants/{userId}", s) => match s {
-                200 => (Some(&w.admin), "/api/v1/chat/courses/c1/participants/u9".into(), None),
-                403 => (Some(&w.u1), "/api/v1/chat/courses/c1/participants/u2".into(), None),
-                404 => (Some(&w.admin), "/api/v1/chat/courses/c1/participants/nobody".into(), None),
-                _ => panic!("no probe for {method} {t} {s}"),
-            },
-            ("DELETE", "/api/v1/chat/delete/{messageId}", s) => match s {
-                // Run last for this message: spec order puts 200 first, so delete a fresh one.
-                200 => {
-                    let m = w.send(&w.u1, "to delete").await;
-                    (Some(&w.u1), format!("/api/v1/chat/delete/{}", m["id"].as_str().unwrap()), None)
-                }
-                403 => (Some(&w.u2), format!("/api/v1/chat/delete/{mid}"), None),
-                404 => (Some(&w.u1), format!("/api/v1/chat/delete/{missing}"), None),
-                _ => panic!("no probe for {method} {t} {s}"),
-            },
-            (m, p, s) => panic!("no probe for documented {m} {p} {s}"),
-        };
+                ("PUT", "/api/v1/chat/read/{messageId}", s) => match s {
+                    200 => (Some(&w.u2), format!("/api/v1/chat/read/{mid}"), None),
+                    403 => (Some(&w.x1), format!("/api/v1/chat/read/{mid}"), None),
+                    404 => (Some(&w.u2), format!("/api/v1/chat/read/{missing}"), None),
+                    _ => panic!("no probe for {method} {t} {s}"),
+                },
+                ("PUT", "/api/v1/chat/status", s) => match s {
+                    200 => (
+                        Some(&w.u2),
+                        t.into(),
+                        Some(json_body(&json!({"isOnline": true}))),
+                    ),
+                    400 => (
+                        Some(&w.u2),
+                        t.into(),
+                        Some(json_body(&json!({"isOnline": 1}))),
+                    ),
+                    _ => panic!("no probe for {method} {t} {s}"),
+                },
+                ("PUT", "/api/v1/chat/courses/{courseId}", s) => match s {
+                    200 => (
+                        Some(&w.admin),
+                        "/api/v1/chat/courses/c7".into(),
+                        Some(json_body(&json!({"name": "Seven"}))),
+                    ),
+                    400 => (
+                        Some(&w.admin),
+                        "/api/v1/chat/courses/c7".into(),
+                        Some(json_body(&json!({"name": ""}))),
+                    ),
+                    403 => (
+                        Some(&w.i1),
+                        "/api/v1/chat/courses/c7".into(),
+                        Some(json_body(&json!({}))),
+                    ),
+                    _ => panic!("no probe for {method} {t} {s}"),
+                },
+                ("PUT", "/api/v1/chat/courses/{courseId}/participants/{userId}", s) => match s {
+                    200 => (
+                        Some(&w.admin),
+                        "/api/v1/chat/courses/c1/participants/u9".into(),
+                        Some(json_body(&json!({"role": "student"}))),
+                    ),
+                    400 => (
+                        Some(&w.admin),
+                        "/api/v1/chat/courses/c1/participants/u9".into(),
+                        Some(json_body(&json!({"role": "pirate"}))),
+                    ),
+                    403 => (
+                        Some(&w.u1),
+                        "/api/v1/chat/courses/c1/participants/u9".into(),
+                        Some(json_body(&json!({}))),
+                    ),
+                    404 => (
+                        Some(&w.admin),
+                        "/api/v1/chat/courses/nope/participants/u9".into(),
+                        Some(json_body(&json!({}))),
+                    ),
+                    _ => panic!("no probe for {method} {t} {s}"),
+                },
+                ("DELETE", "/api/v1/chat/courses/{courseId}/participants/{userId}", s) => match s {
+                    200 => (
+                        Some(&w.admin),
+                        "/api/v1/chat/courses/c1/participants/u9".into(),
+                        None,
+                    ),
+                    403 => (
+                        Some(&w.u1),
+                        "/api/v1/chat/courses/c1/participants/u2".into(),
+                        None,
+                    ),
+                    404 => (
+                        Some(&w.admin),
+                        "/api/v1/chat/courses/c1/participants/nobody".into(),
+                        None,
+                    ),
+                    _ => panic!("no probe for {method} {t} {s}"),
+                },
+                ("DELETE", "/api/v1/chat/delete/{messageId}", s) => match s {
+                    // Run last for this message: spec order puts 200 first, so delete a fresh one.
+                    200 => {
+                        let m = w.send(&w.u1, "to delete").await;
+                        (
+                            Some(&w.u1),
+                            format!("/api/v1/chat/delete/{}", m["id"].as_str().unwrap()),
+                            None,
+                        )
+                    }
+                    403 => (Some(&w.u2), format!("/api/v1/chat/delete/{mid}"), None),
+                    404 => (Some(&w.u1), format!("/api/v1/chat/delete/{missing}"), None),
+                    _ => panic!("no probe for {method} {t} {s}"),
+                },
+                (m, p, s) => panic!("no probe for documented {m} {p} {s}"),
+            };
         let r = request(w.addr, method, &path, tok, body).await;
         assert_eq!(r.status, *status, "{method} {path}: {}", r.text());
         if t != "/api/v1/chat/files/{fileId}" || *status != 200 {

@@ -10,7 +10,12 @@ use crate::common::*;
 const QUIET: Duration = Duration::from_millis(300);
 
 fn ids(users: &Value) -> Vec<String> {
-    users.as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_string()).collect()
+    users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[tokio::test]
@@ -28,15 +33,27 @@ async fn every_event_flows_to_the_room() {
     let ack = ada.call("join-course", json!({"courseId": COURSE})).await;
     assert_eq!(ids(&ack["data"]["users"]), vec!["u1", "u2"]);
     let joined = bob.expect("user-joined").await;
-    assert_eq!((joined["courseId"].as_str(), joined["user"]["id"].as_str()), (Some(COURSE), Some("u1")));
+    assert_eq!(
+        (joined["courseId"].as_str(), joined["user"]["id"].as_str()),
+        (Some(COURSE), Some("u1"))
+    );
     assert_eq!(joined["user"]["isOnline"], true);
-    bob.expect_where("online-users", |d| ids(&d["users"]) == ["u1", "u2"]).await;
+    bob.expect_where("online-users", |d| ids(&d["users"]) == ["u1", "u2"])
+        .await;
 
     // send-message: the ack is the message; the room gets new-message.
-    let ack = ada.call("send-message", json!({"courseId": COURSE, "message": "hi Bob", "clientId": "c-1"})).await;
+    let ack = ada
+        .call(
+            "send-message",
+            json!({"courseId": COURSE, "message": "hi Bob", "clientId": "c-1"}),
+        )
+        .await;
     assert_eq!(ack["ok"], true, "{ack}");
     let sent = ack["data"].clone();
-    assert_eq!((sent["message"].as_str(), sent["clientId"].as_str()), (Some("hi Bob"), Some("c-1")));
+    assert_eq!(
+        (sent["message"].as_str(), sent["clientId"].as_str()),
+        (Some("hi Bob"), Some("c-1"))
+    );
     let got = bob.expect("new-message").await;
     assert_eq!(got, sent);
     let own = ada.expect("new-message").await;
@@ -44,13 +61,29 @@ async fn every_event_flows_to_the_room() {
     let id = sent["id"].as_str().unwrap().to_string();
 
     // edit-message: only the sender.
-    let ack = bob.call("edit-message", json!({"messageId": id, "newMessage": "hijack"})).await;
-    assert_eq!((ack["ok"].as_bool(), ack["error"]["code"].as_str()), (Some(false), Some("FORBIDDEN")));
+    let ack = bob
+        .call(
+            "edit-message",
+            json!({"messageId": id, "newMessage": "hijack"}),
+        )
+        .await;
+    assert_eq!(
+        (ack["ok"].as_bool(), ack["error"]["code"].as_str()),
+        (Some(false), Some("FORBIDDEN"))
+    );
     assert!(ack["error"]["message"].is_string());
-    let ack = ada.call("edit-message", json!({"messageId": id, "newMessage": "hi Bob!"})).await;
+    let ack = ada
+        .call(
+            "edit-message",
+            json!({"messageId": id, "newMessage": "hi Bob!"}),
+        )
+        .await;
     assert_eq!(ack["data"]["isEdited"], true);
     let edited = bob.expect("message-edited").await;
-    assert_eq!((edited["id"].as_str(), edited["message"].as_str()), (Some(id.as_str()), Some("hi Bob!")));
+    assert_eq!(
+        (edited["id"].as_str(), edited["message"].as_str()),
+        (Some(id.as_str()), Some("hi Bob!"))
+    );
 
     // mark-read.
     let ack = bob.call("mark-read", json!({"messageId": id})).await;
@@ -61,7 +94,14 @@ async fn every_event_flows_to_the_room() {
     let rest = w.send(&w.u2, "from REST").await;
     assert_eq!(ada.expect("new-message").await["id"], rest["id"]);
 
-    assert_eq!((read["messageId"].as_str(), read["userId"].as_str(), read["courseId"].as_str()), (Some(id.as_str()), Some("u2"), Some(COURSE)));
+    assert_eq!(
+        (
+            read["messageId"].as_str(),
+            read["userId"].as_str(),
+            read["courseId"].as_str()
+        ),
+        (Some(id.as_str()), Some("u2"), Some(COURSE))
+    );
     assert!(read["readAt"].is_string());
 
     // delete-message: by the instructor.
@@ -85,16 +125,22 @@ async fn every_event_flows_to_the_room() {
     assert_eq!(left["user"]["id"], "u1");
     ada.drain(QUIET).await;
     w.send(&w.u2, "after leaving").await;
-    assert!(Ws::named(&ada.drain(QUIET).await, "new-message").next().is_none());
+    assert!(Ws::named(&ada.drain(QUIET).await, "new-message")
+        .next()
+        .is_none());
 }
 
 #[tokio::test]
 async fn outsiders_and_bad_frames_get_errors_without_losing_the_socket() {
     let w = World::start().await;
     let mut xavier = w.ws(&w.x1).await;
-    let ack = xavier.call("join-course", json!({"courseId": COURSE})).await;
+    let ack = xavier
+        .call("join-course", json!({"courseId": COURSE}))
+        .await;
     assert_eq!(ack["error"]["code"], "NOT_ENROLLED");
-    let ack = xavier.call("join-course", json!({"courseId": "no-such"})).await;
+    let ack = xavier
+        .call("join-course", json!({"courseId": "no-such"}))
+        .await;
     assert_eq!(ack["error"]["code"], "NOT_FOUND");
 
     let mut ada = w.joined(&w.u1).await;
@@ -105,17 +151,29 @@ async fn outsiders_and_bad_frames_get_errors_without_losing_the_socket() {
     ada.send_raw(r#"{"data":{}}"#);
     assert_eq!(ada.expect("error").await["code"], "VALIDATION");
     let ack = ada.call("teleport", json!({})).await;
-    assert_eq!((ack["ok"].as_bool(), ack["error"]["code"].as_str()), (Some(false), Some("VALIDATION")));
-    let ack = ada.call("send-message", json!({"message": "no course"})).await;
+    assert_eq!(
+        (ack["ok"].as_bool(), ack["error"]["code"].as_str()),
+        (Some(false), Some("VALIDATION"))
+    );
+    let ack = ada
+        .call("send-message", json!({"message": "no course"}))
+        .await;
     assert_eq!(ack["error"]["code"], "VALIDATION");
-    let ack = ada.call("typing", json!({"courseId": COURSE, "isTyping": "maybe"})).await;
+    let ack = ada
+        .call("typing", json!({"courseId": COURSE, "isTyping": "maybe"}))
+        .await;
     assert_eq!(ack["error"]["code"], "VALIDATION");
     ada.send_raw(r#"{"event":"mark-read","data":null}"#);
     assert_eq!(ada.expect("error").await["code"], "VALIDATION");
     ada.send_frame(Frame::binary(Payload::Owned(vec![1, 2, 3])));
     assert_eq!(ada.expect("error").await["code"], "VALIDATION");
     // Still alive.
-    let ack = ada.call("send-message", json!({"courseId": COURSE, "message": "still here"})).await;
+    let ack = ada
+        .call(
+            "send-message",
+            json!({"courseId": COURSE, "message": "still here"}),
+        )
+        .await;
     assert_eq!(ack["ok"], true);
 }
 
@@ -125,7 +183,10 @@ async fn string_ack_ids_are_echoed() {
     let mut ada = w.joined(&w.u1).await;
     ada.send_raw(r#"{"event":"leave-course","data":{"courseId":"c1"},"ack":"abc"}"#);
     let frames = ada.drain(QUIET).await;
-    let ack = frames.iter().find(|f| f["ack"] == "abc").expect("ack with a string id");
+    let ack = frames
+        .iter()
+        .find(|f| f["ack"] == "abc")
+        .expect("ack with a string id");
     assert_eq!(ack["ok"], true);
 }
 
@@ -139,13 +200,19 @@ async fn presence_counts_tabs_once() {
     let frames = bob.drain(QUIET).await;
     assert_eq!(Ws::named(&frames, "user-joined").count(), 1, "{frames:?}");
     let tab2_frames = tab2.drain(QUIET).await;
-    let online = Ws::named(&tab2_frames, "online-users").last().expect("joiner gets online-users");
+    let online = Ws::named(&tab2_frames, "online-users")
+        .last()
+        .expect("joiner gets online-users");
     assert_eq!(ids(&online["users"]), vec!["u1", "u2"]);
 
     tab1.close();
     assert!(tab1.closed(WAIT).await.is_some());
     let frames = bob.drain(QUIET).await;
-    assert_eq!(Ws::named(&frames, "user-left").count(), 0, "one tab is still open: {frames:?}");
+    assert_eq!(
+        Ws::named(&frames, "user-left").count(),
+        0,
+        "one tab is still open: {frames:?}"
+    );
     let online = w.get(&w.u2, "/api/v1/chat/online/c1").await.data();
     assert_eq!(ids(&online), vec!["u1", "u2"]);
 
@@ -153,7 +220,8 @@ async fn presence_counts_tabs_once() {
     let left = bob.expect("user-left").await;
     assert_eq!(left["user"]["id"], "u1");
     assert_eq!(left["user"]["isOnline"], false);
-    bob.expect_where("online-users", |d| ids(&d["users"]) == ["u2"]).await;
+    bob.expect_where("online-users", |d| ids(&d["users"]) == ["u2"])
+        .await;
     let online = w.get(&w.u2, "/api/v1/chat/online/c1").await.data();
     assert_eq!(ids(&online), vec!["u2"]);
     let _ = tab2.drain(QUIET).await;
@@ -168,21 +236,35 @@ async fn typing_is_relayed_to_others_and_expires() {
     let mut ada = w.joined(&w.u1).await;
     bob.drain(QUIET).await;
     ada.drain(QUIET).await;
-    let ack = ada.call("typing", json!({"courseId": COURSE, "isTyping": true})).await;
+    let ack = ada
+        .call("typing", json!({"courseId": COURSE, "isTyping": true}))
+        .await;
     assert_eq!(ack["data"], json!({"courseId": COURSE, "isTyping": true}));
     let t = bob.expect("user-typing").await;
-    assert_eq!(t, json!({"courseId": COURSE, "userId": "u1", "name": "Ada", "isTyping": true}));
+    assert_eq!(
+        t,
+        json!({"courseId": COURSE, "userId": "u1", "name": "Ada", "isTyping": true})
+    );
     let started = tokio::time::Instant::now();
     let t = bob.expect("user-typing").await;
     assert_eq!(t["isTyping"], false, "expired");
-    assert!(started.elapsed() >= Duration::from_millis(200), "expired too early");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "expired too early"
+    );
     // Never to the typist.
-    assert!(Ws::named(&ada.drain(QUIET).await, "user-typing").next().is_none());
+    assert!(Ws::named(&ada.drain(QUIET).await, "user-typing")
+        .next()
+        .is_none());
     // An explicit stop is relayed at once.
-    ada.call("typing", json!({"courseId": COURSE, "isTyping": true})).await;
-    bob.expect_where("user-typing", |d| d["isTyping"] == true).await;
-    ada.call("typing", json!({"courseId": COURSE, "isTyping": false})).await;
-    bob.expect_where("user-typing", |d| d["isTyping"] == false).await;
+    ada.call("typing", json!({"courseId": COURSE, "isTyping": true}))
+        .await;
+    bob.expect_where("user-typing", |d| d["isTyping"] == true)
+        .await;
+    ada.call("typing", json!({"courseId": COURSE, "isTyping": false}))
+        .await;
+    bob.expect_where("user-typing", |d| d["isTyping"] == false)
+        .await;
 }
 
 #[tokio::test]
@@ -200,21 +282,41 @@ async fn resume_with_since_seq_replays_what_was_missed() {
     let m2 = w.send(&w.u1, "two").await;
     let m3 = w.send(&w.u1, "three").await;
     let edit = format!("/api/v1/chat/edit/{}", m2["id"].as_str().unwrap());
-    let edited = w.put(&w.u1, &edit, json!({"message": "two (edited)"})).await.data();
+    let edited = w
+        .put(&w.u1, &edit, json!({"message": "two (edited)"}))
+        .await
+        .data();
     let del = format!("/api/v1/chat/delete/{}", m1["id"].as_str().unwrap());
     w.delete(&w.u1, &del).await.data();
 
     let mut bob = w.ws(&w.u2).await;
-    let ack = bob.call("join-course", json!({"courseId": COURSE, "sinceSeq": last_seq})).await;
+    let ack = bob
+        .call(
+            "join-course",
+            json!({"courseId": COURSE, "sinceSeq": last_seq}),
+        )
+        .await;
     assert_eq!(ack["ok"], true);
     let live = w.send(&w.u1, "live").await;
     let mut changes = Vec::new();
     while changes.len() < 5 {
         let v = bob.next(WAIT).await.expect("replayed events");
         match v["event"].as_str() {
-            Some("new-message") => changes.push(("new", v["data"]["id"].clone(), v["data"]["changeSeq"].as_u64().unwrap())),
-            Some("message-edited") => changes.push(("edit", v["data"]["id"].clone(), v["data"]["changeSeq"].as_u64().unwrap())),
-            Some("message-deleted") => changes.push(("delete", v["data"]["messageId"].clone(), v["data"]["seq"].as_u64().unwrap())),
+            Some("new-message") => changes.push((
+                "new",
+                v["data"]["id"].clone(),
+                v["data"]["changeSeq"].as_u64().unwrap(),
+            )),
+            Some("message-edited") => changes.push((
+                "edit",
+                v["data"]["id"].clone(),
+                v["data"]["changeSeq"].as_u64().unwrap(),
+            )),
+            Some("message-deleted") => changes.push((
+                "delete",
+                v["data"]["messageId"].clone(),
+                v["data"]["seq"].as_u64().unwrap(),
+            )),
             _ => {}
         }
     }
@@ -230,11 +332,16 @@ async fn resume_with_since_seq_replays_what_was_missed() {
         ]
     );
     let seqs: Vec<u64> = changes.iter().map(|c| c.2).collect();
-    assert!(seqs.windows(2).all(|p| p[1] == p[0] + 1), "gap-free and ordered: {seqs:?}");
+    assert!(
+        seqs.windows(2).all(|p| p[1] == p[0] + 1),
+        "gap-free and ordered: {seqs:?}"
+    );
     assert_eq!(seqs[0], last_seq + 1);
     assert_eq!(seqs[2], edited["changeSeq"].as_u64().unwrap());
     // No duplicates afterwards.
-    assert!(Ws::named(&bob.drain(QUIET).await, "new-message").next().is_none());
+    assert!(Ws::named(&bob.drain(QUIET).await, "new-message")
+        .next()
+        .is_none());
 }
 
 #[tokio::test]
@@ -244,7 +351,7 @@ async fn heartbeats_keep_live_sockets_and_close_silent_ones() {
     c.idle_timeout = Duration::from_millis(600);
     let w = World::with(c).await;
     let mut bob = w.joined(&w.u2).await; // answers pings
-    // Ada's socket does not answer pings and sends nothing after joining.
+                                         // Ada's socket does not answer pings and sends nothing after joining.
     let mut ada = Ws::connect(w.addr, &w.u1, false).await.unwrap();
     let ack = ada.call("join-course", json!({"courseId": COURSE})).await;
     assert_eq!(ack["ok"], true);
@@ -260,12 +367,20 @@ async fn heartbeats_keep_live_sockets_and_close_silent_ones() {
     assert!(pings >= 2, "pings are sent: {pings}");
     assert_eq!(code, 1001);
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(500) && elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(500) && elapsed < Duration::from_secs(3),
+        "{elapsed:?}"
+    );
     let left = bob.expect("user-left").await;
     assert_eq!(left["user"]["id"], "u1");
     // Bob, who answered pings all along, is still connected well past the idle timeout.
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let ack = bob.call("send-message", json!({"courseId": COURSE, "message": "still here"})).await;
+    let ack = bob
+        .call(
+            "send-message",
+            json!({"courseId": COURSE, "message": "still here"}),
+        )
+        .await;
     assert_eq!(ack["ok"], true);
 }
 
@@ -275,20 +390,43 @@ async fn oversized_frames_close_with_1009() {
     c.max_frame_bytes = 4096;
     let w = World::with(c).await;
     let mut ada = w.joined(&w.u1).await;
-    let big = json!({"event": "send-message", "data": {"courseId": COURSE, "message": "z".repeat(5000)}});
+    let big =
+        json!({"event": "send-message", "data": {"courseId": COURSE, "message": "z".repeat(5000)}});
     ada.send_raw(&big.to_string());
     assert_eq!(ada.closed(WAIT).await, Some(1009));
     // Fragmented messages are capped too.
     let mut bob = w.joined(&w.u2).await;
-    bob.send_frame(Frame::new(false, OpCode::Text, None, Payload::Owned(vec![b' '; 3000])));
-    bob.send_frame(Frame::new(true, OpCode::Continuation, None, Payload::Owned(vec![b' '; 3000])));
+    bob.send_frame(Frame::new(
+        false,
+        OpCode::Text,
+        None,
+        Payload::Owned(vec![b' '; 3000]),
+    ));
+    bob.send_frame(Frame::new(
+        true,
+        OpCode::Continuation,
+        None,
+        Payload::Owned(vec![b' '; 3000]),
+    ));
     assert_eq!(bob.closed(WAIT).await, Some(1009));
     // A fragmented message within the cap works.
     let mut ines = w.joined(&w.i1).await;
-    let text = json!({"event": "typing", "data": {"courseId": COURSE, "isTyping": true}, "ack": 99}).to_string();
+    let text =
+        json!({"event": "typing", "data": {"courseId": COURSE, "isTyping": true}, "ack": 99})
+            .to_string();
     let (a, b) = text.split_at(10);
-    ines.send_frame(Frame::new(false, OpCode::Text, None, Payload::Owned(a.as_bytes().to_vec())));
-    ines.send_frame(Frame::new(true, OpCode::Continuation, None, Payload::Owned(b.as_bytes().to_vec())));
+    ines.send_frame(Frame::new(
+        false,
+        OpCode::Text,
+        None,
+        Payload::Owned(a.as_bytes().to_vec()),
+    ));
+    ines.send_frame(Frame::new(
+        true,
+        OpCode::Continuation,
+        None,
+        Payload::Owned(b.as_bytes().to_vec()),
+    ));
     assert_eq!(ines.ack(99).await["ok"], true);
 }
 
@@ -309,7 +447,9 @@ async fn connections_per_user_are_capped() {
     loop {
         match Ws::connect(w.addr, &w.u1, true).await {
             Ok(_) => break,
-            Err(429) if tokio::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(429) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
             Err(code) => panic!("slot not freed: {code}"),
         }
     }
@@ -331,16 +471,23 @@ async fn a_slow_client_is_disconnected_and_never_stalls_the_room() {
     let sock = TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let stream = sock.connect(w.addr).await.unwrap();
-    let mut slow = handshake(w.addr, stream, &format!("/ws?token={}", w.u1), None).await.unwrap();
+    let mut slow = handshake(w.addr, stream, &format!("/ws?token={}", w.u1), None)
+        .await
+        .unwrap();
     let join = json!({"event": "join-course", "data": {"courseId": COURSE}, "ack": 1}).to_string();
-    slow.write_frame(Frame::text(Payload::Owned(join.into_bytes()))).await.unwrap();
+    slow.write_frame(Frame::text(Payload::Owned(join.into_bytes())))
+        .await
+        .unwrap();
     loop {
         let f = slow.read_frame().await.unwrap();
-        if f.opcode == OpCode::Text && serde_json::from_slice::<Value>(&f.payload).unwrap()["ack"] == 1 {
+        if f.opcode == OpCode::Text
+            && serde_json::from_slice::<Value>(&f.payload).unwrap()["ack"] == 1
+        {
             break;
         }
     }
-    bob.expect_where("user-joined", |d| d["user"]["id"] == "u1").await;
+    bob.expect_where("user-joined", |d| d["user"]["id"] == "u1")
+        .await;
 
     // Ines floods the room with big messages: more than the kernel's socket buffers hold.
     let n = 160;
@@ -362,7 +509,8 @@ async fn a_slow_client_is_disconnected_and_never_stalls_the_room() {
     }
     assert!(started.elapsed() < Duration::from_secs(60));
     if !ada_left {
-        bob.expect_where("user-left", |d| d["user"]["id"] == "u1").await;
+        bob.expect_where("user-left", |d| d["user"]["id"] == "u1")
+            .await;
     }
     // The slow socket was cut: reading what it buffered ends before all messages.
     let mut seen = 0;
@@ -373,5 +521,8 @@ async fn a_slow_client_is_disconnected_and_never_stalls_the_room() {
             _ => {}
         }
     }
-    assert!(seen < n, "the slow client was disconnected before getting all {n} ({seen})");
+    assert!(
+        seen < n,
+        "the slow client was disconnected before getting all {n} ({seen})"
+    );
 }
