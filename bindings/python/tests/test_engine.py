@@ -244,6 +244,7 @@ def test_edit_and_delete(engine, course):
 def test_receipts_and_unread_counts(engine, course):
     msgs = [send(engine, ADA, f"m{i}") for i in range(5)]
     assert engine.unread_count(BOB, course) == 5
+    assert engine.unread_count(ADA, course) == 0  # the sender has read their own messages
     receipt = engine.mark_read(BOB, msgs[2].id)
     assert (receipt.message_id, receipt.course_id, receipt.user_id) == (msgs[2].id, course, "bob")
     assert receipt.read_at.endswith("Z")

@@ -1646,7 +1646,7 @@ public interface ChatConnectionInterface {
      * Closes the connection: the listener is not called again once this returns, the
      * connection leaves its rooms, presence is updated. Idempotent.
      */
-    fun `close`()
+    fun `disconnect`()
     
     /**
      * This connection's id (unique in the engine).
@@ -1810,7 +1810,7 @@ open class ChatConnection: Disposable, AutoCloseable, ChatConnectionInterface
     /**
      * Closes the connection: the listener is not called again once this returns, the
      * connection leaves its rooms, presence is updated. Idempotent.
-     */override fun `close`()
+     */override fun `disconnect`()
         = 
     callWithHandle {
     uniffiRustCall() { _status ->
@@ -2080,7 +2080,7 @@ public interface ChatEngineInterface {
      * threads. No listener or plugin is called once it returns. Later calls raise
      * `ChatError.Internal`. Idempotent.
      */
-    fun `close`()
+    fun `shutdown`()
     
     /**
      * Opens a connection for the actor (they are online until it closes) whose events go to
@@ -2327,7 +2327,7 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
      * threads. No listener or plugin is called once it returns. Later calls raise
      * `ChatError.Internal`. Idempotent.
      */
-    @Throws(ChatException::class)override fun `close`()
+    @Throws(ChatException::class)override fun `shutdown`()
         = 
     callWithHandle {
     uniffiRustCallWithError(ChatException) { _status ->
@@ -2920,7 +2920,7 @@ public interface ChatSubscriptionInterface {
     /**
      * Stops the subscription: the listener is not called again once this returns. Idempotent.
      */
-    fun `close`()
+    fun `cancel`()
     
     /**
      * The course followed.
@@ -3043,7 +3043,7 @@ open class ChatSubscription: Disposable, AutoCloseable, ChatSubscriptionInterfac
     
     /**
      * Stops the subscription: the listener is not called again once this returns. Idempotent.
-     */override fun `close`()
+     */override fun `cancel`()
         = 
     callWithHandle {
     uniffiRustCall() { _status ->
