@@ -104,11 +104,20 @@ pub struct ChatConnection {
 
 impl ChatConnection {
     pub(crate) fn new(engine: Arc<ChatEngine>, conn: &core::Connection, pump: Arc<Pump>) -> Self {
-        ChatConnection { engine, id: conn.id(), actor: conn.actor().clone().into(), pump }
+        ChatConnection {
+            engine,
+            id: conn.id(),
+            actor: conn.actor().clone().into(),
+            pump,
+        }
     }
 
     fn conn(&self) -> Result<core::Connection, ChatError> {
-        self.pump.conn.lock().clone().ok_or_else(|| ChatError::internal("connection is closed"))
+        self.pump
+            .conn
+            .lock()
+            .clone()
+            .ok_or_else(|| ChatError::internal("connection is closed"))
     }
 }
 

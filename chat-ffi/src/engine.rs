@@ -18,8 +18,8 @@ use crate::connection::{ChatConnection, ChatSubscription, EventListener, Pump};
 use crate::error::ChatError;
 use crate::plugin::{MessagePlugin, PluginAdapter};
 use crate::types::{
-    Actor, Course, CourseUpdate, EngineConfig, Event, FileData, HistoryPage, HistoryQuery,
-    Message, Participant, ReadReceipt, Role, SendMessage, User,
+    Actor, Course, CourseUpdate, EngineConfig, Event, FileData, HistoryPage, HistoryQuery, Message,
+    Participant, ReadReceipt, Role, SendMessage, User,
 };
 
 /// How long `close()` waits for background work (listener and plugin calls) to finish.
@@ -141,7 +141,12 @@ impl ChatEngine {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let pumps: Vec<Arc<Pump>> = self.pumps.lock().drain(..).filter_map(|p| p.upgrade()).collect();
+        let pumps: Vec<Arc<Pump>> = self
+            .pumps
+            .lock()
+            .drain(..)
+            .filter_map(|p| p.upgrade())
+            .collect();
         let conns: Vec<core::Connection> = pumps.iter().filter_map(|p| p.stop()).collect();
         let engine = self.engine.write().take();
         let flushed = self.handle.block_on(async move {
@@ -174,18 +179,21 @@ impl ChatEngine {
     /// Records the actor's profile (name, avatar, role) and returns the user.
     pub fn upsert_user(&self, actor: Actor) -> Result<User, ChatError> {
         let actor = actor_of(actor);
-        self.with(|e| async move { e.upsert_user(&actor).await }).map(Into::into)
+        self.with(|e| async move { e.upsert_user(&actor).await })
+            .map(Into::into)
     }
 
     /// A user with presence (`NOT_FOUND` if never seen).
     pub fn user(&self, user_id: String) -> Result<User, ChatError> {
-        self.with(|e| async move { e.user(&user_id).await }).map(Into::into)
+        self.with(|e| async move { e.user(&user_id).await })
+            .map(Into::into)
     }
 
     /// Sets the actor's online status (`PUT /status`).
     pub fn set_status(&self, actor: Actor, is_online: bool) -> Result<User, ChatError> {
         let actor = actor_of(actor);
-        self.with(|e| async move { e.set_status(&actor, is_online).await }).map(Into::into)
+        self.with(|e| async move { e.set_status(&actor, is_online).await })
+            .map(Into::into)
     }
 
     // ---- provisioning ------------------------------------------------------------------------
@@ -198,13 +206,15 @@ impl ChatEngine {
         update: CourseUpdate,
     ) -> Result<Course, ChatError> {
         let actor = actor_of(actor);
-        self.with(|e| async move { e.put_course(&actor, &course_id, update.into()).await }).map(Into::into)
+        self.with(|e| async move { e.put_course(&actor, &course_id, update.into()).await })
+            .map(Into::into)
     }
 
     /// A course with its participants (participants and admins).
     pub fn course(&self, actor: Actor, course_id: String) -> Result<Course, ChatError> {
         let actor = actor_of(actor);
-        self.with(|e| async move { e.course(&actor, &course_id).await }).map(Into::into)
+        self.with(|e| async move { e.course(&actor, &course_id).await })
+            .map(Into::into)
     }
 
     /// The participants of a course with their roles (participants and admins).
@@ -227,7 +237,8 @@ impl ChatEngine {
         role: Role,
     ) -> Result<Participant, ChatError> {
         let actor = actor_of(actor);
-        self.with(|e| async move { e.enroll(&actor, &course_id, &user_id, role.into()).await }).map(Into::into)
+        self.with(|e| async move { e.enroll(&actor, &course_id, &user_id, role.into()).await })
+            .map(Into::into)
     }
 
     /// Removes a user from a course (admins only); their connections leave its room.
@@ -246,13 +257,15 @@ impl ChatEngine {
     /// Sends a message; returns it once durable (or the original, for a repeated `client_id`).
     pub fn send(&self, actor: Actor, request: SendMessage) -> Result<Message, ChatError> {
         let actor = actor_of(actor);
-        self.with(|e| async move { e.send(&actor, request.into()).await }).map(Into::into)
+        self.with(|e| async move { e.send(&actor, request.into()).await })
+            .map(Into::into)
     }
 
     /// A message (participants and admins).
     pub fn message(&self, actor: Actor, message_id: String) -> Result<Message, ChatError> {
         let actor = actor_of(actor);
-        self.with(|e| async move { e.message(&actor, &message_id).await }).map(Into::into)
+        self.with(|e| async move { e.message(&actor, &message_id).await })
+            .map(Into::into)
     }
 
     /// Edits a message's text (its sender only).
@@ -263,19 +276,22 @@ impl ChatEngine {
         new_message: String,
     ) -> Result<Message, ChatError> {
         let actor = actor_of(actor);
-        self.with(|e| async move { e.edit(&actor, &message_id, &new_message).await }).map(Into::into)
+        self.with(|e| async move { e.edit(&actor, &message_id, &new_message).await })
+            .map(Into::into)
     }
 
     /// Deletes a message (its sender, the course's instructors, admins); returns the tombstone.
     pub fn delete(&self, actor: Actor, message_id: String) -> Result<Message, ChatError> {
         let actor = actor_of(actor);
-        self.with(|e| async move { e.delete(&actor, &message_id).await }).map(Into::into)
+        self.with(|e| async move { e.delete(&actor, &message_id).await })
+            .map(Into::into)
     }
 
     /// Marks a message and every earlier one of its course read for the actor. Idempotent.
     pub fn mark_read(&self, actor: Actor, message_id: String) -> Result<ReadReceipt, ChatError> {
         let actor = actor_of(actor);
-        self.with(|e| async move { e.mark_read(&actor, &message_id).await }).map(Into::into)
+        self.with(|e| async move { e.mark_read(&actor, &message_id).await })
+            .map(Into::into)
     }
 
     /// How many messages of the course the actor has not read.
@@ -292,7 +308,8 @@ impl ChatEngine {
         query: HistoryQuery,
     ) -> Result<HistoryPage, ChatError> {
         let actor = actor_of(actor);
-        self.with(|e| async move { e.history(&actor, &course_id, query.into()).await }).map(Into::into)
+        self.with(|e| async move { e.history(&actor, &course_id, query.into()).await })
+            .map(Into::into)
     }
 
     /// Every message change of the course after `since_seq`, in order, at most `limit` (capped at
@@ -306,8 +323,10 @@ impl ChatEngine {
         limit: u32,
     ) -> Result<Vec<Event>, ChatError> {
         let actor = actor_of(actor);
-        let events =
-            self.with(|e| async move { e.changes_since(&actor, &course_id, since_seq, limit as usize).await })?;
+        let events = self.with(|e| async move {
+            e.changes_since(&actor, &course_id, since_seq, limit as usize)
+                .await
+        })?;
         Ok(events.iter().map(Event::from).collect())
     }
 
@@ -315,7 +334,10 @@ impl ChatEngine {
     pub fn file(&self, actor: Actor, file_id: String) -> Result<FileData, ChatError> {
         let actor = actor_of(actor);
         let (info, bytes) = self.with(|e| async move { e.file(&actor, &file_id).await })?;
-        Ok(FileData { info: info.into(), bytes: bytes.to_vec() })
+        Ok(FileData {
+            info: info.into(),
+            bytes: bytes.to_vec(),
+        })
     }
 
     // ---- presence, typing, events ------------------------------------------------------------
@@ -328,7 +350,12 @@ impl ChatEngine {
     }
 
     /// Starts or stops a typing indicator without a connection.
-    pub fn typing(&self, actor: Actor, course_id: String, is_typing: bool) -> Result<(), ChatError> {
+    pub fn typing(
+        &self,
+        actor: Actor,
+        course_id: String,
+        is_typing: bool,
+    ) -> Result<(), ChatError> {
         let actor = actor_of(actor);
         self.with(|e| async move { e.typing(&actor, &course_id, is_typing).await })
     }

@@ -43,11 +43,15 @@ pub enum ChatError {
 
 impl ChatError {
     pub(crate) fn validation(reason: impl Into<String>) -> Self {
-        ChatError::Validation { reason: reason.into() }
+        ChatError::Validation {
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn internal(reason: impl Into<String>) -> Self {
-        ChatError::Internal { reason: reason.into() }
+        ChatError::Internal {
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn closed() -> Self {

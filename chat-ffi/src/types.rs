@@ -94,13 +94,23 @@ pub struct Actor {
 
 impl From<Actor> for core::Actor {
     fn from(a: Actor) -> Self {
-        core::Actor { id: a.id, name: a.name, avatar: a.avatar, role: a.role.into() }
+        core::Actor {
+            id: a.id,
+            name: a.name,
+            avatar: a.avatar,
+            role: a.role.into(),
+        }
     }
 }
 
 impl From<core::Actor> for Actor {
     fn from(a: core::Actor) -> Self {
-        Actor { id: a.id, name: a.name, avatar: a.avatar, role: a.role.into() }
+        Actor {
+            id: a.id,
+            name: a.name,
+            avatar: a.avatar,
+            role: a.role.into(),
+        }
     }
 }
 
@@ -149,7 +159,12 @@ pub struct Sender {
 
 impl From<core::Sender> for Sender {
     fn from(s: core::Sender) -> Self {
-        Sender { id: s.id, name: s.name, avatar: s.avatar, role: s.role.into() }
+        Sender {
+            id: s.id,
+            name: s.name,
+            avatar: s.avatar,
+            role: s.role.into(),
+        }
     }
 }
 
@@ -191,7 +206,10 @@ pub struct CourseUpdate {
 
 impl From<CourseUpdate> for core::CourseUpdate {
     fn from(u: CourseUpdate) -> Self {
-        core::CourseUpdate { name: u.name, chat_enabled: u.chat_enabled }
+        core::CourseUpdate {
+            name: u.name,
+            chat_enabled: u.chat_enabled,
+        }
     }
 }
 
@@ -206,7 +224,10 @@ pub struct Participant {
 
 impl From<core::Participant> for Participant {
     fn from(p: core::Participant) -> Self {
-        Participant { user_id: p.user_id, role: p.role.into() }
+        Participant {
+            user_id: p.user_id,
+            role: p.role.into(),
+        }
     }
 }
 
@@ -227,7 +248,13 @@ pub struct FileInfo {
 
 impl From<core::FileInfo> for FileInfo {
     fn from(f: core::FileInfo) -> Self {
-        FileInfo { id: f.id, url: f.url, name: f.name, size: f.size, mime_type: f.mime_type }
+        FileInfo {
+            id: f.id,
+            url: f.url,
+            name: f.name,
+            size: f.size,
+            mime_type: f.mime_type,
+        }
     }
 }
 
@@ -275,7 +302,10 @@ pub struct ReadBy {
 
 impl From<core::ReadBy> for ReadBy {
     fn from(r: core::ReadBy) -> Self {
-        ReadBy { user_id: r.user_id, read_at: r.read_at.to_string() }
+        ReadBy {
+            user_id: r.user_id,
+            read_at: r.read_at.to_string(),
+        }
     }
 }
 
@@ -404,9 +434,10 @@ impl From<SendMessage> for core::SendMessage {
             message_type: s.message_type.map(Into::into),
             reply_to: s.reply_to,
             client_id: s.client_id,
-            attachment: s
-                .attachment
-                .map(|a| core::Attachment { name: a.name, bytes: bytes::Bytes::from(a.bytes) }),
+            attachment: s.attachment.map(|a| core::Attachment {
+                name: a.name,
+                bytes: bytes::Bytes::from(a.bytes),
+            }),
         }
     }
 }
@@ -430,7 +461,12 @@ pub struct HistoryQuery {
 
 impl From<HistoryQuery> for core::HistoryQuery {
     fn from(q: HistoryQuery) -> Self {
-        core::HistoryQuery { page: q.page, limit: q.limit, before: q.before, after: q.after }
+        core::HistoryQuery {
+            page: q.page,
+            limit: q.limit,
+            before: q.before,
+            after: q.after,
+        }
     }
 }
 
@@ -487,7 +523,11 @@ pub enum Event {
     /// `message-edited`.
     MessageEdited { message: Message },
     /// `message-deleted`: `seq` is the course seq of the deletion.
-    MessageDeleted { message_id: String, course_id: String, seq: u64 },
+    MessageDeleted {
+        message_id: String,
+        course_id: String,
+        seq: u64,
+    },
     /// `user-joined`: a user's first connection joined the room.
     UserJoined { course_id: String, user: User },
     /// `user-left`: a user's last connection left the room.
@@ -495,9 +535,19 @@ pub enum Event {
     /// `online-users`.
     OnlineUsers { course_id: String, users: Vec<User> },
     /// `user-typing` (never delivered to the typist).
-    UserTyping { course_id: String, user_id: String, name: String, is_typing: bool },
+    UserTyping {
+        course_id: String,
+        user_id: String,
+        name: String,
+        is_typing: bool,
+    },
     /// `message-read`.
-    MessageRead { message_id: String, course_id: String, user_id: String, read_at: String },
+    MessageRead {
+        message_id: String,
+        course_id: String,
+        user_id: String,
+        read_at: String,
+    },
 }
 
 impl From<&core::Event> for Event {
@@ -511,8 +561,14 @@ impl From<&core::Event> for Event {
                 course_id: d.course_id,
                 seq: d.seq,
             },
-            E::UserJoined(m) => Event::UserJoined { course_id: m.course_id, user: m.user.into() },
-            E::UserLeft(m) => Event::UserLeft { course_id: m.course_id, user: m.user.into() },
+            E::UserJoined(m) => Event::UserJoined {
+                course_id: m.course_id,
+                user: m.user.into(),
+            },
+            E::UserLeft(m) => Event::UserLeft {
+                course_id: m.course_id,
+                user: m.user.into(),
+            },
             E::OnlineUsers(o) => Event::OnlineUsers {
                 course_id: o.course_id,
                 users: o.users.into_iter().map(Into::into).collect(),
