@@ -372,3 +372,23 @@ def test_event_names():
     ]
     for event, name in cases:
         assert cf.event_name(event) == name
+
+
+def test_a_listener_may_close_the_engine():
+    eng = cf.ChatEngine.in_memory()
+    eng.put_course(ADMIN, "c1", cf.CourseUpdate())
+    done = threading.Event()
+
+    class Closer(cf.EventListener):
+        def on_event(self, event):
+            if event.is_new_message():
+                eng.close()
+                done.set()
+
+    conn = eng.connect(ADMIN, Closer())
+    conn.join("c1")
+    send(eng, ADMIN, "shut it down")
+    assert done.wait(5)
+    assert eng.is_closed() and conn.is_closed()
+    with pytest.raises(cf.ChatError.Internal):
+        send(eng, ADMIN, "too late")
