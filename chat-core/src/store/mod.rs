@@ -10,7 +10,8 @@
 //! - [`kv`]: the whole logic of the trait over an ordered key-value map ([`kv::KvBackend`]),
 //!   shared by the two embedded backends so they cannot drift apart;
 //! - [`memory`]: a `BTreeMap`, for tests and ephemeral use;
-//! - [`sled`](mod@crate::store::sled): sled on disk, the default, fsync'd with group commit;
+//! - [`sled`](mod@crate::store::sled): sled on disk, the default, made durable by a write-ahead
+//!   log (`wal`) with group commit;
 //! - [`conformance`]: the one test suite every backend must pass.
 
 use async_trait::async_trait;
@@ -23,6 +24,7 @@ pub mod conformance;
 pub mod kv;
 pub mod memory;
 pub mod sled;
+mod wal;
 
 /// A user's stored profile (presence lives in memory, `last_seen` is kept).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

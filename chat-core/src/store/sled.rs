@@ -1,17 +1,15 @@
-//! The default backend: sled on disk, made durable with group commit.
+//! The default backend: sled on disk, made durable by a write-ahead log with group commit.
 //!
-//! A write is applied to sled (in memory, atomic) and then waits on [`GroupCommit`]: one thread
-//! runs `fsync` (`Db::flush`) for every writer that arrived before the flush started, so a hundred
-//! concurrent sends cost one flush, not a hundred, and no send is acknowledged before it is on disk.
+//! Each atomic batch is applied to sled and appended to the [`wal`](super::wal) in one step; a
+//! write is acknowledged once the log's `fdatasync` covering it returns, so a hundred concurrent
+//! sends cost one sync, and no send is acknowledged before it is on disk. sled itself is flushed
+//! by the log's checkpoints, not on every write (its flush blocks all writers).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
-use std::thread::JoinHandle;
-
 use async_trait::async_trait;
-use tokio::sync::watch;
 
 use super::kv::{BatchOp, KvBackend, KvStore};
+use super::wal::Wal;
 use crate::error::{Error, Result};
 
 /// A [`Store`](super::Store) on disk.
@@ -30,10 +28,10 @@ impl SledStore {
     }
 }
 
-/// sled's default tree plus its group-commit flusher.
+/// sled's default tree plus its write-ahead log.
 pub struct SledKv {
     db: sled::Db,
-    commit: GroupCommit,
+    wal: Wal,
     path: PathBuf,
 }
 
@@ -62,8 +60,8 @@ impl SledKv {
                 db.flush()?;
             }
         }
-        let commit = GroupCommit::start(db.clone());
-        Ok(SledKv { db, commit, path: path.to_path_buf() })
+        let wal = Wal::open(&path.join("wal"), &db)?;
+        Ok(SledKv { db, wal, path: path.to_path_buf() })
     }
 
     /// The folder of the database.
@@ -77,7 +75,11 @@ impl SledKv {
 fn open_db(path: &Path) -> Result<sled::Db> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        match sled::Config::new().path(path).mode(sled::Mode::HighThroughput).open() {
+        let config = sled::Config::new()
+            .path(path)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None);
+        match config.open() {
             Ok(db) => return Ok(db),
             Err(e) if e.to_string().contains("could not acquire lock") => {
                 if std::time::Instant::now() > deadline {
@@ -134,129 +136,28 @@ impl KvBackend for SledKv {
     }
 
     fn apply(&self, batch: Vec<BatchOp>) -> Result<()> {
-        let mut b = sled::Batch::default();
-        for (k, v) in batch {
-            match v {
-                Some(v) => b.insert(k, v),
-                None => b.remove(k),
+        self.wal.append(batch, |ops| {
+            let mut b = sled::Batch::default();
+            for (k, v) in ops {
+                match v {
+                    Some(v) => b.insert(k.as_slice(), v.as_slice()),
+                    None => b.remove(k.as_slice()),
+                }
             }
-        }
-        self.db.apply_batch(b)?;
-        Ok(())
+            Ok(self.db.apply_batch(b)?)
+        })
     }
 
     async fn sync(&self) -> Result<()> {
-        self.commit.wait().await
+        self.wal.sync().await
     }
 }
 
 impl Drop for SledKv {
     fn drop(&mut self) {
-        self.commit.stop();
+        self.wal.stop();
         if let Err(e) = self.db.flush() {
             tracing::error!(error = %e, "final flush of the store failed");
         }
-    }
-}
-
-/// Batches concurrent durability requests into one `fsync`.
-struct GroupCommit {
-    shared: Arc<Shared>,
-    done: watch::Receiver<Flushed>,
-    thread: Option<JoinHandle<()>>,
-}
-
-struct Shared {
-    state: Mutex<State>,
-    wake: Condvar,
-}
-
-#[derive(Default)]
-struct State {
-    /// Flushes started so far.
-    started: u64,
-    /// The flush generation someone waits for.
-    requested: u64,
-    stop: bool,
-}
-
-#[derive(Clone, Default)]
-struct Flushed {
-    generation: u64,
-    error: Option<String>,
-}
-
-impl GroupCommit {
-    fn start(db: sled::Db) -> Self {
-        let shared = Arc::new(Shared { state: Mutex::new(State::default()), wake: Condvar::new() });
-        let (tx, rx) = watch::channel(Flushed::default());
-        let worker = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("chat-store-flush".into())
-            .spawn(move || flush_loop(&worker, &db, &tx))
-            .ok();
-        GroupCommit { shared, done: rx, thread }
-    }
-
-    /// Waits for a flush that starts after this call.
-    async fn wait(&self) -> Result<()> {
-        let need = {
-            let mut st = self.shared.state.lock().map_err(|_| Error::Closed)?;
-            if st.stop {
-                return Err(Error::Closed);
-            }
-            let need = st.started + 1;
-            if st.requested < need {
-                st.requested = need;
-                self.shared.wake.notify_one();
-            }
-            need
-        };
-        let mut rx = self.done.clone();
-        let flushed = rx
-            .wait_for(|f| f.generation >= need)
-            .await
-            .map_err(|_| Error::Storage("the flush thread stopped".into()))?
-            .clone();
-        match flushed.error {
-            Some(e) => Err(Error::Storage(format!("flush failed: {e}"))),
-            None => Ok(()),
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Ok(mut st) = self.shared.state.lock() {
-            st.stop = true;
-        }
-        self.shared.wake.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn flush_loop(shared: &Shared, db: &sled::Db, done: &watch::Sender<Flushed>) {
-    let mut completed = 0;
-    loop {
-        let generation = {
-            let Ok(mut st) = shared.state.lock() else { return };
-            while st.requested <= completed && !st.stop {
-                st = match shared.wake.wait(st) {
-                    Ok(st) => st,
-                    Err(_) => return,
-                };
-            }
-            if st.requested <= completed {
-                return; // stopping, nobody waits
-            }
-            st.started += 1;
-            st.started
-        };
-        let error = db.flush().err().map(|e| e.to_string());
-        if let Some(e) = &error {
-            tracing::error!(error = %e, "store flush failed");
-        }
-        completed = generation;
-        done.send_replace(Flushed { generation, error });
     }
 }
