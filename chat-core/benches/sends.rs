@@ -14,20 +14,33 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 const CONCURRENCY: [usize; 3] = [1, 8, 64];
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 fn config() -> Config {
-    Config { rate_limit_burst: u32::MAX / 2, ..Config::default() }
+    Config {
+        rate_limit_burst: u32::MAX / 2,
+        ..Config::default()
+    }
 }
 
 async fn course_with_senders(engine: &Engine, senders: usize) -> Vec<Actor> {
     let admin = Actor::system();
-    engine.put_course(&admin, "bench", CourseUpdate::default()).await.unwrap();
+    engine
+        .put_course(&admin, "bench", CourseUpdate::default())
+        .await
+        .unwrap();
     let mut users = Vec::new();
     for i in 0..senders {
         let id = format!("u{i}");
-        engine.enroll(&admin, "bench", &id, Role::Student).await.unwrap();
+        engine
+            .enroll(&admin, "bench", &id, Role::Student)
+            .await
+            .unwrap();
         users.push(Actor::new(id.clone(), id, Role::Student));
     }
     users
@@ -64,7 +77,9 @@ fn durable_sends(c: &mut Criterion) {
     let rt = runtime();
     for (store, on_disk) in [("sled", true), ("memory", false)] {
         let mut group = c.benchmark_group(format!("send/{store}"));
-        group.sample_size(10).measurement_time(Duration::from_secs(5));
+        group
+            .sample_size(10)
+            .measurement_time(Duration::from_secs(5));
         for senders in CONCURRENCY {
             group.throughput(Throughput::Elements(senders as u64));
             let dir = tempfile::tempdir().unwrap();
@@ -88,33 +103,46 @@ fn durable_sends(c: &mut Criterion) {
 
 fn raw_sled_ceiling(c: &mut Criterion) {
     let mut group = c.benchmark_group("raw-sled");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
     let dir = tempfile::tempdir().unwrap();
     let db = sled::open(dir.path()).unwrap();
     let value = vec![b'x'; 420]; // about a stored message's size
     let mut n = 0u64;
     for batch in CONCURRENCY {
         group.throughput(Throughput::Elements(batch as u64));
-        group.bench_with_input(BenchmarkId::new("insert+flush", batch), &batch, |b, &batch| {
-            b.iter(|| {
-                for _ in 0..batch {
-                    n += 1;
-                    db.insert(n.to_be_bytes(), value.as_slice()).unwrap();
-                }
-                db.flush().unwrap();
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new("insert+flush", batch),
+            &batch,
+            |b, &batch| {
+                b.iter(|| {
+                    for _ in 0..batch {
+                        n += 1;
+                        db.insert(n.to_be_bytes(), value.as_slice()).unwrap();
+                    }
+                    db.flush().unwrap();
+                })
+            },
+        );
     }
     group.finish();
 }
 
 fn history_and_resume(c: &mut Criterion) {
     let rt = runtime();
-    let messages: u64 =
-        std::env::var("CHAT_BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let messages: u64 = std::env::var("CHAT_BENCH_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
     let (engine, reader) = rt.block_on(async {
-        let engine = Engine::builder().config(config()).data_dir(dir.path()).open().await.unwrap();
+        let engine = Engine::builder()
+            .config(config())
+            .data_dir(dir.path())
+            .open()
+            .await
+            .unwrap();
         let users = course_with_senders(&engine, 64).await;
         send_burst(&engine, &users, messages).await;
         (engine, users[0].clone())
@@ -124,13 +152,21 @@ fn history_and_resume(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function(format!("history-page-50-of-{messages}"), |b| {
         b.to_async(&rt).iter(|| async {
-            let q = HistoryQuery { page: Some(7), limit: Some(50), ..Default::default() };
+            let q = HistoryQuery {
+                page: Some(7),
+                limit: Some(50),
+                ..Default::default()
+            };
             engine.history(&reader, "bench", q).await.unwrap()
         })
     });
     group.bench_function("history-before-deep", |b| {
         b.to_async(&rt).iter(|| async {
-            let q = HistoryQuery { before: Some(messages / 2), limit: Some(50), ..Default::default() };
+            let q = HistoryQuery {
+                before: Some(messages / 2),
+                limit: Some(50),
+                ..Default::default()
+            };
             engine.history(&reader, "bench", q).await.unwrap()
         })
     });
@@ -138,7 +174,10 @@ fn history_and_resume(c: &mut Criterion) {
     group.bench_function("resume-1000-events", |b| {
         b.to_async(&rt).iter(|| async {
             let since = messages.saturating_sub(1000);
-            let events = engine.changes_since(&reader, "bench", since, 1000).await.unwrap();
+            let events = engine
+                .changes_since(&reader, "bench", since, 1000)
+                .await
+                .unwrap();
             assert_eq!(events.len(), 1000.min(messages as usize));
         })
     });

@@ -50,7 +50,10 @@ impl Default for Config {
         Config {
             max_message_chars: 4000,
             max_file_bytes: 10 * 1024 * 1024,
-            allowed_mime_types: DEFAULT_ALLOWED_MIME_TYPES.iter().map(|s| s.to_string()).collect(),
+            allowed_mime_types: DEFAULT_ALLOWED_MIME_TYPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             rate_limit_burst: 10,
             rate_limit_window: Duration::from_secs(10),
             typing_ttl: Duration::from_secs(5),

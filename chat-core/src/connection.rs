@@ -153,6 +153,12 @@ impl Connection {
         &self.inner.actor
     }
 
+    /// The engine this connection belongs to (transports call its operations with
+    /// [`actor`](Self::actor)).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
     /// This connection's id (unique in the engine).
     pub fn id(&self) -> u64 {
         self.inner.id
@@ -163,7 +169,10 @@ impl Connection {
     /// `online-users`; the room gets `user-joined` if this is the user's first connection in it.
     /// Returns the online users.
     pub async fn join(&self, course_id: &str, since_seq: Option<u64>) -> Result<Vec<User>> {
-        self.inner.engine.join(&self.inner, course_id, since_seq).await
+        self.inner
+            .engine
+            .join(&self.inner, course_id, since_seq)
+            .await
     }
 
     /// Leaves a course room (`user-left` when it was the user's last connection in it).
@@ -173,7 +182,10 @@ impl Connection {
 
     /// Starts or stops a typing indicator in a course.
     pub async fn typing(&self, course_id: &str, is_typing: bool) -> Result<()> {
-        self.inner.engine.typing(&self.inner.actor, course_id, is_typing).await
+        self.inner
+            .engine
+            .typing(&self.inner.actor, course_id, is_typing)
+            .await
     }
 
     /// Courses this connection has joined.
@@ -258,8 +270,11 @@ impl Events {
                 let job = st.jobs.iter().next().map(|(c, r)| (c.clone(), *r));
                 // Replays first; a lag is handled once they are out (it resumes from the cursor
                 // they leave).
-                let lagged: Vec<String> =
-                    if job.is_none() { st.lagged.drain().collect() } else { Vec::new() };
+                let lagged: Vec<String> = if job.is_none() {
+                    st.lagged.drain().collect()
+                } else {
+                    Vec::new()
+                };
                 (job, lagged)
             };
             if let Some((course, (after, upto))) = job {
@@ -268,7 +283,8 @@ impl Events {
             }
             if !lagged.is_empty() {
                 for course in lagged {
-                    self.engine.resubscribe(&self.stream, &course, self.sub_id(), self.user());
+                    self.engine
+                        .resubscribe(&self.stream, &course, self.sub_id(), self.user());
                 }
                 continue;
             }
@@ -284,7 +300,10 @@ impl Events {
 
     /// Like [`recv`](Self::recv) but gives up after `timeout`.
     pub async fn recv_timeout(&mut self, timeout: Duration) -> Option<Arc<Envelope>> {
-        tokio::time::timeout(timeout, self.recv()).await.ok().flatten()
+        tokio::time::timeout(timeout, self.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     fn sub_id(&self) -> u64 {
@@ -292,14 +311,20 @@ impl Events {
     }
 
     fn user(&self) -> Option<String> {
-        self._conn.upgrade().filter(|c| c.presence).map(|c| c.actor.id.clone())
+        self._conn
+            .upgrade()
+            .filter(|c| c.presence)
+            .map(|c| c.actor.id.clone())
     }
 
     fn route(&mut self, env: Arc<Envelope>) {
         let course = env.event().course_id();
         let has_job = self.stream.state.lock().jobs.contains_key(course);
         if has_job {
-            self.holdback.entry(course.to_string()).or_default().push(env);
+            self.holdback
+                .entry(course.to_string())
+                .or_default()
+                .push(env);
         } else {
             self.pending.push_back(env);
         }

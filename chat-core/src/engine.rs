@@ -120,11 +120,10 @@ impl EngineBuilder {
             (Some(s), _) => s,
             (None, Some(dir)) => {
                 let path = dir.join("store");
-                let store = tokio::task::spawn_blocking(move || {
-                    crate::store::sled::SledStore::open(path)
-                })
-                .await
-                .map_err(|e| Error::Storage(e.to_string()))??;
+                let store =
+                    tokio::task::spawn_blocking(move || crate::store::sled::SledStore::open(path))
+                        .await
+                        .map_err(|e| Error::Storage(e.to_string()))??;
                 Arc::new(store)
             }
             (None, None) => Arc::new(crate::store::memory::MemoryStore::open()),
@@ -272,7 +271,10 @@ impl Engine {
         }
         let stored = self.inner.store.user(user_id).await?;
         if let Some(p) = &stored {
-            self.inner.profiles.lock().insert(user_id.to_string(), p.clone());
+            self.inner
+                .profiles
+                .lock()
+                .insert(user_id.to_string(), p.clone());
         }
         Ok(stored)
     }
@@ -307,7 +309,12 @@ impl Engine {
     pub async fn set_status(&self, actor: &Actor, is_online: bool) -> Result<User> {
         self.ensure_profile(actor).await?;
         let now = Timestamp::now();
-        if self.inner.presence.force(&actor.id, is_online, now).is_some() {
+        if self
+            .inner
+            .presence
+            .force(&actor.id, is_online, now)
+            .is_some()
+        {
             if !is_online {
                 self.save_last_seen(&actor.id, now).await?;
             }
@@ -352,12 +359,18 @@ impl Engine {
                 return Err(Error::validation("name must be 1 to 200 characters"))
             }
             Some(n) => n,
-            None => current.as_ref().map_or_else(|| course_id.to_string(), |c| c.name.clone()),
+            None => current
+                .as_ref()
+                .map_or_else(|| course_id.to_string(), |c| c.name.clone()),
         };
         let chat_enabled = update
             .chat_enabled
-            .unwrap_or_else(|| current.as_ref().map_or(true, |c| c.chat_enabled));
-        let record = CourseRecord { id: course_id.to_string(), name, chat_enabled };
+            .unwrap_or_else(|| current.as_ref().is_none_or(|c| c.chat_enabled));
+        let record = CourseRecord {
+            id: course_id.to_string(),
+            name,
+            chat_enabled,
+        };
         self.inner.store.put_course(&record).await?;
         self.course_view(record).await
     }
@@ -400,8 +413,14 @@ impl Engine {
         if self.inner.store.course(course_id).await?.is_none() {
             return Err(Error::NotFound("course"));
         }
-        self.inner.store.put_participant(course_id, user_id, role).await?;
-        Ok(Participant { user_id: user_id.to_string(), role })
+        self.inner
+            .store
+            .put_participant(course_id, user_id, role)
+            .await?;
+        Ok(Participant {
+            user_id: user_id.to_string(),
+            role,
+        })
     }
 
     /// Removes a user from a course (admins only); their open connections leave its room.
@@ -411,7 +430,12 @@ impl Engine {
         Self::require_admin(actor)?;
         check_id("courseId", course_id)?;
         check_id("userId", user_id)?;
-        if !self.inner.store.remove_participant(course_id, user_id).await? {
+        if !self
+            .inner
+            .store
+            .remove_participant(course_id, user_id)
+            .await?
+        {
             return Err(Error::NotFound("participant"));
         }
         let hub = self.inner.hubs.lock().get(course_id).cloned();
@@ -427,7 +451,12 @@ impl Engine {
     /// Checks that the course exists and the caller is a participant or an admin.
     async fn access(&self, actor: &Actor, course_id: &str) -> Result<(CourseRecord, Option<Role>)> {
         check_id("courseId", course_id)?;
-        let course = self.inner.store.course(course_id).await?.ok_or(Error::NotFound("course"))?;
+        let course = self
+            .inner
+            .store
+            .course(course_id)
+            .await?
+            .ok_or(Error::NotFound("course"))?;
         let role = self.inner.store.participant(course_id, &actor.id).await?;
         if role.is_none() && !actor.is_admin() {
             return Err(Error::NotEnrolled);
@@ -456,7 +485,9 @@ impl Engine {
         let text = text.trim();
         let max = self.inner.config.max_message_chars;
         if text.chars().count() > max {
-            return Err(Error::validation(format!("message is longer than {max} characters")));
+            return Err(Error::validation(format!(
+                "message is longer than {max} characters"
+            )));
         }
         Ok(text.to_string())
     }
@@ -492,14 +523,22 @@ impl Engine {
         if text.is_empty() && req.attachment.is_none() {
             return Err(Error::validation("a message needs text or a file"));
         }
-        let upload = req.attachment.as_ref().map(|a| self.check_upload(a)).transpose()?;
+        let upload = req
+            .attachment
+            .as_ref()
+            .map(|a| self.check_upload(a))
+            .transpose()?;
         let message_type = resolve_type(actor, req.message_type, upload.as_ref().map(|u| &u.1))?;
         let reply_to = match &req.reply_to {
             Some(id) => {
                 check_id("replyTo", id)?;
                 match self.inner.store.message(id).await? {
                     Some(m) if m.course_id == course.id => Some(m.preview()),
-                    _ => return Err(Error::validation("replyTo must name a message of this course")),
+                    _ => {
+                        return Err(Error::validation(
+                            "replyTo must name a message of this course",
+                        ))
+                    }
                 }
             }
             None => None,
@@ -521,9 +560,10 @@ impl Engine {
         }
         let now = Timestamp::now();
         let file = match (upload, &req.attachment) {
-            (Some((bytes, mime)), Some(att)) => {
-                Some(self.store_file(actor, &course.id, &att.name, bytes, mime, now).await?)
-            }
+            (Some((bytes, mime)), Some(att)) => Some(
+                self.store_file(actor, &course.id, &att.name, bytes, mime, now)
+                    .await?,
+            ),
             _ => None,
         };
         let message = Message {
@@ -575,7 +615,13 @@ impl Engine {
             return Err(Error::validation("the file is empty"));
         }
         let mime = blob::sniff(&att.bytes);
-        if !self.inner.config.allowed_mime_types.iter().any(|m| m == &mime) {
+        if !self
+            .inner
+            .config
+            .allowed_mime_types
+            .iter()
+            .any(|m| m == &mime)
+        {
             return Err(Error::UnsupportedMediaType(mime));
         }
         Ok((att.bytes.clone(), mime))
@@ -632,10 +678,18 @@ impl Engine {
         }
     }
 
-    async fn message_for(&self, actor: &Actor, message_id: &str) -> Result<(Message, CourseRecord, Option<Role>)> {
+    async fn message_for(
+        &self,
+        actor: &Actor,
+        message_id: &str,
+    ) -> Result<(Message, CourseRecord, Option<Role>)> {
         check_id("messageId", message_id)?;
-        let message =
-            self.inner.store.message(message_id).await?.ok_or(Error::NotFound("message"))?;
+        let message = self
+            .inner
+            .store
+            .message(message_id)
+            .await?
+            .ok_or(Error::NotFound("message"))?;
         let (course, role) = self.access(actor, &message.course_id).await?;
         Ok((message, course, role))
     }
@@ -659,7 +713,9 @@ impl Engine {
                 return Err(Error::NotFound("message"));
             }
             if current.sender.id != actor.id {
-                return Err(Error::Forbidden("only the sender can edit a message".into()));
+                return Err(Error::Forbidden(
+                    "only the sender can edit a message".into(),
+                ));
             }
             let text = self.clean_text(text)?;
             if text.is_empty() && current.file.is_none() {
@@ -764,7 +820,11 @@ impl Engine {
         self.ensure_profile(actor).await?;
         let (message, course, _) = self.message_for(actor, message_id).await?;
         let now = Timestamp::now();
-        let advance = self.inner.store.advance_read(&course.id, &actor.id, message.seq, now).await?;
+        let advance = self
+            .inner
+            .store
+            .advance_read(&course.id, &actor.id, message.seq, now)
+            .await?;
         let (read_at, advanced) = match advance {
             ReadAdvance::Advanced(mark) => (mark.at, true),
             ReadAdvance::Already(mark) => (mark.at, false),
@@ -786,9 +846,14 @@ impl Engine {
     pub async fn unread_count(&self, actor: &Actor, course_id: &str) -> Result<u64> {
         self.access(actor, course_id).await?;
         let store = &self.inner.store;
-        let seen = store.read_watermark(course_id, &actor.id).await?.map_or(0, |m| m.seq);
+        let seen = store
+            .read_watermark(course_id, &actor.id)
+            .await?
+            .map_or(0, |m| m.seq);
         let total = store.message_count(course_id).await?;
-        let read = store.position_of_seq(course_id, seen.saturating_add(1)).await?;
+        let read = store
+            .position_of_seq(course_id, seen.saturating_add(1))
+            .await?;
         Ok(total.saturating_sub(read))
     }
 
@@ -808,7 +873,11 @@ impl Engine {
             None => None,
         };
         let after = match query.after {
-            Some(seq) => Some(store.position_of_seq(course_id, seq.saturating_add(1)).await?),
+            Some(seq) => Some(
+                store
+                    .position_of_seq(course_id, seq.saturating_add(1))
+                    .await?,
+            ),
             None => None,
         };
         let cfg = &self.inner.config;
@@ -850,7 +919,8 @@ impl Engine {
     ) -> Result<Vec<Event>> {
         self.access(actor, course_id).await?;
         let hub = self.ready_hub(course_id).await?;
-        self.replay(course_id, since_seq, hub.published(), limit.min(10_000)).await
+        self.replay(course_id, since_seq, hub.published(), limit.min(10_000))
+            .await
     }
 
     /// Log entries after `after` up to `upto` as events.
@@ -861,10 +931,20 @@ impl Engine {
         upto: u64,
         limit: usize,
     ) -> Result<Vec<Event>> {
-        let changes = self.inner.store.changes(course_id, after, upto, limit).await?;
+        let changes = self
+            .inner
+            .store
+            .changes(course_id, after, upto, limit)
+            .await?;
         let kinds: Vec<ChangeKind> = changes.iter().map(|c| c.kind).collect();
-        let messages = self.hydrate(course_id, changes.into_iter().map(|c| c.message).collect()).await?;
-        Ok(kinds.into_iter().zip(messages).map(|(k, m)| change_event(k, m)).collect())
+        let messages = self
+            .hydrate(course_id, changes.into_iter().map(|c| c.message).collect())
+            .await?;
+        Ok(kinds
+            .into_iter()
+            .zip(messages)
+            .map(|(k, m)| change_event(k, m))
+            .collect())
     }
 
     async fn hydrate_one(&self, message: Message) -> Result<Message> {
@@ -882,7 +962,10 @@ impl Engine {
         let marks = self.inner.store.read_marks(course_id, lo, hi).await?;
         let mut by_user: BTreeMap<&str, Vec<(u64, Timestamp)>> = BTreeMap::new();
         for m in &marks {
-            by_user.entry(m.user_id.as_str()).or_default().push((m.seq, m.at));
+            by_user
+                .entry(m.user_id.as_str())
+                .or_default()
+                .push((m.seq, m.at));
         }
         let mut previews: HashMap<String, Option<Message>> = HashMap::new();
         for message in &mut messages {
@@ -891,7 +974,10 @@ impl Engine {
                 .filter(|(user, _)| **user != message.sender.id)
                 .filter_map(|(user, marks)| {
                     let i = marks.partition_point(|(seq, _)| *seq < message.seq);
-                    marks.get(i).map(|(_, at)| ReadBy { user_id: user.to_string(), read_at: *at })
+                    marks.get(i).map(|(_, at)| ReadBy {
+                        user_id: user.to_string(),
+                        read_at: *at,
+                    })
                 })
                 .collect();
             read_by.sort_by(|a, b| a.read_at.cmp(&b.read_at).then(a.user_id.cmp(&b.user_id)));
@@ -914,9 +1000,19 @@ impl Engine {
     /// A file's metadata and bytes (participants of its course and admins).
     pub async fn file(&self, actor: &Actor, file_id: &str) -> Result<(FileInfo, Bytes)> {
         blob::check_blob_id(file_id)?;
-        let meta = self.inner.store.file(file_id).await?.ok_or(Error::NotFound("file"))?;
+        let meta = self
+            .inner
+            .store
+            .file(file_id)
+            .await?
+            .ok_or(Error::NotFound("file"))?;
         self.access(actor, &meta.course_id).await?;
-        let bytes = self.inner.blobs.get(file_id).await?.ok_or(Error::NotFound("file"))?;
+        let bytes = self
+            .inner
+            .blobs
+            .get(file_id)
+            .await?
+            .ok_or(Error::NotFound("file"))?;
         Ok((self.file_info(&meta), bytes))
     }
 
@@ -940,8 +1036,10 @@ impl Engine {
         if let Some(hub) = self.inner.hubs.lock().get(course_id) {
             ids.extend(hub.members());
         }
-        let mut ids: Vec<String> =
-            ids.into_iter().filter(|id| self.inner.presence.get(id).0).collect();
+        let mut ids: Vec<String> = ids
+            .into_iter()
+            .filter(|id| self.inner.presence.get(id).0)
+            .collect();
         ids.sort();
         let mut users = Vec::with_capacity(ids.len());
         for id in ids {
@@ -969,8 +1067,13 @@ impl Engine {
                 HashSet::new()
             }
         };
-        let hubs: Vec<(String, Arc<Hub>)> =
-            self.inner.hubs.lock().iter().map(|(c, h)| (c.clone(), h.clone())).collect();
+        let hubs: Vec<(String, Arc<Hub>)> = self
+            .inner
+            .hubs
+            .lock()
+            .iter()
+            .map(|(c, h)| (c.clone(), h.clone()))
+            .collect();
         for (course, hub) in &hubs {
             if hub.members().iter().any(|m| m == user_id) {
                 courses.insert(course.clone());
@@ -1031,17 +1134,24 @@ impl Engine {
         });
         let online = self.compute_online(course_id).await?;
         if conn.presence {
-            conn.stream.push(Envelope::new(Event::OnlineUsers(OnlineUsers {
-                course_id: course_id.to_string(),
-                users: online.clone(),
-            })));
+            conn.stream
+                .push(Envelope::new(Event::OnlineUsers(OnlineUsers {
+                    course_id: course_id.to_string(),
+                    users: online.clone(),
+                })));
         }
         if first_in_room {
             let me = self.user_view(&actor.id).await?;
-            let joined = Event::UserJoined(Membership { course_id: course_id.to_string(), user: me });
+            let joined = Event::UserJoined(Membership {
+                course_id: course_id.to_string(),
+                user: me,
+            });
             hub.publish(Envelope::excluding(joined, &actor.id));
             hub.publish(Envelope::excluding(
-                Event::OnlineUsers(OnlineUsers { course_id: course_id.to_string(), users: online.clone() }),
+                Event::OnlineUsers(OnlineUsers {
+                    course_id: course_id.to_string(),
+                    users: online.clone(),
+                }),
                 &actor.id,
             ));
         }
@@ -1053,7 +1163,8 @@ impl Engine {
         if !conn.joined.lock().remove(course_id) {
             return Ok(());
         }
-        self.leave_room(&conn.actor, conn.id, conn.presence, &conn.stream, course_id).await;
+        self.leave_room(&conn.actor, conn.id, conn.presence, &conn.stream, course_id)
+            .await;
         Ok(())
     }
 
@@ -1066,7 +1177,9 @@ impl Engine {
         course_id: &str,
     ) {
         stream.unfollow(course_id);
-        let Some(hub) = self.inner.hubs.lock().get(course_id).cloned() else { return };
+        let Some(hub) = self.inner.hubs.lock().get(course_id).cloned() else {
+            return;
+        };
         hub.unsubscribe(conn_id);
         if presence && hub.remove_member(&actor.id) {
             if self.inner.typing.stop(course_id, &actor.id) {
@@ -1107,14 +1220,16 @@ impl Engine {
                     }
                 }
                 for course in &courses {
-                    self.leave_room(&conn.actor, conn.id, true, &conn.stream, course).await;
+                    self.leave_room(&conn.actor, conn.id, true, &conn.stream, course)
+                        .await;
                 }
                 self.presence_changed(&conn.actor.id).await;
                 return;
             }
         }
         for course in courses {
-            self.leave_room(&conn.actor, conn.id, conn.presence, &conn.stream, course).await;
+            self.leave_room(&conn.actor, conn.id, conn.presence, &conn.stream, course)
+                .await;
         }
     }
 
@@ -1130,7 +1245,9 @@ impl Engine {
             }
         }
         if conn.presence {
-            self.inner.presence.disconnect(&conn.actor.id, Timestamp::now());
+            self.inner
+                .presence
+                .disconnect(&conn.actor.id, Timestamp::now());
         }
     }
 
@@ -1141,8 +1258,12 @@ impl Engine {
         conn_id: u64,
         user: Option<String>,
     ) {
-        let Some(hub) = self.inner.hubs.lock().get(course_id).cloned() else { return };
-        let Some(after) = stream.cursor(course_id) else { return };
+        let Some(hub) = self.inner.hubs.lock().get(course_id).cloned() else {
+            return;
+        };
+        let Some(after) = stream.cursor(course_id) else {
+            return;
+        };
         hub.subscribe(conn_id, user.as_deref(), stream.clone(), |hi| {
             stream.follow(course_id, Some(after), hi)
         });
@@ -1165,7 +1286,8 @@ impl Engine {
             }
             return Ok(());
         }
-        let Some((gen, deadline)) = typing.start(course_id, &actor.id, self.inner.config.typing_ttl)
+        let Some((gen, deadline)) =
+            typing.start(course_id, &actor.id, self.inner.config.typing_ttl)
         else {
             return Ok(()); // a refresh: the room already knows
         };
@@ -1207,7 +1329,11 @@ fn typing_event(course_id: &str, actor: &Actor, is_typing: bool) -> Arc<Envelope
 }
 
 /// The message type of a send: given or derived from the file, and consistent with it.
-fn resolve_type(actor: &Actor, given: Option<MessageType>, mime: Option<&String>) -> Result<MessageType> {
+fn resolve_type(
+    actor: &Actor,
+    given: Option<MessageType>,
+    mime: Option<&String>,
+) -> Result<MessageType> {
     let derived = mime.map(|m| {
         if m.starts_with("image/") {
             MessageType::Image
@@ -1218,9 +1344,9 @@ fn resolve_type(actor: &Actor, given: Option<MessageType>, mime: Option<&String>
         }
     });
     match (given, derived) {
-        (Some(MessageType::System), _) if !actor.is_admin() => {
-            Err(Error::Forbidden("only admins can send system messages".into()))
-        }
+        (Some(MessageType::System), _) if !actor.is_admin() => Err(Error::Forbidden(
+            "only admins can send system messages".into(),
+        )),
         (Some(MessageType::System), None) => Ok(MessageType::System),
         (None | Some(MessageType::Text), None) => Ok(MessageType::Text),
         (Some(t), None) => Err(Error::validation(format!(

@@ -156,7 +156,11 @@ pub struct Envelope {
 
 impl Envelope {
     pub(crate) fn new(event: Event) -> Arc<Self> {
-        Arc::new(Envelope { event, exclude_user: None, data_json: OnceLock::new() })
+        Arc::new(Envelope {
+            event,
+            exclude_user: None,
+            data_json: OnceLock::new(),
+        })
     }
 
     pub(crate) fn excluding(event: Event, user: &str) -> Arc<Self> {

@@ -86,7 +86,13 @@ pub(crate) fn resolve(
                 (start, upper, start > 0)
             }
         };
-        return Ok(Slice { start, end, page: 1, limit, has_more });
+        return Ok(Slice {
+            start,
+            end,
+            page: 1,
+            limit,
+            has_more,
+        });
     }
     let page = q.page.unwrap_or(1);
     if page == 0 {
@@ -95,7 +101,13 @@ pub(crate) fn resolve(
     let skip = u64::from(page - 1).saturating_mul(l);
     let end = total.saturating_sub(skip);
     let start = end.saturating_sub(l);
-    Ok(Slice { start, end, page, limit, has_more: start > 0 })
+    Ok(Slice {
+        start,
+        end,
+        page,
+        limit,
+        has_more: start > 0,
+    })
 }
 
 #[cfg(test)]
@@ -103,7 +115,11 @@ mod tests {
     use super::*;
 
     fn q(page: Option<u32>, limit: Option<u32>) -> HistoryQuery {
-        HistoryQuery { page, limit, ..Default::default() }
+        HistoryQuery {
+            page,
+            limit,
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -120,7 +136,12 @@ mod tests {
     fn limits_are_checked_and_capped() {
         assert!(resolve(&q(None, Some(0)), 50, 100, 5, None, None).is_err());
         assert!(resolve(&q(Some(0), None), 50, 100, 5, None, None).is_err());
-        assert_eq!(resolve(&q(None, Some(1000)), 50, 100, 500, None, None).unwrap().limit, 100);
+        assert_eq!(
+            resolve(&q(None, Some(1000)), 50, 100, 500, None, None)
+                .unwrap()
+                .limit,
+            100
+        );
     }
 
     #[test]

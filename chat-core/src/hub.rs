@@ -82,7 +82,11 @@ impl Hub {
         let mut st = self.state.lock();
         st.subs.retain(|s| s.id != id);
         registered(st.next_seq - 1);
-        st.subs.push(Sub { id, user: user.map(str::to_string), sink });
+        st.subs.push(Sub {
+            id,
+            user: user.map(str::to_string),
+            sink,
+        });
     }
 
     /// The highest seq published (every change up to it is durable and out).
@@ -98,8 +102,10 @@ impl Hub {
     pub(crate) fn kick(&self, user: &str) -> Vec<Arc<StreamShared>> {
         let mut st = self.state.lock();
         st.members.remove(user);
-        let (gone, kept): (Vec<Sub>, Vec<Sub>) =
-            st.subs.drain(..).partition(|s| s.user.as_deref() == Some(user));
+        let (gone, kept): (Vec<Sub>, Vec<Sub>) = st
+            .subs
+            .drain(..)
+            .partition(|s| s.user.as_deref() == Some(user));
         st.subs = kept;
         gone.into_iter().map(|s| s.sink).collect()
     }

@@ -125,7 +125,12 @@ pub struct Actor {
 impl Actor {
     /// A caller with the given id, name and role and no avatar.
     pub fn new(id: impl Into<String>, name: impl Into<String>, role: Role) -> Self {
-        Actor { id: id.into(), name: name.into(), avatar: None, role }
+        Actor {
+            id: id.into(),
+            name: name.into(),
+            avatar: None,
+            role,
+        }
     }
 
     /// The embedding program itself: an admin named `system`.
@@ -139,7 +144,12 @@ impl Actor {
     }
 
     pub(crate) fn sender(&self) -> Sender {
-        Sender { id: self.id.clone(), name: self.name.clone(), avatar: self.avatar.clone(), role: self.role }
+        Sender {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            avatar: self.avatar.clone(),
+            role: self.role,
+        }
     }
 }
 

@@ -106,7 +106,11 @@ impl Plugins {
                 tx
             })
             .collect();
-        Plugins { list, queues, dropped: AtomicU64::new(0) }
+        Plugins {
+            list,
+            queues,
+            dropped: AtomicU64::new(0),
+        }
     }
 
     pub(crate) fn list(&self) -> &[Arc<dyn Plugin>] {

@@ -102,7 +102,10 @@ mod tests {
         p.connect("u");
         assert!(p.force("u", false, t).is_some());
         assert!(!p.get("u").0);
-        assert!(p.connect("u").is_some(), "a new connection brings them back");
+        assert!(
+            p.connect("u").is_some(),
+            "a new connection brings them back"
+        );
         assert!(p.get("u").0);
     }
 }

@@ -27,7 +27,11 @@ impl RateLimiter {
     pub(crate) fn new(burst: u32, window: Duration) -> Self {
         let burst = f64::from(burst.max(1));
         let per_second = burst / window.as_secs_f64().max(0.001);
-        RateLimiter { burst, per_second, buckets: Mutex::new(HashMap::new()) }
+        RateLimiter {
+            burst,
+            per_second,
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Takes a token for `user` in `course`, or says how long until one is available.
@@ -41,7 +45,10 @@ impl RateLimiter {
         }
         let bucket = buckets
             .entry((user.to_string(), course.to_string()))
-            .or_insert(Bucket { tokens: self.burst, at: now });
+            .or_insert(Bucket {
+                tokens: self.burst,
+                at: now,
+            });
         let elapsed = now.duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
         bucket.at = now;
@@ -50,7 +57,9 @@ impl RateLimiter {
             Ok(())
         } else {
             let wait = (1.0 - bucket.tokens) / self.per_second;
-            Err(Error::RateLimited { retry_after: Duration::from_secs_f64(wait) })
+            Err(Error::RateLimited {
+                retry_after: Duration::from_secs_f64(wait),
+            })
         }
     }
 }

@@ -50,7 +50,10 @@ impl TypingState {
 
     /// Stops; true if the user was typing.
     pub(crate) fn stop(&self, course: &str, user: &str) -> bool {
-        self.active.lock().remove(&(course.to_string(), user.to_string())).is_some()
+        self.active
+            .lock()
+            .remove(&(course.to_string(), user.to_string()))
+            .is_some()
     }
 
     /// The timer of generation `gen` woke up.

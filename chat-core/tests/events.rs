@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chat_core::{
-    Config, Draft, Engine, Error, Event, HistoryQuery, Plugin, PluginError, Verdict,
-};
+use chat_core::{Config, Draft, Engine, Error, Event, HistoryQuery, Plugin, PluginError, Verdict};
 use common::*;
 use parking_lot::Mutex;
 
@@ -18,37 +16,62 @@ async fn room_events_reach_the_joined() {
     let (ada, mut ada_ev) = w.engine.connect(&w.ada).await.unwrap();
     let (bob, mut bob_ev) = w.engine.connect(&w.bob).await.unwrap();
     let online = ada.join("c1", None).await.unwrap();
-    assert_eq!(online.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["ada", "bob"]);
-    let Event::OnlineUsers(o) = next_named(&mut ada_ev, "online-users").await else { unreachable!() };
+    assert_eq!(
+        online.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(),
+        ["ada", "bob"]
+    );
+    let Event::OnlineUsers(o) = next_named(&mut ada_ev, "online-users").await else {
+        unreachable!()
+    };
     assert_eq!(o.users.len(), 2);
     bob.join("c1", None).await.unwrap();
-    let Event::UserJoined(j) = next_named(&mut ada_ev, "user-joined").await else { unreachable!() };
+    let Event::UserJoined(j) = next_named(&mut ada_ev, "user-joined").await else {
+        unreachable!()
+    };
     assert_eq!(j.user.id, "bob");
     next_named(&mut bob_ev, "online-users").await;
 
     let m = w.say(&w.ada, "hi").await;
-    let Event::NewMessage(got) = next_named(&mut bob_ev, "new-message").await else { unreachable!() };
+    let Event::NewMessage(got) = next_named(&mut bob_ev, "new-message").await else {
+        unreachable!()
+    };
     assert_eq!(got, m);
-    let Event::NewMessage(own) = next_named(&mut ada_ev, "new-message").await else { unreachable!() };
+    let Event::NewMessage(own) = next_named(&mut ada_ev, "new-message").await else {
+        unreachable!()
+    };
     assert_eq!(own.id, m.id, "the sender's other tabs see it too");
 
     let e = w.engine.edit(&w.ada, &m.id, "hi!").await.unwrap();
-    let Event::MessageEdited(got) = next_named(&mut bob_ev, "message-edited").await else { unreachable!() };
-    assert_eq!((got.message.as_str(), got.change_seq), ("hi!", e.change_seq));
+    let Event::MessageEdited(got) = next_named(&mut bob_ev, "message-edited").await else {
+        unreachable!()
+    };
+    assert_eq!(
+        (got.message.as_str(), got.change_seq),
+        ("hi!", e.change_seq)
+    );
 
     let r = w.engine.mark_read(&w.bob, &m.id).await.unwrap();
-    let Event::MessageRead(got) = next_named(&mut ada_ev, "message-read").await else { unreachable!() };
+    let Event::MessageRead(got) = next_named(&mut ada_ev, "message-read").await else {
+        unreachable!()
+    };
     assert_eq!(got, r);
 
     let d = w.engine.delete(&w.ada, &m.id).await.unwrap();
-    let Event::MessageDeleted(got) = next_named(&mut bob_ev, "message-deleted").await else { unreachable!() };
-    assert_eq!((got.message_id.as_str(), got.course_id.as_str(), got.seq), (m.id.as_str(), "c1", d.change_seq));
+    let Event::MessageDeleted(got) = next_named(&mut bob_ev, "message-deleted").await else {
+        unreachable!()
+    };
+    assert_eq!(
+        (got.message_id.as_str(), got.course_id.as_str(), got.seq),
+        (m.id.as_str(), "c1", d.change_seq)
+    );
     let json = serde_json::to_value(Event::MessageDeleted(got)).unwrap();
     assert_eq!(json["event"], "message-deleted");
     assert_eq!(json["data"]["messageId"], m.id.as_str());
 
     bob.leave("c1").await.unwrap();
-    let Event::UserLeft(l) = next_named(&mut ada_ev, "user-left").await else { unreachable!() };
+    let Event::UserLeft(l) = next_named(&mut ada_ev, "user-left").await else {
+        unreachable!()
+    };
     assert_eq!(l.user.id, "bob");
     w.say(&w.ada, "bob is gone").await;
     quiet(&mut bob_ev, "new-message", 100).await;
@@ -79,7 +102,9 @@ async fn typing_goes_to_others_and_expires() {
     ada.join("c1", None).await.unwrap();
     bob.join("c1", None).await.unwrap();
     ada.typing("c1", true).await.unwrap();
-    let Event::UserTyping(t) = next_named(&mut bob_ev, "user-typing").await else { unreachable!() };
+    let Event::UserTyping(t) = next_named(&mut bob_ev, "user-typing").await else {
+        unreachable!()
+    };
     assert!(t.is_typing && t.user_id == "ada" && t.name == "Ada");
     // A refresh within 5 s sends nothing and pushes the expiry back.
     tokio::time::advance(Duration::from_secs(3)).await;
@@ -87,7 +112,9 @@ async fn typing_goes_to_others_and_expires() {
     tokio::time::advance(Duration::from_secs(3)).await;
     quiet(&mut bob_ev, "user-typing", 10).await;
     tokio::time::advance(Duration::from_secs(3)).await;
-    let Event::UserTyping(t) = next_named(&mut bob_ev, "user-typing").await else { unreachable!() };
+    let Event::UserTyping(t) = next_named(&mut bob_ev, "user-typing").await else {
+        unreachable!()
+    };
     assert!(!t.is_typing, "expired after 5 s without refresh");
     // Never to the typist.
     quiet(&mut ada_ev, "user-typing", 10).await;
@@ -95,12 +122,16 @@ async fn typing_goes_to_others_and_expires() {
     ada.typing("c1", true).await.unwrap();
     next_named(&mut bob_ev, "user-typing").await;
     ada.typing("c1", false).await.unwrap();
-    let Event::UserTyping(t) = next_named(&mut bob_ev, "user-typing").await else { unreachable!() };
+    let Event::UserTyping(t) = next_named(&mut bob_ev, "user-typing").await else {
+        unreachable!()
+    };
     assert!(!t.is_typing);
     ada.typing("c1", true).await.unwrap();
     next_named(&mut bob_ev, "user-typing").await;
     w.say(&w.ada, "done typing").await;
-    let Event::UserTyping(t) = next_named(&mut bob_ev, "user-typing").await else { unreachable!() };
+    let Event::UserTyping(t) = next_named(&mut bob_ev, "user-typing").await else {
+        unreachable!()
+    };
     assert!(!t.is_typing);
     assert!(w.engine.typing(&w.eve, "c1", true).await.is_err());
 }
@@ -118,19 +149,36 @@ async fn join_with_since_seq_replays_then_goes_live() {
     let got = changes(&mut ev, 4).await;
     let seqs: Vec<u64> = got.iter().map(|e| e.seq().unwrap()).collect();
     assert_eq!(seqs, [2, 3, 4, 5]);
-    assert!(matches!(&got[0], Event::NewMessage(m) if m.message.is_empty() && m.is_deleted), "scrubbed");
+    assert!(
+        matches!(&got[0], Event::NewMessage(m) if m.message.is_empty() && m.is_deleted),
+        "scrubbed"
+    );
     assert!(matches!(&got[1], Event::MessageEdited(m) if m.message == "1'"));
     assert!(matches!(&got[2], Event::MessageDeleted(d) if d.seq == 4));
     assert!(matches!(&got[3], Event::NewMessage(m) if m.message == "live"));
     // The same through the pull API.
     let pulled = w.engine.changes_since(&w.bob, "c1", 1, 100).await.unwrap();
-    assert_eq!(pulled.iter().map(|e| e.seq().unwrap()).collect::<Vec<_>>(), [2, 3, 4, 5]);
-    assert_eq!(w.engine.changes_since(&w.bob, "c1", 4, 1).await.unwrap().len(), 1);
+    assert_eq!(
+        pulled.iter().map(|e| e.seq().unwrap()).collect::<Vec<_>>(),
+        [2, 3, 4, 5]
+    );
+    assert_eq!(
+        w.engine
+            .changes_since(&w.bob, "c1", 4, 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 #[tokio::test]
 async fn a_lagging_subscriber_catches_up_without_gaps_and_never_blocks_senders() {
-    let cfg = Config { subscriber_queue: 4, rate_limit_burst: 1000, ..Config::default() };
+    let cfg = Config {
+        subscriber_queue: 4,
+        rate_limit_burst: 1000,
+        ..Config::default()
+    };
     let w = world_with(Engine::builder().config(cfg).open().await.unwrap()).await;
     let (bob, mut slow) = w.engine.connect(&w.bob).await.unwrap();
     bob.join("c1", None).await.unwrap();
@@ -140,7 +188,11 @@ async fn a_lagging_subscriber_catches_up_without_gaps_and_never_blocks_senders()
     }
     let got = changes(&mut slow, 200).await;
     let seqs: Vec<u64> = got.iter().map(|e| e.seq().unwrap()).collect();
-    assert_eq!(seqs, (1..=200).collect::<Vec<_>>(), "every change once, in order");
+    assert_eq!(
+        seqs,
+        (1..=200).collect::<Vec<_>>(),
+        "every change once, in order"
+    );
 }
 
 #[tokio::test]
@@ -150,10 +202,18 @@ async fn plain_subscriptions_follow_a_course() {
     let mut sub = w.engine.subscribe(&w.admin, "c1", Some(0)).await.unwrap();
     w.say(&w.bob, "after").await;
     let got = changes(&mut sub, 2).await;
-    assert_eq!(got.iter().map(|e| e.seq().unwrap()).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        got.iter().map(|e| e.seq().unwrap()).collect::<Vec<_>>(),
+        [1, 2]
+    );
     assert!(w.engine.subscribe(&w.eve, "c1", None).await.is_err());
     // A subscription is not presence.
-    assert!(w.engine.online_users(&w.admin, "c1").await.unwrap().is_empty());
+    assert!(w
+        .engine
+        .online_users(&w.admin, "c1")
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 struct Moderator {
@@ -184,18 +244,39 @@ impl Plugin for Moderator {
 
 #[tokio::test]
 async fn plugins_moderate_and_observe() {
-    let plugin = Arc::new(Moderator { seen: Mutex::new(Vec::new()) });
-    let engine = Engine::builder().plugin(plugin.clone()).open().await.unwrap();
+    let plugin = Arc::new(Moderator {
+        seen: Mutex::new(Vec::new()),
+    });
+    let engine = Engine::builder()
+        .plugin(plugin.clone())
+        .open()
+        .await
+        .unwrap();
     let w = world_with(engine).await;
-    let err = w.engine.send(&w.ada, text("c1", "buy spam now")).await.unwrap_err();
+    let err = w
+        .engine
+        .send(&w.ada, text("c1", "buy spam now"))
+        .await
+        .unwrap_err();
     assert_eq!(err, Error::Rejected("no spam".into()));
     assert_eq!(err.code(), chat_core::ErrorCode::Forbidden);
     let m = w.say(&w.ada, "oh darn").await;
     assert_eq!(m.message, "oh ****");
     let e = w.engine.edit(&w.ada, &m.id, "darn again").await.unwrap();
     assert_eq!(e.message, "**** again", "edits are moderated too");
-    assert_eq!(w.engine.send(&w.ada, text("c1", "crash")).await.unwrap_err().code(), chat_core::ErrorCode::Internal);
-    let page = w.engine.history(&w.ada, "c1", HistoryQuery::default()).await.unwrap();
+    assert_eq!(
+        w.engine
+            .send(&w.ada, text("c1", "crash"))
+            .await
+            .unwrap_err()
+            .code(),
+        chat_core::ErrorCode::Internal
+    );
+    let page = w
+        .engine
+        .history(&w.ada, "c1", HistoryQuery::default())
+        .await
+        .unwrap();
     assert_eq!(page.messages.len(), 1, "rejected messages are not stored");
     for _ in 0..100 {
         if plugin.seen.lock().len() >= 2 {

@@ -39,10 +39,14 @@ fn seq_of(e: &Event) -> u64 {
 
 async fn run(engine: Engine, plan: Plan) {
     let w = world_with(engine).await;
-    let users: Vec<Actor> =
-        (0..plan.senders).map(|i| Actor::new(format!("s{i}"), format!("S{i}"), Role::Student)).collect();
+    let users: Vec<Actor> = (0..plan.senders)
+        .map(|i| Actor::new(format!("s{i}"), format!("S{i}"), Role::Student))
+        .collect();
     for u in &users {
-        w.engine.enroll(&w.admin, "c1", &u.id, Role::Student).await.unwrap();
+        w.engine
+            .enroll(&w.admin, "c1", &u.id, Role::Student)
+            .await
+            .unwrap();
     }
     let (live, mut live_ev) = w.engine.connect(&w.bob).await.unwrap();
     live.join("c1", Some(0)).await.unwrap();
@@ -67,7 +71,10 @@ async fn run(engine: Engine, plan: Plan) {
                     assert_eq!(engine.send(&user, req).await.unwrap().id, m.id);
                 }
                 if i % plan.edit_every == 0 {
-                    engine.edit(&user, &m.id, &format!("{n}-{i} edited")).await.unwrap();
+                    engine
+                        .edit(&user, &m.id, &format!("{n}-{i} edited"))
+                        .await
+                        .unwrap();
                 }
                 if i % (plan.edit_every + 1) == 1 {
                     engine.delete(&user, &m.id).await.unwrap();
@@ -92,7 +99,9 @@ async fn run(engine: Engine, plan: Plan) {
     let since = resumed.last().map(seq_of).unwrap_or(0);
     let (back, mut back_ev) = w.engine.connect(&w.prof).await.unwrap();
     back.join("c1", Some(since)).await.unwrap();
-    let late_since = plan.late_since.min(w.engine.store().last_seq("c1").await.unwrap());
+    let late_since = plan
+        .late_since
+        .min(w.engine.store().last_seq("c1").await.unwrap());
     let (late, mut late_ev) = w.engine.connect(&w.ada).await.unwrap();
     late.join("c1", Some(late_since)).await.unwrap();
     for t in tasks {
@@ -104,11 +113,27 @@ async fn run(engine: Engine, plan: Plan) {
 
     let live_got = changes(&mut live_ev, last as usize).await;
     let all: Vec<u64> = (1..=last).collect();
-    assert_eq!(live_got.iter().map(seq_of).collect::<Vec<_>>(), all, "live observer");
-    assert_eq!(resumed.iter().map(seq_of).collect::<Vec<_>>(), all, "resuming observer");
-    assert_eq!(late_got.iter().map(seq_of).collect::<Vec<_>>(), ((late_since + 1)..=last).collect::<Vec<_>>());
+    assert_eq!(
+        live_got.iter().map(seq_of).collect::<Vec<_>>(),
+        all,
+        "live observer"
+    );
+    assert_eq!(
+        resumed.iter().map(seq_of).collect::<Vec<_>>(),
+        all,
+        "resuming observer"
+    );
+    assert_eq!(
+        late_got.iter().map(seq_of).collect::<Vec<_>>(),
+        ((late_since + 1)..=last).collect::<Vec<_>>()
+    );
     // Every observer agrees with the store's log on what each seq was.
-    let log = w.engine.store().changes("c1", 0, last, usize::MAX).await.unwrap();
+    let log = w
+        .engine
+        .store()
+        .changes("c1", 0, last, usize::MAX)
+        .await
+        .unwrap();
     for (event, change) in live_got.iter().zip(&log) {
         let id = match event {
             Event::NewMessage(m) | Event::MessageEdited(m) => m.id.clone(),
@@ -126,7 +151,11 @@ async fn run(engine: Engine, plan: Plan) {
 }
 
 fn engine_config() -> Config {
-    Config { rate_limit_burst: 10_000, subscriber_queue: 16, ..Config::default() }
+    Config {
+        rate_limit_burst: 10_000,
+        subscriber_queue: 16,
+        ..Config::default()
+    }
 }
 
 proptest! {

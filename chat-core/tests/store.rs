@@ -47,8 +47,15 @@ async fn sled_engine_keeps_everything_across_reopen() {
     };
     let engine = Engine::open(dir.path()).await.unwrap();
     let ada = chat_core::Actor::new("ada", "Ada", chat_core::Role::Student);
-    let page = engine.history(&ada, "c1", HistoryQuery::default()).await.unwrap();
-    let got: Vec<_> = page.messages.iter().map(|m| (m.id.clone(), m.message.clone(), m.is_deleted)).collect();
+    let page = engine
+        .history(&ada, "c1", HistoryQuery::default())
+        .await
+        .unwrap();
+    let got: Vec<_> = page
+        .messages
+        .iter()
+        .map(|m| (m.id.clone(), m.message.clone(), m.is_deleted))
+        .collect();
     assert_eq!(
         got,
         [
@@ -57,10 +64,20 @@ async fn sled_engine_keeps_everything_across_reopen() {
             (deleted.id.clone(), String::new(), true),
         ]
     );
-    let prof = page.messages[1].read_by.iter().find(|r| r.user_id == "prof").unwrap();
+    let prof = page.messages[1]
+        .read_by
+        .iter()
+        .find(|r| r.user_id == "prof")
+        .unwrap();
     assert_eq!(prof.read_at, receipt.read_at);
-    let next = engine.send(&ada, text("c1", "after restart")).await.unwrap();
-    assert_eq!(next.seq, 6, "seqs continue where they stopped: 3 sends, 1 edit, 1 delete before");
+    let next = engine
+        .send(&ada, text("c1", "after restart"))
+        .await
+        .unwrap();
+    assert_eq!(
+        next.seq, 6,
+        "seqs continue where they stopped: 3 sends, 1 edit, 1 delete before"
+    );
     assert_eq!(engine.user("ada").await.unwrap().name, "Ada");
 }
 
@@ -83,16 +100,30 @@ async fn a_corrupt_or_foreign_store_is_refused() {
         db.flush().unwrap();
     }
     let err = Engine::open(dir.path()).await.unwrap_err();
-    assert!(matches!(err, Error::Corrupt(ref m) if m.contains("not a chat store")), "{err:?}");
+    assert!(
+        matches!(err, Error::Corrupt(ref m) if m.contains("not a chat store")),
+        "{err:?}"
+    );
 
     // A truncated store of ours.
     let dir = tempfile::tempdir().unwrap();
     {
-        let cfg = chat_core::Config { rate_limit_burst: 100, ..Default::default() };
-        let engine = Engine::builder().config(cfg).data_dir(dir.path()).open().await.unwrap();
+        let cfg = chat_core::Config {
+            rate_limit_burst: 100,
+            ..Default::default()
+        };
+        let engine = Engine::builder()
+            .config(cfg)
+            .data_dir(dir.path())
+            .open()
+            .await
+            .unwrap();
         let w = world_with(engine).await;
         for i in 0..50 {
-            w.engine.send(&w.admin, text("c1", &format!("m{i}"))).await.unwrap();
+            w.engine
+                .send(&w.admin, text("c1", &format!("m{i}")))
+                .await
+                .unwrap();
         }
         w.engine.close().await.unwrap();
     }
@@ -108,7 +139,10 @@ async fn a_corrupt_or_foreign_store_is_refused() {
             // presented as a fresh chat.
             let admin = chat_core::Actor::system();
             let page = engine.history(&admin, "c1", HistoryQuery::default()).await;
-            assert!(page.is_ok_and(|p| p.pagination.total > 0), "an empty chat from a truncated store");
+            assert!(
+                page.is_ok_and(|p| p.pagination.total > 0),
+                "an empty chat from a truncated store"
+            );
         }
     }
 }

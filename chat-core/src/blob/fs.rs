@@ -19,7 +19,9 @@ impl FsBlobs {
     /// Blobs in `dir` (created if missing).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
         std::fs::create_dir_all(dir.as_ref())?;
-        Ok(FsBlobs { dir: dir.as_ref().to_path_buf() })
+        Ok(FsBlobs {
+            dir: dir.as_ref().to_path_buf(),
+        })
     }
 
     fn path(&self, id: &str) -> Result<PathBuf> {
@@ -29,7 +31,9 @@ impl FsBlobs {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Storage(e.to_string()))?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Storage(e.to_string()))?
 }
 
 #[async_trait]

@@ -52,12 +52,25 @@ pub fn sniff(bytes: &[u8]) -> String {
 }
 
 fn looks_like_html(bytes: &[u8]) -> bool {
-    let head: Vec<u8> = bytes.iter().take(512).map(|b| b.to_ascii_lowercase()).collect();
+    let head: Vec<u8> = bytes
+        .iter()
+        .take(512)
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
     let head = String::from_utf8_lossy(&head);
     let trimmed = head.trim_start_matches('\u{feff}').trim_start();
-    ["<!doctype html", "<html", "<script", "<head", "<body", "<iframe", "<svg", "<?xml"]
-        .iter()
-        .any(|tag| trimmed.starts_with(tag))
+    [
+        "<!doctype html",
+        "<html",
+        "<script",
+        "<head",
+        "<body",
+        "<iframe",
+        "<svg",
+        "<?xml",
+    ]
+    .iter()
+    .any(|tag| trimmed.starts_with(tag))
 }
 
 /// A display name made safe: no path, no control characters, at most 255 characters.
@@ -78,11 +91,15 @@ mod tests {
 
     #[test]
     fn sniffs_from_content_not_name() {
-        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+        let png =
+            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
         assert_eq!(sniff(png), "image/png");
         assert_eq!(sniff(b"%PDF-1.7\n"), "application/pdf");
         assert_eq!(sniff(b"hello\nworld\t!"), "text/plain");
-        assert_eq!(sniff(b"<!DOCTYPE html><html><script>alert(1)</script>"), "text/html");
+        assert_eq!(
+            sniff(b"<!DOCTYPE html><html><script>alert(1)</script>"),
+            "text/html"
+        );
         assert_eq!(sniff(b"  <html><body>x"), "text/html");
         assert_eq!(sniff(b"\x00\x01\x02binary"), "application/octet-stream");
     }

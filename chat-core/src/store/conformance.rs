@@ -11,7 +11,12 @@ fn message(course: &str, sender: &str, text: &str, client_id: Option<&str>) -> M
         course_id: course.into(),
         seq: 0,
         change_seq: 0,
-        sender: Sender { id: sender.into(), name: sender.into(), avatar: None, role: Role::Student },
+        sender: Sender {
+            id: sender.into(),
+            name: sender.into(),
+            avatar: None,
+            role: Role::Student,
+        },
         message: text.into(),
         message_type: MessageType::Text,
         file: None,
@@ -55,18 +60,34 @@ async fn profiles_and_courses(store: &dyn Store) {
     };
     store.put_user(&user).await.unwrap();
     assert_eq!(store.user("u1").await.unwrap(), Some(user));
-    let course = CourseRecord { id: "c1".into(), name: "Rust".into(), chat_enabled: true };
+    let course = CourseRecord {
+        id: "c1".into(),
+        name: "Rust".into(),
+        chat_enabled: true,
+    };
     store.put_course(&course).await.unwrap();
     assert_eq!(store.course("c1").await.unwrap(), Some(course));
     assert_eq!(store.course("c").await.unwrap(), None, "no prefix matches");
-    store.put_participant("c1", "u2", Role::Instructor).await.unwrap();
-    store.put_participant("c1", "u1", Role::Student).await.unwrap();
-    store.put_participant("c10", "u1", Role::Student).await.unwrap();
+    store
+        .put_participant("c1", "u2", Role::Instructor)
+        .await
+        .unwrap();
+    store
+        .put_participant("c1", "u1", Role::Student)
+        .await
+        .unwrap();
+    store
+        .put_participant("c10", "u1", Role::Student)
+        .await
+        .unwrap();
     let ps = store.participants("c1").await.unwrap();
     let ids: Vec<_> = ps.iter().map(|p| (p.user_id.as_str(), p.role)).collect();
     assert_eq!(ids, [("u1", Role::Student), ("u2", Role::Instructor)]);
     assert_eq!(store.courses_of("u1").await.unwrap(), ["c1", "c10"]);
-    assert_eq!(store.participant("c1", "u2").await.unwrap(), Some(Role::Instructor));
+    assert_eq!(
+        store.participant("c1", "u2").await.unwrap(),
+        Some(Role::Instructor)
+    );
     assert!(store.remove_participant("c1", "u2").await.unwrap());
     assert!(!store.remove_participant("c1", "u2").await.unwrap());
     assert_eq!(store.participant("c1", "u2").await.unwrap(), None);
@@ -86,23 +107,44 @@ async fn seqs_and_log(store: &dyn Store) {
     assert_eq!(log.iter().map(|c| c.seq).collect::<Vec<_>>(), [1, 2]);
     assert!(log.iter().all(|c| c.kind == ChangeKind::New));
     assert_eq!(store.changes("c1", 1, 2, 10).await.unwrap().len(), 1);
-    assert_eq!(store.changes("c1", 0, 1, 10).await.unwrap().len(), 1, "upto is inclusive");
-    assert_eq!(store.changes("c1", 0, 2, 1).await.unwrap().len(), 1, "limit holds");
+    assert_eq!(
+        store.changes("c1", 0, 1, 10).await.unwrap().len(),
+        1,
+        "upto is inclusive"
+    );
+    assert_eq!(
+        store.changes("c1", 0, 2, 1).await.unwrap().len(),
+        1,
+        "limit holds"
+    );
     assert!(store.changes("c1", 2, 2, 10).await.unwrap().is_empty());
 }
 
 async fn client_ids(store: &dyn Store) {
     let first = insert(store, message("c1", "u1", "hi", Some("k1"))).await;
-    let again = store.insert_message(message("c1", "u1", "hi again", Some("k1"))).await.unwrap();
+    let again = store
+        .insert_message(message("c1", "u1", "hi again", Some("k1")))
+        .await
+        .unwrap();
     assert_eq!(again, Inserted::Duplicate(first.clone()));
-    assert_eq!(store.last_seq("c1").await.unwrap(), 1, "a duplicate takes no seq");
+    assert_eq!(
+        store.last_seq("c1").await.unwrap(),
+        1,
+        "a duplicate takes no seq"
+    );
     // Same key from another sender, or in another course, is a new message.
     assert!(matches!(
-        store.insert_message(message("c1", "u2", "hi", Some("k1"))).await.unwrap(),
+        store
+            .insert_message(message("c1", "u2", "hi", Some("k1")))
+            .await
+            .unwrap(),
         Inserted::New(_)
     ));
     assert!(matches!(
-        store.insert_message(message("c2", "u1", "hi", Some("k1"))).await.unwrap(),
+        store
+            .insert_message(message("c2", "u1", "hi", Some("k1")))
+            .await
+            .unwrap(),
         Inserted::New(_)
     ));
 }
@@ -113,29 +155,57 @@ async fn updates(store: &dyn Store) {
     edited.message = "edited".into();
     edited.is_edited = true;
     let e = store
-        .update_message(Update { kind: ChangeKind::Edited, message: edited.clone(), expected_change_seq: 1 })
+        .update_message(Update {
+            kind: ChangeKind::Edited,
+            message: edited.clone(),
+            expected_change_seq: 1,
+        })
         .await
         .unwrap();
     assert_eq!((e.seq, e.change_seq, e.message.as_str()), (1, 2, "edited"));
     // A stale writer is refused and writes nothing.
     let stale = store
-        .update_message(Update { kind: ChangeKind::Edited, message: edited, expected_change_seq: 1 })
+        .update_message(Update {
+            kind: ChangeKind::Edited,
+            message: edited,
+            expected_change_seq: 1,
+        })
         .await;
     assert_eq!(stale, Err(crate::Error::Conflict));
     assert_eq!(store.last_seq("c1").await.unwrap(), 2);
     let tomb = e.clone().into_tombstone(Timestamp::now());
     let d = store
-        .update_message(Update { kind: ChangeKind::Deleted, message: tomb, expected_change_seq: 2 })
+        .update_message(Update {
+            kind: ChangeKind::Deleted,
+            message: tomb,
+            expected_change_seq: 2,
+        })
         .await
         .unwrap();
-    assert_eq!((d.change_seq, d.is_deleted, d.message.as_str()), (3, true, ""));
+    assert_eq!(
+        (d.change_seq, d.is_deleted, d.message.as_str()),
+        (3, true, "")
+    );
     assert_eq!(store.message(&m.id).await.unwrap(), Some(d));
     let log = store.changes("c1", 0, 3, 10).await.unwrap();
     let kinds: Vec<_> = log.iter().map(|c| c.kind).collect();
-    assert_eq!(kinds, [ChangeKind::New, ChangeKind::Edited, ChangeKind::Deleted]);
-    assert!(log.iter().all(|c| c.message.message.is_empty()), "deletion scrubs old snapshots");
-    assert_eq!(log.iter().map(|c| c.message.change_seq).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_eq!(store.message_count("c1").await.unwrap(), 1, "edits are not messages");
+    assert_eq!(
+        kinds,
+        [ChangeKind::New, ChangeKind::Edited, ChangeKind::Deleted]
+    );
+    assert!(
+        log.iter().all(|c| c.message.message.is_empty()),
+        "deletion scrubs old snapshots"
+    );
+    assert_eq!(
+        log.iter().map(|c| c.message.change_seq).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    assert_eq!(
+        store.message_count("c1").await.unwrap(),
+        1,
+        "edits are not messages"
+    );
 }
 
 async fn timeline(store: &dyn Store) {
@@ -147,7 +217,11 @@ async fn timeline(store: &dyn Store) {
             let mut e = m.clone();
             e.message = "e".into();
             store
-                .update_message(Update { kind: ChangeKind::Edited, message: e, expected_change_seq: m.seq })
+                .update_message(Update {
+                    kind: ChangeKind::Edited,
+                    message: e,
+                    expected_change_seq: m.seq,
+                })
                 .await
                 .unwrap();
         }
@@ -155,7 +229,10 @@ async fn timeline(store: &dyn Store) {
     // seqs: m0=1, m1=2, edit=3, m2=4, m3=5, m4=6
     assert_eq!(store.message_count("c1").await.unwrap(), 5);
     let page = store.messages_at("c1", 1, 3).await.unwrap();
-    assert_eq!(page.iter().map(|m| m.id.clone()).collect::<Vec<_>>(), ids[1..4]);
+    assert_eq!(
+        page.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        ids[1..4]
+    );
     assert_eq!(page[0].message, "e", "timeline shows current state");
     assert_eq!(store.position_of_seq("c1", 1).await.unwrap(), 0);
     assert_eq!(store.position_of_seq("c1", 3).await.unwrap(), 2);
@@ -180,13 +257,27 @@ async fn receipts(store: &dyn Store) {
         panic!("older read is already covered")
     };
     assert_eq!((m.seq, m.at), (2, t1), "the first mark that covers seq 1");
-    assert!(matches!(store.advance_read("c1", "u2", 4, t2).await.unwrap(), ReadAdvance::Advanced(_)));
-    assert_eq!(store.read_watermark("c1", "u2").await.unwrap().unwrap().seq, 4);
+    assert!(matches!(
+        store.advance_read("c1", "u2", 4, t2).await.unwrap(),
+        ReadAdvance::Advanced(_)
+    ));
+    assert_eq!(
+        store.read_watermark("c1", "u2").await.unwrap().unwrap().seq,
+        4
+    );
     let marks = store.read_marks("c1", 1, 3).await.unwrap();
-    let u2: Vec<_> = marks.iter().filter(|m| m.user_id == "u2").map(|m| m.seq).collect();
+    let u2: Vec<_> = marks
+        .iter()
+        .filter(|m| m.user_id == "u2")
+        .map(|m| m.seq)
+        .collect();
     assert_eq!(u2, [2, 4], "marks in range plus the first beyond");
     let marks = store.read_marks("c1", 3, 3).await.unwrap();
-    let u2: Vec<_> = marks.iter().filter(|m| m.user_id == "u2").map(|m| m.seq).collect();
+    let u2: Vec<_> = marks
+        .iter()
+        .filter(|m| m.user_id == "u2")
+        .map(|m| m.seq)
+        .collect();
     assert_eq!(u2, [4]);
     assert!(store.read_marks("c1", 5, 9).await.unwrap().is_empty());
 }

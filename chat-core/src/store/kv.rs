@@ -108,7 +108,9 @@ fn num(n: u64) -> [u8; 8] {
 }
 
 fn read_num(bytes: &[u8]) -> Result<u64> {
-    let arr: [u8; 8] = bytes.try_into().map_err(|_| Error::corrupt("bad number in key or value"))?;
+    let arr: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| Error::corrupt("bad number in key or value"))?;
     Ok(u64::from_be_bytes(arr))
 }
 
@@ -130,7 +132,10 @@ fn dec<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 impl<B: KvBackend> KvStore<B> {
     /// A store over `kv`.
     pub fn new(kv: B) -> Self {
-        KvStore { kv, heads: Mutex::new(HashMap::new()) }
+        KvStore {
+            kv,
+            heads: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The backend.
@@ -146,13 +151,21 @@ impl<B: KvBackend> KvStore<B> {
         if let Some(h) = self.heads.lock().get(course) {
             return Ok(h.clone());
         }
-        let stored: Head = self.get(&key(b'h', &[course.as_bytes()]))?.unwrap_or_default();
+        let stored: Head = self
+            .get(&key(b'h', &[course.as_bytes()]))?
+            .unwrap_or_default();
         let mut heads = self.heads.lock();
-        Ok(heads.entry(course.to_string()).or_insert_with(|| Arc::new(Mutex::new(stored))).clone())
+        Ok(heads
+            .entry(course.to_string())
+            .or_insert_with(|| Arc::new(Mutex::new(stored)))
+            .clone())
     }
 
     fn current(&self, course: &str, meta: &MessageMeta) -> Result<Message> {
-        let last = *meta.history.last().ok_or_else(|| Error::corrupt("message without history"))?;
+        let last = *meta
+            .history
+            .last()
+            .ok_or_else(|| Error::corrupt("message without history"))?;
         let change: Change = self
             .get(&key(b'l', &[course.as_bytes(), &num(last)]))?
             .ok_or_else(|| Error::corrupt("message meta points to a missing log entry"))?;
@@ -204,7 +217,8 @@ impl<B: KvBackend> Store for KvStore<B> {
         let (c, u) = (course_id.as_bytes(), user_id.as_bytes());
         let existed = self.kv.get(&key(b'p', &[c, u]))?.is_some();
         if existed {
-            self.kv.apply(vec![(key(b'p', &[c, u]), None), (key(b'q', &[u, c]), None)])?;
+            self.kv
+                .apply(vec![(key(b'p', &[c, u]), None), (key(b'q', &[u, c]), None)])?;
             self.kv.sync().await?;
         }
         Ok(existed)
@@ -221,7 +235,10 @@ impl<B: KvBackend> Store for KvStore<B> {
         self.kv.scan(&from, &to, false, &mut |k, v| {
             let user = String::from_utf8_lossy(&k[from.len()..]).into_owned();
             match dec::<Role>(v) {
-                Ok(role) => out.push(Participant { user_id: user, role }),
+                Ok(role) => out.push(Participant {
+                    user_id: user,
+                    role,
+                }),
                 Err(e) => err = Some(e),
             }
             err.is_none()
@@ -266,9 +283,19 @@ impl<B: KvBackend> Store for KvStore<B> {
                 message.change_seq = seq;
                 let id_owned = message.id.clone();
                 let id = id_owned.as_bytes();
-                let next = Head { last_seq: seq, count: position + 1 };
-                let meta = MessageMeta { course: course.clone(), history: vec![seq] };
-                let change = Change { seq, kind: ChangeKind::New, message };
+                let next = Head {
+                    last_seq: seq,
+                    count: position + 1,
+                };
+                let meta = MessageMeta {
+                    course: course.clone(),
+                    history: vec![seq],
+                };
+                let change = Change {
+                    seq,
+                    kind: ChangeKind::New,
+                    message,
+                };
                 let mut batch = vec![
                     (key(b'm', &[id]), Some(enc(&meta)?)),
                     (key(b'l', &[c, &num(seq)]), Some(enc(&change)?)),
@@ -282,7 +309,11 @@ impl<B: KvBackend> Store for KvStore<B> {
                 // The sender has read their own message (and everything before it).
                 let sender = change.message.sender.id.as_bytes();
                 let at = change.message.created_at;
-                let mark = ReadMark { user_id: change.message.sender.id.clone(), seq, at };
+                let mark = ReadMark {
+                    user_id: change.message.sender.id.clone(),
+                    seq,
+                    at,
+                };
                 batch.push((key(b'w', &[c, sender]), Some(enc(&mark)?)));
                 batch.push((key(b'r', &[c, sender, &num(seq)]), Some(enc(&at)?)));
                 self.kv.apply(batch)?;
@@ -295,9 +326,15 @@ impl<B: KvBackend> Store for KvStore<B> {
     }
 
     async fn update_message(&self, update: Update) -> Result<Message> {
-        let Update { kind, mut message, expected_change_seq } = update;
+        let Update {
+            kind,
+            mut message,
+            expected_change_seq,
+        } = update;
         if kind == ChangeKind::New {
-            return Err(Error::validation("update_message takes an edit or a deletion"));
+            return Err(Error::validation(
+                "update_message takes an edit or a deletion",
+            ));
         }
         let course = message.course_id.clone();
         let c = course.as_bytes();
@@ -330,7 +367,10 @@ impl<B: KvBackend> Store for KvStore<B> {
                 }
             }
             meta.history.push(seq);
-            let next = Head { last_seq: seq, count: head.count };
+            let next = Head {
+                last_seq: seq,
+                count: head.count,
+            };
             let change = Change { seq, kind, message };
             batch.push((key(b'l', &[c, &num(seq)]), Some(enc(&change)?)));
             batch.push((mkey, Some(enc(&meta)?)));
@@ -449,7 +489,11 @@ impl<B: KvBackend> Store for KvStore<B> {
                     return Ok(ReadAdvance::Already(first));
                 }
                 _ => {
-                    let mark = ReadMark { user_id: user_id.to_string(), seq, at };
+                    let mark = ReadMark {
+                        user_id: user_id.to_string(),
+                        seq,
+                        at,
+                    };
                     self.kv.apply(vec![
                         (wkey, Some(enc(&mark)?)),
                         (key(b'r', &[c, u, &num(seq)]), Some(enc(&at)?)),
@@ -493,7 +537,11 @@ impl<B: KvBackend> Store for KvStore<B> {
                 tail_num(k).map(|s| s <= hi).unwrap_or(false)
             })?;
             for (k, v) in marks {
-                out.push(ReadMark { user_id: user.clone(), seq: tail_num(&k)?, at: dec(&v)? });
+                out.push(ReadMark {
+                    user_id: user.clone(),
+                    seq: tail_num(&k)?,
+                    at: dec(&v)?,
+                });
             }
         }
         Ok(out)

@@ -177,8 +177,13 @@ pub trait Store: Send + Sync + 'static {
     /// The highest seq allocated in a course (0 when none).
     async fn last_seq(&self, course_id: &str) -> Result<u64>;
     /// Log entries with `after < seq <= upto`, oldest first, at most `limit`.
-    async fn changes(&self, course_id: &str, after: u64, upto: u64, limit: usize)
-        -> Result<Vec<Change>>;
+    async fn changes(
+        &self,
+        course_id: &str,
+        after: u64,
+        upto: u64,
+        limit: usize,
+    ) -> Result<Vec<Change>>;
     /// How many messages a course has (tombstones included).
     async fn message_count(&self, course_id: &str) -> Result<u64>;
     /// Messages in creation order starting at position `from` (0 is the oldest), at most `limit`.
@@ -187,8 +192,13 @@ pub trait Store: Send + Sync + 'static {
     async fn position_of_seq(&self, course_id: &str, seq: u64) -> Result<u64>;
 
     /// Moves a user's read watermark in a course up to `seq` (never down).
-    async fn advance_read(&self, course_id: &str, user_id: &str, seq: u64, at: Timestamp)
-        -> Result<ReadAdvance>;
+    async fn advance_read(
+        &self,
+        course_id: &str,
+        user_id: &str,
+        seq: u64,
+        at: Timestamp,
+    ) -> Result<ReadAdvance>;
     /// A user's current watermark in a course.
     async fn read_watermark(&self, course_id: &str, user_id: &str) -> Result<Option<ReadMark>>;
     /// For every user whose watermark reached `lo`: their marks with `lo <= seq <= hi`, plus their

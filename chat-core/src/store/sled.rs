@@ -5,8 +5,8 @@
 //! sends cost one sync, and no send is acknowledged before it is on disk. sled itself is flushed
 //! by the log's checkpoints, not on every write (its flush blocks all writers).
 
-use std::path::{Path, PathBuf};
 use async_trait::async_trait;
+use std::path::{Path, PathBuf};
 
 use super::kv::{BatchOp, KvBackend, KvStore};
 use super::wal::Wal;
@@ -61,7 +61,11 @@ impl SledKv {
             }
         }
         let wal = Wal::open(&path.join("wal"), &db)?;
-        Ok(SledKv { db, wal, path: path.to_path_buf() })
+        Ok(SledKv {
+            db,
+            wal,
+            path: path.to_path_buf(),
+        })
     }
 
     /// The folder of the database.

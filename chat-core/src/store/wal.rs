@@ -69,7 +69,10 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if let Some(n) = name.strip_prefix("wal-").and_then(|n| n.strip_suffix(".log")) {
+        if let Some(n) = name
+            .strip_prefix("wal-")
+            .and_then(|n| n.strip_suffix(".log"))
+        {
             if let Ok(n) = n.parse::<u64>() {
                 out.push((n, path));
             }
@@ -218,11 +221,18 @@ impl Wal {
             .name("chat-wal".into())
             .spawn(move || writer_loop(&worker, &db, &tx))
             .map_err(|e| Error::Storage(format!("cannot start the log writer: {e}")))?;
-        Ok(Wal { shared, durable: rx, thread: Some(thread) })
+        Ok(Wal {
+            shared,
+            durable: rx,
+            thread: Some(thread),
+        })
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, State>> {
-        self.shared.state.lock().map_err(|_| Error::Storage("log lock poisoned".into()))
+        self.shared
+            .state
+            .lock()
+            .map_err(|_| Error::Storage("log lock poisoned".into()))
     }
 
     /// Applies `batch` with `apply` and logs it, as one step in the log's order.
@@ -277,7 +287,10 @@ impl Wal {
 }
 
 fn create_segment(dir: &Path, n: u64) -> Result<File> {
-    let file = OpenOptions::new().create(true).append(true).open(segment_path(dir, n))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(segment_path(dir, n))?;
     sync_dir(dir)?;
     Ok(file)
 }
@@ -287,10 +300,15 @@ fn writer_loop(shared: &Shared, db: &sled::Db, durable: &watch::Sender<Durable>)
     let mut failed: Option<String> = None;
     loop {
         let (buf, lsn, segment, stopping) = {
-            let Ok(mut st) = shared.state.lock() else { return };
+            let Ok(mut st) = shared.state.lock() else {
+                return;
+            };
             while st.buf.is_empty() && !st.stop {
                 let wait = CHECKPOINT_EVERY.saturating_sub(last_checkpoint.elapsed());
-                let (next, timeout) = match shared.wake.wait_timeout(st, wait.max(Duration::from_millis(1))) {
+                let (next, timeout) = match shared
+                    .wake
+                    .wait_timeout(st, wait.max(Duration::from_millis(1)))
+                {
                     Ok(r) => r,
                     Err(_) => return,
                 };
@@ -299,16 +317,26 @@ fn writer_loop(shared: &Shared, db: &sled::Db, durable: &watch::Sender<Durable>)
                     break;
                 }
             }
-            (std::mem::take(&mut st.buf), st.lsn, st.segment.clone(), st.stop)
+            (
+                std::mem::take(&mut st.buf),
+                st.lsn,
+                st.segment.clone(),
+                st.stop,
+            )
         };
         if !buf.is_empty() && failed.is_none() {
-            let result = (&*segment).write_all(&buf).and_then(|()| segment.sync_data());
+            let result = (&*segment)
+                .write_all(&buf)
+                .and_then(|()| segment.sync_data());
             if let Err(e) = result {
                 tracing::error!(error = %e, "write-ahead log write failed");
                 failed = Some(e.to_string());
             }
         }
-        durable.send_replace(Durable { lsn, error: failed.clone() });
+        durable.send_replace(Durable {
+            lsn,
+            error: failed.clone(),
+        });
         if (stopping || last_checkpoint.elapsed() >= CHECKPOINT_EVERY) && failed.is_none() {
             match checkpoint(shared, db) {
                 Ok(Some(lsn)) => {
@@ -330,7 +358,10 @@ fn writer_loop(shared: &Shared, db: &sled::Db, durable: &watch::Sender<Durable>)
 fn checkpoint(shared: &Shared, db: &sled::Db) -> Result<Option<u64>> {
     let mut written = None;
     let old = {
-        let mut st = shared.state.lock().map_err(|_| Error::Storage("log lock poisoned".into()))?;
+        let mut st = shared
+            .state
+            .lock()
+            .map_err(|_| Error::Storage("log lock poisoned".into()))?;
         if !st.segment_dirty {
             return Ok(None);
         }
@@ -359,8 +390,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_torn_tails_are_detected() {
-        let batch: Vec<BatchOp> =
-            vec![(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), None)];
+        let batch: Vec<BatchOp> = vec![(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), None)];
         let mut buf = Vec::new();
         encode(&batch, &mut buf);
         encode(&batch, &mut buf);
@@ -373,6 +403,10 @@ mod tests {
         let mut flipped = buf.clone();
         flipped[10] ^= 0xff;
         std::fs::write(&path, &flipped).unwrap();
-        assert_eq!(read_segment(&path).unwrap().1, Some(0), "a bad checksum stops the replay");
+        assert_eq!(
+            read_segment(&path).unwrap().1,
+            Some(0),
+            "a bad checksum stops the replay"
+        );
     }
 }

@@ -26,10 +26,21 @@ pub async fn world_with(engine: Engine) -> World {
         eve: Actor::new("eve", "Eve", Role::Student),
     };
     w.engine
-        .put_course(&admin, "c1", CourseUpdate { name: Some("Rust 101".into()), chat_enabled: None })
+        .put_course(
+            &admin,
+            "c1",
+            CourseUpdate {
+                name: Some("Rust 101".into()),
+                chat_enabled: None,
+            },
+        )
         .await
         .unwrap();
-    for (u, r) in [("ada", Role::Student), ("bob", Role::Student), ("prof", Role::Instructor)] {
+    for (u, r) in [
+        ("ada", Role::Student),
+        ("bob", Role::Student),
+        ("prof", Role::Instructor),
+    ] {
         w.engine.enroll(&admin, "c1", u, r).await.unwrap();
     }
     w
@@ -40,7 +51,11 @@ pub async fn world() -> World {
 }
 
 pub fn text(course: &str, body: &str) -> SendMessage {
-    SendMessage { course_id: course.into(), message: body.into(), ..Default::default() }
+    SendMessage {
+        course_id: course.into(),
+        message: body.into(),
+        ..Default::default()
+    }
 }
 
 impl World {
@@ -51,7 +66,10 @@ impl World {
 
 /// The next event, failing the test after 2 s.
 pub async fn next(events: &mut Events) -> std::sync::Arc<Envelope> {
-    events.recv_timeout(Duration::from_secs(2)).await.expect("an event within 2 s")
+    events
+        .recv_timeout(Duration::from_secs(2))
+        .await
+        .expect("an event within 2 s")
 }
 
 /// The next event with this name, skipping others.
