@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Every test of the project, on a fresh Debian machine (as root) or a developer's.
+# It installs what it needs (cargo components, apt packages, pip and npm packages) and runs:
+#   1. cargo fmt --check and clippy -D warnings on the whole workspace,
+#   2. cargo test --workspace (core unit/property tests, host end-to-end tests over real sockets),
+#   3. the bindings: Python package in a fresh venv + pytest, Kotlin on the JVM, Swift checks,
+#   4. the real npm socket.io-client against a running chat-host,
+#   5. the benchmark harness's quick run (so it cannot rot).
+# Long versions of the reliability checks are behind CHAT_LONG_TESTS=1 (see README).
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+
+step "toolchain components"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test --workspace"
+cargo test --workspace
+
+step "bindings (Python, Kotlin, Swift)"
+bash bindings/test.sh
+
+if [ -x chat-host/tests/socketio/run.sh ]; then
+  step "socket.io-client against chat-host"
+  bash chat-host/tests/socketio/run.sh
+fi
+
+if [ -x bench/run ]; then
+  step "benchmark harness (quick)"
+  bash bench/run --quick
+fi
+
+step "all tests passed in $(( $(date +%s) - started )) s"
