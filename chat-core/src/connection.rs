@@ -148,6 +148,10 @@ impl Connection {
         (Connection { inner }, events)
     }
 
+    pub(crate) fn stream(&self) -> Arc<StreamShared> {
+        self.inner.stream.clone()
+    }
+
     /// Who this connection acts for.
     pub fn actor(&self) -> &Actor {
         &self.inner.actor
@@ -201,6 +205,23 @@ impl Connection {
         if !self.inner.closed.swap(true, Ordering::SeqCst) {
             self.inner.engine.disconnect(&self.inner).await;
         }
+    }
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.inner.id)
+            .field("user", &self.inner.actor.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
     }
 }
 

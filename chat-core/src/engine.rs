@@ -146,6 +146,7 @@ impl EngineBuilder {
                 typing: TypingState::default(),
                 rate,
                 profiles: Mutex::new(HashMap::new()),
+                streams: Mutex::new(HashMap::new()),
                 next_id: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
             }),
@@ -170,6 +171,8 @@ struct Inner {
     rate: RateLimiter,
     /// Profiles known to be stored, so each call does not rewrite them.
     profiles: Mutex<HashMap<String, StoredUser>>,
+    /// Open event streams, to end them on close.
+    streams: Mutex<HashMap<u64, Weak<StreamShared>>>,
     next_id: AtomicU64,
     closed: AtomicBool,
 }
@@ -206,10 +209,31 @@ impl Engine {
         &self.inner.store
     }
 
-    /// Flushes the store and refuses further writes. Open connections keep reading.
+    /// Shuts the engine down: refuses further operations, ends every open connection's and
+    /// subscription's [`Events`] stream, stops the plugins' tasks, and flushes the store. The
+    /// store itself (and its folder lock) is released when the last clone of the engine drops.
     pub async fn close(&self) -> Result<()> {
         self.inner.closed.store(true, Ordering::SeqCst);
+        let streams: Vec<_> = self.inner.streams.lock().drain().map(|(_, s)| s).collect();
+        for stream in streams.into_iter().filter_map(|s| s.upgrade()) {
+            stream.close();
+        }
+        self.inner.plugins.stop();
         self.inner.store.flush().await
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    fn open_connection(&self, actor: &Actor, presence: bool) -> (Connection, Events) {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (conn, events) = Connection::open(self.clone(), actor.clone(), id, presence);
+        let mut streams = self.inner.streams.lock();
+        streams.retain(|_, s| s.strong_count() > 0);
+        streams.insert(id, Arc::downgrade(&conn.stream()));
+        (conn, events)
     }
 
     fn alive(&self) -> Result<()> {
@@ -1091,8 +1115,7 @@ impl Engine {
     pub async fn connect(&self, actor: &Actor) -> Result<(Connection, Events)> {
         self.alive()?;
         self.ensure_profile(actor).await?;
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let pair = Connection::open(self.clone(), actor.clone(), id, true);
+        let pair = self.open_connection(actor, true);
         if self.inner.presence.connect(&actor.id).is_some() {
             self.presence_changed(&actor.id).await;
         }
@@ -1108,8 +1131,8 @@ impl Engine {
         since_seq: Option<u64>,
     ) -> Result<Events> {
         self.access(actor, course_id).await?;
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let (conn, mut events) = Connection::open(self.clone(), actor.clone(), id, false);
+        self.alive()?;
+        let (conn, mut events) = self.open_connection(actor, false);
         conn.join(course_id, since_seq).await?;
         // The subscription lives as long as its stream.
         events.keep_alive(conn);

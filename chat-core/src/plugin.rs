@@ -7,7 +7,7 @@
 //! webhook never slows a send: when a plugin's queue is full, events are dropped for that plugin
 //! and counted in a warning.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -85,40 +85,60 @@ pub trait Plugin: Send + Sync + 'static {
 pub(crate) struct Plugins {
     list: Vec<Arc<dyn Plugin>>,
     queues: Vec<mpsc::Sender<Arc<Envelope>>>,
+    tasks: parking_lot::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     dropped: AtomicU64,
+    stopped: AtomicBool,
 }
 
 impl Plugins {
     /// Starts one delivery task per plugin. Needs a tokio runtime when there are plugins.
     pub(crate) fn start(list: Vec<Arc<dyn Plugin>>, queue: usize) -> Self {
+        let mut tasks = Vec::new();
         let queues = list
             .iter()
             .map(|plugin| {
                 let (tx, mut rx) = mpsc::channel::<Arc<Envelope>>(queue.max(1));
                 let plugin = plugin.clone();
-                tokio::spawn(async move {
+                tasks.push(tokio::spawn(async move {
                     while let Some(env) = rx.recv().await {
                         if let Err(e) = plugin.after_event(env.event()).await {
                             tracing::warn!(plugin = %plugin.name(), error = %e, "after_event failed");
                         }
                     }
-                });
+                }));
                 tx
             })
             .collect();
         Plugins {
             list,
             queues,
+            tasks: parking_lot::Mutex::new(tasks),
             dropped: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
         }
     }
 
     pub(crate) fn list(&self) -> &[Arc<dyn Plugin>] {
+        if self.stopped.load(Ordering::SeqCst) {
+            return &[];
+        }
         &self.list
+    }
+
+    /// Stops every plugin's delivery task: no plugin is called after this returns (a call under
+    /// way is cancelled at its next await).
+    pub(crate) fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        for task in self.tasks.lock().drain(..) {
+            task.abort();
+        }
     }
 
     /// Hands an event to every plugin without waiting.
     pub(crate) fn notify(&self, env: &Arc<Envelope>) {
+        if self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
         for (tx, plugin) in self.queues.iter().zip(&self.list) {
             if tx.try_send(env.clone()).is_err() {
                 let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;

@@ -296,3 +296,30 @@ async fn unenrolled_users_stop_receiving() {
     w.say(&w.ada, "secret").await;
     quiet(&mut ev, "new-message", 100).await;
 }
+
+#[tokio::test]
+async fn close_ends_streams_and_plugins() {
+    let plugin = Arc::new(Moderator {
+        seen: Mutex::new(Vec::new()),
+    });
+    let engine = Engine::builder()
+        .plugin(plugin.clone())
+        .open()
+        .await
+        .unwrap();
+    let w = world_with(engine).await;
+    let (ada, mut ev) = w.engine.connect(&w.ada).await.unwrap();
+    ada.join("c1", None).await.unwrap();
+    let mut sub = w.engine.subscribe(&w.admin, "c1", None).await.unwrap();
+    w.engine.close().await.unwrap();
+    assert!(w.engine.is_closed());
+    let drained = async {
+        while ev.recv().await.is_some() {}
+        while sub.recv().await.is_some() {}
+    };
+    tokio::time::timeout(Duration::from_secs(2), drained)
+        .await
+        .expect("streams end on close");
+    assert_eq!(w.engine.connect(&w.bob).await.unwrap_err(), Error::Closed);
+    assert!(plugin.seen.lock().is_empty(), "no plugin call after close");
+}
