@@ -51,8 +51,17 @@ pub struct Config {
     pub write_timeout: Duration,
     /// Open WebSockets allowed per user (default 16).
     pub max_connections_per_user: usize,
-    /// Interval of WebSocket pings (default 25 s).
+    /// Interval of WebSocket pings on `/ws`, and of Engine.IO pings on `/socket.io/` (its
+    /// advertised `pingInterval`; default 25 s).
     pub ping_interval: Duration,
+    /// How long a Socket.IO session may take to answer a ping with a pong before it is closed
+    /// (the advertised `pingTimeout`; default 20 s).
+    pub ping_timeout: Duration,
+    /// Largest Socket.IO long-polling body or WebSocket message from a client, in bytes (the
+    /// advertised `maxPayload`; default 1,000,000).
+    pub sio_max_payload: usize,
+    /// Engine.IO sessions open at once, authenticated or not (default 10,000).
+    pub sio_max_sessions: usize,
     /// A WebSocket silent for this long is closed (default 60 s).
     pub idle_timeout: Duration,
     /// How long shutdown waits for in-flight requests and sockets (default 10 s).
@@ -73,6 +82,9 @@ impl Default for Config {
             write_timeout: Duration::from_secs(10),
             max_connections_per_user: 16,
             ping_interval: Duration::from_secs(25),
+            ping_timeout: Duration::from_secs(20),
+            sio_max_payload: 1_000_000,
+            sio_max_sessions: 10_000,
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -96,7 +108,7 @@ impl Config {
 #[command(
     name = "chat-host",
     version,
-    about = "Course chat server (REST + WebSocket) over chat-core"
+    about = "Course chat server (REST, WebSocket, Socket.IO) over chat-core"
 )]
 pub struct Cli {
     /// Address to listen on.
@@ -136,6 +148,15 @@ pub struct Cli {
     /// Seconds between WebSocket pings.
     #[arg(long, env = "CHAT_PING_INTERVAL", default_value_t = 25)]
     pub ping_interval: u64,
+    /// Seconds a Socket.IO client has to answer a ping before its session is closed.
+    #[arg(long, env = "CHAT_PING_TIMEOUT", default_value_t = 20)]
+    pub ping_timeout: u64,
+    /// Largest Socket.IO long-polling body or WebSocket message from a client, in bytes.
+    #[arg(long, env = "CHAT_SIO_MAX_PAYLOAD", default_value_t = 1_000_000)]
+    pub sio_max_payload: usize,
+    /// Socket.IO (Engine.IO) sessions open at once.
+    #[arg(long, env = "CHAT_SIO_MAX_SESSIONS", default_value_t = 10_000)]
+    pub sio_max_sessions: usize,
     /// Seconds of silence after which a WebSocket is closed.
     #[arg(long, env = "CHAT_IDLE_TIMEOUT", default_value_t = 60)]
     pub idle_timeout: u64,
@@ -165,9 +186,9 @@ impl Cli {
             }
             (None, None) => JwtKey::Generate,
         };
-        if self.ping_interval == 0 || self.idle_timeout == 0 {
+        if self.ping_interval == 0 || self.idle_timeout == 0 || self.ping_timeout == 0 {
             return Err(crate::HostError::Config(
-                "ping interval and idle timeout must be at least 1 second".into(),
+                "ping interval, ping timeout and idle timeout must be at least 1 second".into(),
             ));
         }
         let engine = chat_core::Config {
@@ -188,6 +209,9 @@ impl Cli {
             write_timeout: Duration::from_secs(10),
             max_connections_per_user: self.max_connections_per_user.max(1),
             ping_interval: Duration::from_secs(self.ping_interval),
+            ping_timeout: Duration::from_secs(self.ping_timeout),
+            sio_max_payload: self.sio_max_payload.max(1024),
+            sio_max_sessions: self.sio_max_sessions.max(1),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
         })

@@ -2,13 +2,13 @@
 //! `chat-core` operation.
 //!
 //! It knows nothing of frames, sockets or ack ids, so every event transport (the native `/ws`
-//! protocol today, Socket.IO later) calls [`dispatch`] unchanged and only encodes its result: the
+//! protocol on `/ws` and Socket.IO on `/socket.io/`) calls [`dispatch`] unchanged and only encodes its result: the
 //! value to acknowledge with, or the [`chat_core::Error`] to report. The data shapes are the
 //! contract's; a missing or mistyped field is a `VALIDATION` error, never a panic.
 
 use std::str::FromStr;
 
-use chat_core::{Actor, Connection, Engine, Error, MessageType, SendMessage};
+use chat_core::{Connection, Error, MessageType, SendMessage};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -105,17 +105,13 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Value, Error> {
     serde_json::to_value(value).map_err(|e| Error::Storage(format!("encoding: {e}")))
 }
 
-/// Runs one client event for `actor` on `conn` and returns what to acknowledge with:
+/// Runs one client event on `conn` (for the connection's actor) and returns what to acknowledge with:
 /// `join-course` → `{"courseId", "users"}` (the online users), `leave-course` → `{"courseId"}`,
 /// `send-message` / `edit-message` → the message, `delete-message` → the tombstone,
 /// `typing` → `{"courseId", "isTyping"}`, `mark-read` → the receipt.
-pub async fn dispatch(
-    engine: &Engine,
-    conn: &Connection,
-    actor: &Actor,
-    event: &str,
-    data: Value,
-) -> Result<Value, Error> {
+pub async fn dispatch(conn: &Connection, event: &str, data: Value) -> Result<Value, Error> {
+    let engine = conn.engine();
+    let actor = conn.actor();
     match event {
         "join-course" => {
             let j: Join = decode(data)?;

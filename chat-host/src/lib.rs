@@ -1,7 +1,7 @@
 //! # chat-host
 //!
 //! The course-chat server: the contract's REST routes, provisioning, and the native event
-//! protocol on `GET /ws`, over hyper 1 and fastwebsockets. No business rule lives here: each
+//! protocol on `GET /ws` and Socket.IO v4 on `/socket.io/`, over hyper 1 and fastwebsockets. No business rule lives here: each
 //! request is authenticated, decoded, handed to [`chat_core`], and its answer encoded.
 //!
 //! Reading order:
@@ -12,6 +12,7 @@
 //! - [`rest`]: the HTTP routes; [`multipart`]: uploads; [`response`]: the JSON envelope;
 //! - [`ws`]: the WebSocket transport; [`dispatch`]: client events to engine calls (shared by
 //!   every event transport);
+//! - [`socketio`]: Socket.IO v4 (Engine.IO long-polling and WebSocket) on `/socket.io/`;
 //! - [`error`]: the crate's error type.
 //!
 //! The protocol is documented in `docs/protocol.md` and `docs/openapi.yaml`.
@@ -24,6 +25,7 @@ pub mod multipart;
 pub mod response;
 pub mod rest;
 pub mod server;
+pub mod socketio;
 pub mod state;
 pub mod ws;
 

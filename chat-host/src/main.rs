@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         let server = Server::start(config).await?;
         let addr = server.local_addr();
-        println!("chat-host listening on http://{addr} (WebSocket: ws://{addr}/ws)");
+        println!("chat-host listening on http://{addr} (WebSocket: ws://{addr}/ws, Socket.IO: http://{addr}/socket.io/)");
         if let Some(token) = server.admin_token() {
             println!("No JWT_SECRET set: using a generated secret kept in the data folder.");
             println!("Admin token (valid 24 h):\n{token}");

@@ -1,5 +1,5 @@
-//! The HTTP routes: `/api/v1/chat/*` (the contract's REST and provisioning), `/healthz`, and the
-//! `/ws` upgrade.
+//! The HTTP routes: `/api/v1/chat/*` (the contract's REST and provisioning), `/healthz`, the
+//! `/ws` upgrade, and `/socket.io/` (handed to [`crate::socketio`]).
 //!
 //! Each handler authenticates, decodes the request, calls one engine method and encodes the
 //! answer in the envelope ([`crate::response`]); the rules are the engine's. Bodies are read with
@@ -58,6 +58,9 @@ async fn route(state: AppState, req: Request<Incoming>) -> Answer {
             }
             _ => Err(not_found()),
         };
+    }
+    if path == crate::socketio::PATH || path == "/socket.io" {
+        return Ok(crate::socketio::transport::handle(state, req).await);
     }
     if path == "/ws" {
         return if method == Method::GET {

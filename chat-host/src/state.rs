@@ -1,5 +1,6 @@
 //! What every request and socket shares: the engine, the token checker, the settings, the
-//! shutdown signal, and the count of open sockets per user.
+//! shutdown signal, the count of open sockets per user (`/ws` and Socket.IO together), and the
+//! Socket.IO sessions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ struct Inner {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     sockets: parking_lot::Mutex<HashMap<String, usize>>,
+    socketio: crate::socketio::Registry,
 }
 
 impl AppState {
@@ -36,6 +38,7 @@ impl AppState {
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 sockets: parking_lot::Mutex::new(HashMap::new()),
+                socketio: crate::socketio::Registry::default(),
             }),
         }
     }
@@ -63,6 +66,11 @@ impl AppState {
     /// Connections and sockets in flight, awaited on shutdown.
     pub fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
+    }
+
+    /// The Socket.IO sessions.
+    pub(crate) fn socketio(&self) -> &crate::socketio::Registry {
+        &self.inner.socketio
     }
 
     /// Takes one of the user's socket slots, or `None` when they have all in use.

@@ -204,7 +204,7 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
                 "binary frames are not supported".into(),
             )))
         } else {
-            handle_text(&engine, &conn, &actor, &payload).await
+            handle_text(&conn, &payload).await
         };
         if let Some(text) = reply {
             if out_tx.try_send(Out::Text(text)).is_err() {
@@ -226,12 +226,7 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
 
 /// One text frame: decode `{"event","data","ack"}`, dispatch, and say what to answer (an ack, an
 /// `error` event, or nothing).
-async fn handle_text(
-    engine: &chat_core::Engine,
-    conn: &Connection,
-    actor: &Actor,
-    payload: &[u8],
-) -> Option<String> {
+async fn handle_text(conn: &Connection, payload: &[u8]) -> Option<String> {
     let value: Value = match serde_json::from_slice(payload) {
         Ok(v) => v,
         Err(_) => return Some(error_event(&Error::Validation("frame is not JSON".into()))),
@@ -244,7 +239,7 @@ async fn handle_text(
     let ack = frame.remove("ack").filter(|a| !a.is_null());
     let data = frame.remove("data").unwrap_or(Value::Null);
     let result = match frame.get("event").and_then(Value::as_str) {
-        Some(event) => dispatch(engine, conn, actor, event, data).await,
+        Some(event) => dispatch(conn, event, data).await,
         None => Err(Error::Validation("frame has no \"event\" name".into())),
     };
     match (ack, result) {

@@ -1,0 +1,488 @@
+//! Engine.IO sessions: one per `sid`, whatever transport carries it, and the task that drives it.
+//!
+//! A [`Session`] is what the transports share with its driver:
+//! - one bounded **outgoing queue** of encoded Engine.IO packets. Its receiver is behind an async
+//!   mutex: a long-poll `GET` holds it while it waits, and after an upgrade the WebSocket writer
+//!   holds it for good, so packets queued during the switch are neither lost nor duplicated. A
+//!   queue that fills up (a client that does not read) closes the session: it never stalls a room.
+//! - one bounded **incoming queue** of decoded packets, fed by `POST` bodies and WebSocket
+//!   messages, read by the driver one at a time, so a client's events apply in the order sent;
+//! - the transport state (`Polling` → `Upgrading` → `WebSocket`), a [`Notify`] to end a pending
+//!   long-poll with a noop when an upgrade starts, and a [`CancellationToken`] that closes it all.
+//!
+//! The **driver** ([`drive`]) owns the chat side: the Socket.IO namespace connection (auth, one of
+//! the user's socket slots, the [`chat_core::Connection`]), events to [`crate::dispatch`],
+//! acknowledgements, the connection's [`chat_core::Events`] to `42` packets, and the heartbeat
+//! (a ping every `ping_interval`; no pong within `ping_timeout` closes the session). When it ends,
+//! the chat connection is closed (presence updated) and the session leaves the registry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chat_core::{Connection, Error, ErrorCode, Events};
+use serde_json::{json, Value};
+use tokio::sync::{mpsc, Mutex as AsyncMutex, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::packet::{self, eio, SioKind};
+use crate::dispatch::{dispatch, error_json};
+use crate::state::{AppState, SocketSlot};
+
+/// How long a session may stay without a namespace connection (like Socket.IO's `connectTimeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// Incoming packets queued per session before `POST`s and WebSocket reads wait.
+const INBOUND_QUEUE: usize = 64;
+
+/// The transport a session is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transport {
+    /// HTTP long-polling.
+    Polling,
+    /// Polling, with a WebSocket probe answered: long-polls get a noop until the client says `5`.
+    Upgrading,
+    /// WebSocket (upgraded, or from the start).
+    WebSocket,
+}
+
+/// A packet from the client, decoded by the transport.
+#[derive(Debug)]
+pub(crate) enum Incoming {
+    /// `1`.
+    Close,
+    /// `2…` (a v4 client does not ping, but the answer is cheap).
+    Ping(String),
+    /// `3`.
+    Pong,
+    /// `4…`: a Socket.IO packet.
+    Message(String),
+    /// Binary data.
+    Binary,
+}
+
+impl Incoming {
+    /// The owned form of a decoded packet; `None` for what the driver has nothing to do with.
+    pub(crate) fn from_packet(p: packet::EioPacket<'_>) -> Option<Incoming> {
+        use packet::EioPacket as P;
+        match p {
+            P::Close => Some(Incoming::Close),
+            P::Ping(d) => Some(Incoming::Ping(d.to_string())),
+            P::Pong(_) => Some(Incoming::Pong),
+            P::Message(m) => Some(Incoming::Message(m.to_string())),
+            P::Binary => Some(Incoming::Binary),
+            P::Open(_) | P::Upgrade | P::Noop => None,
+        }
+    }
+}
+
+/// One Engine.IO session.
+pub(crate) struct Session {
+    sid: String,
+    out_tx: mpsc::Sender<String>,
+    out_rx: Arc<AsyncMutex<mpsc::Receiver<String>>>,
+    inbound: mpsc::Sender<Vec<Incoming>>,
+    transport: parking_lot::Mutex<Transport>,
+    kick: Notify,
+    closed: CancellationToken,
+}
+
+impl Session {
+    /// The session id.
+    pub(crate) fn sid(&self) -> &str {
+        &self.sid
+    }
+
+    /// The transport now.
+    pub(crate) fn transport(&self) -> Transport {
+        *self.transport.lock()
+    }
+
+    /// Moves from `from` to `to`; false (and no change) when the session is not on `from`.
+    pub(crate) fn switch(&self, from: Transport, to: Transport) -> bool {
+        let mut t = self.transport.lock();
+        if *t != from {
+            return false;
+        }
+        *t = to;
+        drop(t);
+        if to == Transport::Upgrading {
+            self.kick.notify_waiters();
+        }
+        true
+    }
+
+    /// Woken when an upgrade starts (a pending long-poll answers with a noop).
+    pub(crate) fn kicked(&self) -> tokio::sync::futures::Notified<'_> {
+        self.kick.notified()
+    }
+
+    /// The outgoing queue's receiver (held by a long-poll, or by the WebSocket writer).
+    pub(crate) fn outgoing(&self) -> Arc<AsyncMutex<mpsc::Receiver<String>>> {
+        self.out_rx.clone()
+    }
+
+    /// Queues packets from the client for the driver; false when the session is gone.
+    pub(crate) async fn deliver(&self, packets: Vec<Incoming>) -> bool {
+        if packets.is_empty() {
+            return !self.closed.is_cancelled();
+        }
+        tokio::select! {
+            r = self.inbound.send(packets) => r.is_ok(),
+            _ = self.closed.cancelled() => false,
+        }
+    }
+
+    /// Queues a packet for the client; false when the queue is full (the session is then closed)
+    /// or the session is gone.
+    fn push(&self, text: String) -> bool {
+        match self.out_tx.try_send(text) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::info!(sid = %self.sid, "Socket.IO queue full, disconnecting a slow client");
+                self.close();
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    /// Closes the session (idempotent): transports stop, the driver cleans up.
+    pub(crate) fn close(&self) {
+        self.closed.cancel();
+    }
+
+    /// Cancelled once the session is closed.
+    pub(crate) fn closed(&self) -> &CancellationToken {
+        &self.closed
+    }
+}
+
+/// Every live session, by sid.
+#[derive(Default)]
+pub(crate) struct Registry {
+    sessions: parking_lot::Mutex<HashMap<String, Arc<Session>>>,
+}
+
+impl Registry {
+    /// A session by sid.
+    pub(crate) fn get(&self, sid: &str) -> Option<Arc<Session>> {
+        self.sessions.lock().get(sid).cloned()
+    }
+
+    fn remove(&self, sid: &str) {
+        self.sessions.lock().remove(sid);
+    }
+}
+
+/// Opens a session on `transport` and starts its driver; `None` when the server is at its session
+/// cap. `handshake_token` is the token of the handshake request (header or query), used when the
+/// namespace CONNECT carries none.
+pub(crate) fn open(
+    state: &AppState,
+    transport: Transport,
+    handshake_token: Option<String>,
+) -> Option<Arc<Session>> {
+    let cfg = state.config();
+    let (out_tx, out_rx) = mpsc::channel(cfg.send_queue.max(2));
+    let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    let session = {
+        let registry = state.socketio();
+        let mut map = registry.sessions.lock();
+        if map.len() >= cfg.sio_max_sessions {
+            return None;
+        }
+        let sid = loop {
+            let sid = random_id();
+            if !map.contains_key(&sid) {
+                break sid;
+            }
+        };
+        let session = Arc::new(Session {
+            sid: sid.clone(),
+            out_tx,
+            out_rx: Arc::new(AsyncMutex::new(out_rx)),
+            inbound: in_tx,
+            transport: parking_lot::Mutex::new(transport),
+            kick: Notify::new(),
+            closed: CancellationToken::new(),
+        });
+        map.insert(sid, session.clone());
+        session
+    };
+    state.tasks().spawn(drive(
+        state.clone(),
+        session.clone(),
+        in_rx,
+        handshake_token,
+    ));
+    Some(session)
+}
+
+/// A random id: 16 bytes as 32 hex characters.
+pub(crate) fn random_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No randomness: fall back on the clock and a counter (still unique, less unguessable).
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&(t as u64).to_le_bytes());
+        bytes[8..].copy_from_slice(&n.to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The main namespace, once connected.
+struct Namespace {
+    conn: Connection,
+    events: Events,
+    _slot: SocketSlot,
+}
+
+/// Why a session ended (for the log).
+#[derive(Debug)]
+enum End {
+    Closed,
+    ClientClose,
+    PingTimeout,
+    ConnectTimeout,
+    Shutdown,
+    ParseError,
+    EventsEnded,
+}
+
+async fn next_event(ns: &mut Option<Namespace>) -> Option<Arc<chat_core::Envelope>> {
+    match ns {
+        Some(ns) => ns.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Drives one session until it closes.
+async fn drive(
+    state: AppState,
+    session: Arc<Session>,
+    mut inbound: mpsc::Receiver<Vec<Incoming>>,
+    handshake_token: Option<String>,
+) {
+    let cfg = state.config().clone();
+    let mut ns: Option<Namespace> = None;
+    let mut ever_connected = false;
+    let connect_deadline = Instant::now() + CONNECT_TIMEOUT;
+    let mut next_ping = Instant::now() + cfg.ping_interval;
+    let mut pong_deadline: Option<Instant> = None;
+    let mut skip_binary = 0usize;
+    let end = 'session: loop {
+        let mut timer = pong_deadline.unwrap_or(next_ping);
+        if !ever_connected {
+            timer = timer.min(connect_deadline);
+        }
+        tokio::select! {
+            biased;
+            _ = session.closed.cancelled() => break End::Closed,
+            _ = state.shutdown().cancelled() => break End::Shutdown,
+            batch = inbound.recv() => {
+                let Some(batch) = batch else { break End::Closed };
+                for packet in batch {
+                    match packet {
+                        Incoming::Close => break 'session End::ClientClose,
+                        Incoming::Ping(data) => {
+                            session.push(format!("3{data}"));
+                        }
+                        Incoming::Pong => {
+                            if pong_deadline.take().is_some() {
+                                next_ping = Instant::now() + cfg.ping_interval;
+                            }
+                        }
+                        Incoming::Binary => {
+                            // Attachments of a binary event already refused, or stray data.
+                            skip_binary = skip_binary.saturating_sub(1);
+                        }
+                        Incoming::Message(text) => {
+                            let p = match packet::decode_sio(&text) {
+                                Ok(p) => p,
+                                Err(e) => {
+                                    tracing::debug!(sid = %session.sid, error = %e, "bad Socket.IO packet");
+                                    break 'session End::ParseError;
+                                }
+                            };
+                            on_packet(&state, &session, &handshake_token, &mut ns, &mut skip_binary, p).await;
+                            ever_connected |= ns.is_some();
+                        }
+                    }
+                }
+            }
+            env = next_event(&mut ns) => match env {
+                Some(env) => {
+                    session.push(packet::event_raw(env.name(), env.data_json()));
+                }
+                None => break End::EventsEnded,
+            },
+            _ = tokio::time::sleep_until(timer) => {
+                let now = Instant::now();
+                if !ever_connected && now >= connect_deadline {
+                    break End::ConnectTimeout;
+                }
+                match pong_deadline {
+                    Some(deadline) if now >= deadline => break End::PingTimeout,
+                    Some(_) => {}
+                    None if now >= next_ping => {
+                        session.push(eio::PING.to_string());
+                        pong_deadline = Some(now + cfg.ping_timeout);
+                    }
+                    None => {}
+                }
+            }
+        }
+    };
+    tracing::debug!(sid = %session.sid, reason = ?end, "Socket.IO session closed");
+    session.close();
+    state.socketio().remove(&session.sid);
+    if let Some(ns) = ns.take() {
+        ns.conn.close().await;
+    }
+}
+
+/// One Socket.IO packet from the client.
+async fn on_packet(
+    state: &AppState,
+    session: &Session,
+    handshake_token: &Option<String>,
+    ns: &mut Option<Namespace>,
+    skip_binary: &mut usize,
+    p: packet::SioPacket,
+) {
+    if p.nsp != "/" {
+        // Only the main namespace exists.
+        if p.kind == SioKind::Connect {
+            session.push(packet::connect_error(
+                &p.nsp,
+                "Invalid namespace",
+                &json!({"code": "NOT_FOUND", "message": "unknown namespace"}),
+            ));
+        }
+        *skip_binary += p.attachments;
+        return;
+    }
+    match p.kind {
+        SioKind::Connect => {
+            if ns.is_some() {
+                // Already connected: answer again, as the reference server does for a repeat.
+                session.push(packet::connect_ok("/", &random_id()));
+                return;
+            }
+            match connect(state, handshake_token, p.data.as_ref()).await {
+                Ok(connected) => {
+                    tracing::debug!(sid = %session.sid, user = %connected.conn.actor().id, "Socket.IO connected");
+                    *ns = Some(connected);
+                    session.push(packet::connect_ok("/", &random_id()));
+                }
+                Err((code, message)) => {
+                    let code = code.as_str();
+                    session.push(packet::connect_error(
+                        "/",
+                        code,
+                        &json!({"code": code, "message": message}),
+                    ));
+                }
+            }
+        }
+        SioKind::Disconnect => {
+            if let Some(ns) = ns.take() {
+                ns.conn.close().await;
+            }
+        }
+        SioKind::Event => {
+            let Some(connected) = ns.as_ref() else {
+                return;
+            };
+            let mut args = match p.data {
+                Some(Value::Array(a)) => a.into_iter(),
+                _ => return,
+            };
+            let name = match args.next() {
+                Some(Value::String(s)) => s,
+                _ => return,
+            };
+            let data = args.next().unwrap_or(Value::Null);
+            let result = dispatch(&connected.conn, &name, data).await;
+            answer(session, p.id, result);
+        }
+        SioKind::BinaryEvent | SioKind::BinaryAck => {
+            *skip_binary += p.attachments;
+            if p.kind == SioKind::BinaryEvent && ns.is_some() {
+                answer(
+                    session,
+                    p.id,
+                    Err(Error::Validation(
+                        "binary payloads are not supported".into(),
+                    )),
+                );
+            }
+        }
+        // The server asks for no acknowledgements; a client does not send these.
+        SioKind::Ack | SioKind::ConnectError => {}
+    }
+}
+
+/// Sends what an event's result calls for: an ack, an `error` event, or nothing.
+fn answer(session: &Session, id: Option<u64>, result: Result<Value, Error>) {
+    match (id, result) {
+        (Some(id), Ok(data)) => {
+            session.push(packet::ack("/", id, &json!({"ok": true, "data": data})));
+        }
+        (Some(id), Err(e)) => {
+            session.push(packet::ack(
+                "/",
+                id,
+                &json!({"ok": false, "error": error_json(&e)}),
+            ));
+        }
+        (None, Ok(_)) => {}
+        (None, Err(e)) => {
+            session.push(packet::event("error", &error_json(&e)));
+        }
+    }
+}
+
+/// The namespace CONNECT: authenticate (`auth.token`, else the handshake's token), take a socket
+/// slot, open the chat connection. A refusal is its code and message.
+async fn connect(
+    state: &AppState,
+    handshake_token: &Option<String>,
+    auth: Option<&Value>,
+) -> Result<Namespace, (ErrorCode, String)> {
+    let token = auth
+        .and_then(|a| a.get("token"))
+        .and_then(Value::as_str)
+        .map(|t| t.trim().trim_start_matches("Bearer ").trim().to_string())
+        .filter(|t| !t.is_empty())
+        .or_else(|| handshake_token.clone());
+    let Some(token) = token else {
+        return Err((ErrorCode::Unauthorized, "missing token".into()));
+    };
+    let actor = state
+        .auth()
+        .authenticate(&token)
+        .map_err(|e| (e.code(), e.public_message()))?;
+    let Some(slot) = state.take_socket_slot(&actor.id) else {
+        return Err((
+            ErrorCode::RateLimited,
+            "too many open connections for this user".into(),
+        ));
+    };
+    let (conn, events) = state.engine().connect(&actor).await.map_err(|e| {
+        tracing::warn!(user = %actor.id, error = %e, "cannot open a connection");
+        (ErrorCode::Internal, "internal error".to_string())
+    })?;
+    Ok(Namespace {
+        conn,
+        events,
+        _slot: slot,
+    })
+}

@@ -1,0 +1,523 @@
+//! The HTTP side of `/socket.io/`: the Engine.IO handshake, long-polling `GET`/`POST`, the
+//! WebSocket upgrade (probe `2probe` → `3probe`, then `5`), WebSocket from the start, and CORS.
+//!
+//! Query parameters: `EIO=4` (other versions get `400` code 5), `transport=polling|websocket`,
+//! `sid` once the session exists. Errors are Engine.IO's: `400 {"code","message"}` with codes
+//! 0 (transport unknown), 1 (session id unknown), 2 (bad handshake method), 3 (bad request),
+//! 5 (unsupported protocol version); a body over `maxPayload` is a `413` and closes the session.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError, WebSocketRead};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming as HttpBody;
+use hyper::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS,
+    ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, VARY,
+};
+use hyper::upgrade::Upgraded;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::packet::{self, eio, EioPacket, Handshake};
+use super::session::{self, Incoming, Session, Transport};
+use crate::response::Body;
+use crate::state::AppState;
+
+/// How long a WebSocket probe may take to complete the upgrade.
+const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
+
+type Io = TokioIo<Upgraded>;
+
+/// Answers a request to `/socket.io/`.
+pub async fn handle(state: AppState, req: Request<HttpBody>) -> Response<Body> {
+    let origin = req.headers().get(ORIGIN).cloned();
+    let mut resp = if req.method() == Method::OPTIONS {
+        preflight(&req)
+    } else {
+        route(state, req).await
+    };
+    if let Some(origin) = origin {
+        // Authentication is by explicit token (auth payload, header or query), never by an
+        // ambient cookie, so any page may use the API with a token it holds.
+        let h = resp.headers_mut();
+        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            ACCESS_CONTROL_ALLOW_CREDENTIALS,
+            HeaderValue::from_static("true"),
+        );
+        h.append(VARY, HeaderValue::from_static("Origin"));
+    }
+    resp
+}
+
+fn preflight(req: &Request<HttpBody>) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    let h = resp.headers_mut();
+    h.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    let allow = req
+        .headers()
+        .get(ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned()
+        .unwrap_or_else(|| HeaderValue::from_static("content-type, authorization"));
+    h.insert(ACCESS_CONTROL_ALLOW_HEADERS, allow);
+    h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    resp
+}
+
+/// An Engine.IO error: `{"code","message"}` with a status.
+fn eio_error(status: StatusCode, code: u8, message: &str) -> Response<Body> {
+    let body = serde_json::json!({"code": code, "message": message}).to_string();
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}
+
+fn text(body: String) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let h = resp.headers_mut();
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn unknown_sid() -> Response<Body> {
+    eio_error(StatusCode::BAD_REQUEST, 1, "Session ID unknown")
+}
+
+async fn route(state: AppState, req: Request<HttpBody>) -> Response<Body> {
+    let mut eio_version = None;
+    let mut transport = None;
+    let mut sid = None;
+    let mut token = None;
+    for (k, v) in crate::rest::query_pairs(req.uri().query().unwrap_or("")) {
+        match k.as_str() {
+            "EIO" => eio_version = Some(v),
+            "transport" => transport = Some(v),
+            "sid" => sid = Some(v),
+            "token" if !v.is_empty() => token = Some(v),
+            _ => {}
+        }
+    }
+    if eio_version.as_deref() != Some("4") {
+        return eio_error(StatusCode::BAD_REQUEST, 5, "Unsupported protocol version");
+    }
+    let token = crate::auth::bearer(req.headers()).or(token);
+    match (transport.as_deref(), sid, req.method()) {
+        (Some("polling"), None, &Method::GET) => handshake(&state, token),
+        (Some("polling"), None, _) => eio_error(StatusCode::BAD_REQUEST, 2, "Bad handshake method"),
+        (Some("polling"), Some(sid), m) if m == Method::GET || m == Method::POST => {
+            let Some(session) = state.socketio().get(&sid) else {
+                return unknown_sid();
+            };
+            if m == Method::GET {
+                poll(&state, &session).await
+            } else {
+                post(&state, &session, req).await
+            }
+        }
+        (Some("websocket"), sid, &Method::GET) => websocket(state, req, sid, token),
+        (Some("polling" | "websocket"), _, _) => {
+            eio_error(StatusCode::BAD_REQUEST, 3, "Bad request")
+        }
+        _ => eio_error(StatusCode::BAD_REQUEST, 0, "Transport unknown"),
+    }
+}
+
+fn open_packet(state: &AppState, sid: &str, upgrades: &[&str]) -> String {
+    let cfg = state.config();
+    packet::encode_open(&Handshake {
+        sid,
+        upgrades,
+        ping_interval_ms: cfg.ping_interval.as_millis() as u64,
+        ping_timeout_ms: cfg.ping_timeout.as_millis() as u64,
+        max_payload: cfg.sio_max_payload,
+    })
+}
+
+fn too_many_sessions() -> Response<Body> {
+    eio_error(StatusCode::SERVICE_UNAVAILABLE, 3, "Too many sessions")
+}
+
+/// `GET ?EIO=4&transport=polling`: a new session, answered with its open packet.
+fn handshake(state: &AppState, token: Option<String>) -> Response<Body> {
+    let Some(session) = session::open(state, Transport::Polling, token) else {
+        return too_many_sessions();
+    };
+    text(open_packet(state, session.sid(), &["websocket"]))
+}
+
+/// `GET ?sid=…`: waits for packets (or a noop when an upgrade starts, or `1` when the session
+/// closes) and answers with them.
+async fn poll(state: &AppState, session: &Arc<Session>) -> Response<Body> {
+    let kicked = session.kicked();
+    tokio::pin!(kicked);
+    kicked.as_mut().enable();
+    match session.transport() {
+        Transport::Polling => {}
+        Transport::Upgrading => return text(eio::NOOP.into()),
+        Transport::WebSocket => return eio_error(StatusCode::BAD_REQUEST, 3, "Bad request"),
+    }
+    let queue = session.outgoing();
+    let Ok(mut rx) = queue.try_lock() else {
+        // A second long-poll while one is pending: the client is confused; end this one.
+        return eio_error(StatusCode::BAD_REQUEST, 3, "Overlapping poll");
+    };
+    let budget = state.config().sio_max_payload.max(1024);
+    let mut packets: Vec<String> = Vec::new();
+    tokio::select! {
+        biased;
+        first = rx.recv() => match first {
+            Some(p) => packets.push(p),
+            None => packets.push(eio::CLOSE.into()),
+        },
+        _ = session.closed().cancelled() => {
+            while let Ok(p) = rx.try_recv() {
+                packets.push(p);
+            }
+            packets.push(eio::CLOSE.into());
+            return text(packet::encode_payload(&packets));
+        }
+        _ = &mut kicked => return text(eio::NOOP.into()),
+    }
+    let mut size = packets[0].len();
+    while size < budget {
+        match rx.try_recv() {
+            Ok(p) => {
+                size += p.len() + 1;
+                packets.push(p);
+            }
+            Err(_) => break,
+        }
+    }
+    text(packet::encode_payload(&packets))
+}
+
+/// `POST ?sid=…`: packets from the client, handed to the session's driver.
+async fn post(state: &AppState, session: &Arc<Session>, req: Request<HttpBody>) -> Response<Body> {
+    let max = state.config().sio_max_payload;
+    let too_large = || {
+        session.close();
+        eio_error(StatusCode::PAYLOAD_TOO_LARGE, 3, "Payload too large")
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return too_large();
+    }
+    let body = match Limited::new(req.into_body(), max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
+        Err(_) => return eio_error(StatusCode::BAD_REQUEST, 3, "Bad request"),
+    };
+    let Ok(body) = std::str::from_utf8(&body) else {
+        session.close();
+        return eio_error(StatusCode::BAD_REQUEST, 3, "Bad request");
+    };
+    let packets = match packet::decode_payload(body) {
+        Ok(p) => p,
+        Err(_) => {
+            session.close();
+            return eio_error(StatusCode::BAD_REQUEST, 3, "Bad request");
+        }
+    };
+    let packets: Vec<Incoming> = packets
+        .into_iter()
+        .filter_map(Incoming::from_packet)
+        .collect();
+    if !session.deliver(packets).await {
+        return unknown_sid();
+    }
+    text("ok".into())
+}
+
+/// `GET ?transport=websocket[&sid=…]`: a WebSocket, new or upgrading a polling session.
+fn websocket(
+    state: AppState,
+    mut req: Request<HttpBody>,
+    sid: Option<String>,
+    token: Option<String>,
+) -> Response<Body> {
+    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        return eio_error(StatusCode::BAD_REQUEST, 3, "Bad request");
+    }
+    let (session, probe) = match sid {
+        Some(sid) => {
+            let Some(session) = state.socketio().get(&sid) else {
+                return unknown_sid();
+            };
+            if session.transport() != Transport::Polling {
+                return eio_error(StatusCode::BAD_REQUEST, 3, "Bad request");
+            }
+            (session, true)
+        }
+        None => match session::open(&state, Transport::WebSocket, token) {
+            Some(s) => (s, false),
+            None => return too_many_sessions(),
+        },
+    };
+    let (resp, fut) = match fastwebsockets::upgrade::upgrade(&mut req) {
+        Ok(pair) => pair,
+        Err(_) => {
+            if !probe {
+                session.close();
+            }
+            return eio_error(StatusCode::BAD_REQUEST, 3, "Bad request");
+        }
+    };
+    let task_state = state.clone();
+    state.tasks().spawn(async move {
+        match fut.await {
+            Ok(ws) => run(task_state, session, ws, probe).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "Socket.IO WebSocket upgrade failed");
+                if !probe {
+                    session.close();
+                }
+            }
+        }
+    });
+    resp.map(|_| Full::new(Bytes::new()))
+}
+
+/// A whole WebSocket message.
+enum Msg {
+    Text(String),
+    Binary,
+    Close,
+}
+
+/// Reads one message, joining fragments, at most `max` bytes.
+async fn read_message<R, E>(
+    rd: &mut WebSocketRead<tokio::io::ReadHalf<Io>>,
+    send: &mut impl FnMut(Frame<'static>) -> R,
+    max: usize,
+) -> Result<Msg, WebSocketError>
+where
+    R: std::future::Future<Output = Result<(), E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    let mut partial: Option<(OpCode, Vec<u8>)> = None;
+    loop {
+        let frame = rd.read_frame(send).await?;
+        let (opcode, payload) = match frame.opcode {
+            OpCode::Close => return Ok(Msg::Close),
+            OpCode::Ping | OpCode::Pong => continue,
+            OpCode::Text | OpCode::Binary if frame.fin => (frame.opcode, frame.payload.to_vec()),
+            OpCode::Text | OpCode::Binary => {
+                partial = Some((frame.opcode, frame.payload.to_vec()));
+                continue;
+            }
+            OpCode::Continuation => {
+                let Some((_, buf)) = partial.as_mut() else {
+                    return Err(WebSocketError::InvalidContinuationFrame);
+                };
+                if buf.len() + frame.payload.len() > max {
+                    return Err(WebSocketError::FrameTooLarge);
+                }
+                buf.extend_from_slice(&frame.payload);
+                if !frame.fin {
+                    continue;
+                }
+                match partial.take() {
+                    Some(done) => done,
+                    None => continue,
+                }
+            }
+        };
+        return Ok(match opcode {
+            OpCode::Binary => Msg::Binary,
+            _ => match String::from_utf8(payload) {
+                Ok(s) => Msg::Text(s),
+                Err(_) => return Err(WebSocketError::InvalidUTF8),
+            },
+        });
+    }
+}
+
+type Writer = fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<Io>>;
+
+async fn write_text(wr: &mut Writer, text: &str, timeout: Duration) -> bool {
+    let frame = Frame::text(Payload::Owned(text.as_bytes().to_vec()));
+    matches!(
+        tokio::time::timeout(timeout, wr.write_frame(frame)).await,
+        Ok(Ok(()))
+    )
+}
+
+/// One WebSocket of a session: the upgrade probe (when `probe`) or the open packet, then the
+/// reader loop here and the writer task.
+async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: bool) {
+    let cfg = state.config().clone();
+    let (mut rd, mut wr) = ws.split(tokio::io::split);
+    rd.set_max_message_size(cfg.sio_max_payload.max(1024));
+    if probe {
+        // No control frames are answered during the probe (nothing to answer them with yet).
+        rd.set_auto_close(false);
+        rd.set_auto_pong(false);
+        let mut ignore = |_| async { Ok::<(), std::convert::Infallible>(()) };
+        let upgraded = tokio::time::timeout(UPGRADE_TIMEOUT, async {
+            let first = read_message(&mut rd, &mut ignore, cfg.sio_max_payload).await;
+            if !matches!(&first, Ok(Msg::Text(t)) if t == "2probe") {
+                return false;
+            }
+            if !write_text(&mut wr, eio::PONG_PROBE, cfg.write_timeout).await {
+                return false;
+            }
+            if !session.switch(Transport::Polling, Transport::Upgrading) {
+                return false;
+            }
+            loop {
+                match read_message(&mut rd, &mut ignore, cfg.sio_max_payload).await {
+                    Ok(Msg::Text(t)) => match packet::decode_eio(&t) {
+                        Ok(EioPacket::Upgrade) => return true,
+                        Ok(EioPacket::Noop) | Ok(EioPacket::Ping(_)) => continue,
+                        _ => return false,
+                    },
+                    _ => return false,
+                }
+            }
+        });
+        let ok = tokio::select! {
+            r = upgraded => r.unwrap_or(false),
+            _ = session.closed().cancelled() => false,
+        };
+        if !ok || !session.switch(Transport::Upgrading, Transport::WebSocket) {
+            session.switch(Transport::Upgrading, Transport::Polling);
+            tracing::debug!(sid = %session.sid(), "WebSocket upgrade abandoned");
+            return;
+        }
+    } else if !write_text(
+        &mut wr,
+        &open_packet(&state, session.sid(), &[]),
+        cfg.write_timeout,
+    )
+    .await
+    {
+        session.close();
+        return;
+    }
+    rd.set_auto_close(true);
+    rd.set_auto_pong(true);
+    // Take the outgoing queue for good (a pending long-poll lets go of it on its noop).
+    let queue = session.outgoing();
+    let rx = tokio::select! {
+        rx = queue.lock_owned() => rx,
+        _ = session.closed().cancelled() => return,
+    };
+    let (ctl_tx, ctl_rx) = mpsc::channel::<Frame<'static>>(8);
+    let writer = tokio::spawn(writer(
+        wr,
+        rx,
+        ctl_rx,
+        session.clone(),
+        state.shutdown().clone(),
+        cfg.write_timeout,
+    ));
+    let mut send_obligated = |frame: Frame<'static>| {
+        let tx = ctl_tx.clone();
+        async move { tx.send(frame).await.map_err(|_| "socket writer is gone") }
+    };
+    loop {
+        let msg = tokio::select! {
+            _ = session.closed().cancelled() => break,
+            m = read_message(&mut rd, &mut send_obligated, cfg.sio_max_payload) => m,
+        };
+        let incoming = match msg {
+            Ok(Msg::Text(t)) => match packet::decode_eio(&t) {
+                Ok(p) => Incoming::from_packet(p),
+                Err(_) => {
+                    tracing::debug!(sid = %session.sid(), "bad Engine.IO packet");
+                    break;
+                }
+            },
+            Ok(Msg::Binary) => Some(Incoming::Binary),
+            Ok(Msg::Close) => break,
+            Err(e) => {
+                if matches!(e, WebSocketError::FrameTooLarge) {
+                    let _ = ctl_tx.try_send(Frame::close(1009, b"message too large"));
+                }
+                tracing::debug!(sid = %session.sid(), error = %e, "Socket.IO WebSocket read ended");
+                break;
+            }
+        };
+        if let Some(p) = incoming {
+            if !session.deliver(vec![p]).await {
+                break;
+            }
+        }
+    }
+    session.close();
+    let mut writer = writer;
+    let grace = cfg.write_timeout.min(Duration::from_secs(2));
+    if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
+    }
+}
+
+/// The only task writing to a session's WebSocket once it carries the session.
+async fn writer(
+    mut wr: Writer,
+    mut rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<String>>,
+    mut ctl: mpsc::Receiver<Frame<'static>>,
+    session: Arc<Session>,
+    shutdown: CancellationToken,
+    write_timeout: Duration,
+) {
+    loop {
+        let (frame, last) = tokio::select! {
+            biased;
+            Some(f) = ctl.recv() => {
+                let is_close = f.opcode == OpCode::Close;
+                (f, is_close)
+            }
+            _ = session.closed().cancelled() => {
+                while let Ok(f) = ctl.try_recv() {
+                    let _ = tokio::time::timeout(write_timeout, wr.write_frame(f)).await;
+                }
+                let code = if shutdown.is_cancelled() { 1001 } else { 1000 };
+                (Frame::close(code, b""), true)
+            }
+            p = rx.recv() => match p {
+                Some(text) => (Frame::text(Payload::Owned(text.into_bytes())), false),
+                None => (Frame::close(1000, b""), true),
+            },
+        };
+        match tokio::time::timeout(write_timeout, wr.write_frame(frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "Socket.IO WebSocket write failed");
+                session.close();
+                return;
+            }
+            Err(_) => {
+                tracing::info!("Socket.IO WebSocket write stalled, disconnecting");
+                session.close();
+                return;
+            }
+        }
+        if last {
+            session.close();
+            return;
+        }
+    }
+}
