@@ -18,7 +18,7 @@ use crate::blob::{self, BlobStore};
 use crate::config::Config;
 use crate::connection::{change_event, ConnInner, Connection, Detached, Events, StreamShared};
 use crate::error::{Error, Result};
-use crate::event::{Envelope, Event, Membership, MessageDeleted, OnlineUsers, Typing};
+use crate::event::{Envelope, Event, Membership, OnlineUsers, Typing};
 use crate::history::{self, HistoryPage, HistoryQuery, Pagination};
 use crate::hub::Hub;
 use crate::model::{
@@ -765,23 +765,13 @@ impl Engine {
             next.is_edited = true;
             next.edited_at = Some(now);
             next.updated_at = now;
-            let hub = self.ready_hub(&course.id).await?;
             let update = Update {
                 kind: ChangeKind::Edited,
                 message: next,
                 expected_change_seq: current.change_seq,
             };
-            match self.inner.store.update_message(update).await {
-                Ok(m) => {
-                    let m = self.hydrate_one(m).await?;
-                    hub.publish_seq(m.change_seq, Envelope::new(Event::MessageEdited(m.clone())));
-                    return Ok(m);
-                }
-                Err(Error::Conflict) => continue,
-                Err(e) => {
-                    self.after_failed_write(&hub, &course.id).await;
-                    return Err(e);
-                }
+            if let Some(m) = self.commit_update(update).await? {
+                return Ok(m);
             }
         }
         Err(Error::Conflict)
@@ -793,7 +783,7 @@ impl Engine {
     pub async fn delete(&self, actor: &Actor, message_id: &str) -> Result<Message> {
         self.alive()?;
         for _ in 0..CONFLICT_RETRIES {
-            let (current, course, role) = self.message_for(actor, message_id).await?;
+            let (current, _, role) = self.message_for(actor, message_id).await?;
             let allowed = current.sender.id == actor.id
                 || actor.is_admin()
                 || matches!(role, Some(Role::Instructor | Role::Admin));
@@ -807,33 +797,46 @@ impl Engine {
                 return self.hydrate_one(current).await;
             }
             let tombstone = current.clone().into_tombstone(Timestamp::now());
-            let hub = self.ready_hub(&course.id).await?;
             let update = Update {
                 kind: ChangeKind::Deleted,
                 message: tombstone,
                 expected_change_seq: current.change_seq,
             };
-            match self.inner.store.update_message(update).await {
-                Ok(m) => {
-                    hub.publish_seq(
-                        m.change_seq,
-                        Envelope::new(Event::MessageDeleted(MessageDeleted {
-                            message_id: m.id.clone(),
-                            course_id: m.course_id.clone(),
-                            seq: m.change_seq,
-                        })),
-                    );
-                    self.drop_blob(current.file.as_ref()).await;
-                    return self.hydrate_one(m).await;
-                }
-                Err(Error::Conflict) => continue,
-                Err(e) => {
-                    self.after_failed_write(&hub, &course.id).await;
-                    return Err(e);
-                }
+            if let Some(m) = self.commit_update(update).await? {
+                self.drop_blob(current.file.as_ref()).await;
+                return Ok(m);
             }
         }
         Err(Error::Conflict)
+    }
+
+    /// Writes an edit or deletion and publishes it; `None` when the message changed meanwhile
+    /// (the caller re-reads and re-checks).
+    async fn commit_update(&self, update: Update) -> Result<Option<Message>> {
+        let course = update.message.course_id.clone();
+        let kind = update.kind;
+        let hub = self.ready_hub(&course).await?;
+        let stored = match self.inner.store.update_message(update).await {
+            Ok(m) => m,
+            Err(Error::Conflict) => return Ok(None),
+            Err(e) => {
+                self.after_failed_write(&hub, &course).await;
+                return Err(e);
+            }
+        };
+        // The change is durable and its seq taken: it is published whatever happens next.
+        let message = match self.hydrate_one(stored.clone()).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(course, error = %e, "cannot fill readBy; publishing as stored");
+                stored
+            }
+        };
+        hub.publish_seq(
+            message.change_seq,
+            Envelope::new(change_event(kind, message.clone())),
+        );
+        Ok(Some(message))
     }
 
     /// Marks a message, and every earlier message of its course, read for the caller.
