@@ -254,6 +254,7 @@ impl Engine {
     }
 
     /// A user with presence.
+    #[tracing::instrument(level = "debug", skip(self), err)]
     pub async fn user(&self, user_id: &str) -> Result<User> {
         check_id("userId", user_id)?;
         if self.profile(user_id).await?.is_none() {
@@ -400,6 +401,7 @@ impl Engine {
     }
 
     /// A course with its participants (participants and admins).
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
     pub async fn course(&self, actor: &Actor, course_id: &str) -> Result<Course> {
         let (record, _) = self.access(actor, course_id).await?;
         self.course_view(record).await
@@ -416,6 +418,7 @@ impl Engine {
     }
 
     /// The participants of a course with their roles (participants and admins).
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
     pub async fn participants(&self, actor: &Actor, course_id: &str) -> Result<Vec<Participant>> {
         self.access(actor, course_id).await?;
         self.inner.store.participants(course_id).await
@@ -719,6 +722,7 @@ impl Engine {
     }
 
     /// A message (participants and admins).
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, message = message_id), err)]
     pub async fn message(&self, actor: &Actor, message_id: &str) -> Result<Message> {
         let (message, _, _) = self.message_for(actor, message_id).await?;
         self.hydrate_one(message).await
@@ -870,6 +874,7 @@ impl Engine {
     }
 
     /// How many messages of the course the caller has not read.
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
     pub async fn unread_count(&self, actor: &Actor, course_id: &str) -> Result<u64> {
         self.access(actor, course_id).await?;
         let store = &self.inner.store;
@@ -937,6 +942,7 @@ impl Engine {
 
     /// Every message change of the course after `since_seq`, in order, at most `limit`: what a
     /// client that saw `since_seq` missed. Only durable, published changes are returned.
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
     pub async fn changes_since(
         &self,
         actor: &Actor,
@@ -1025,6 +1031,7 @@ impl Engine {
     // ---- files -------------------------------------------------------------------------------
 
     /// A file's metadata and bytes (participants of its course and admins).
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, file = file_id), err)]
     pub async fn file(&self, actor: &Actor, file_id: &str) -> Result<(FileInfo, Bytes)> {
         blob::check_blob_id(file_id)?;
         let meta = self
@@ -1046,6 +1053,7 @@ impl Engine {
     // ---- presence, rooms, typing -------------------------------------------------------------
 
     /// The online participants of a course (and online users in its room).
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
     pub async fn online_users(&self, actor: &Actor, course_id: &str) -> Result<Vec<User>> {
         self.access(actor, course_id).await?;
         self.compute_online(course_id).await
@@ -1127,6 +1135,7 @@ impl Engine {
 
     /// Follows one course without being present in it (no presence, no `user-joined`): for
     /// plugins, bridges and listeners. With `since_seq`, replays what followed it first.
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
     pub async fn subscribe(
         &self,
         actor: &Actor,
