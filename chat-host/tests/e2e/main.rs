@@ -6,4 +6,5 @@ mod auth;
 mod lifecycle;
 mod openapi;
 mod rest;
+mod socketio;
 mod ws;

@@ -1,0 +1,275 @@
+//! Socket.IO on `/socket.io/` at the wire level: polling, WebSocket from the start, the upgrade,
+//! and the heartbeat. (The npm socket.io-client itself runs in `tests/socketio/run.sh`.)
+
+use std::time::Duration;
+
+use fastwebsockets::{Frame, OpCode, Payload, WebSocket};
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+
+use crate::common::*;
+
+const SEP: char = '\x1e';
+
+/// A long-polling Engine.IO client.
+struct Poller {
+    addr: std::net::SocketAddr,
+    sid: String,
+}
+
+impl Poller {
+    async fn open(addr: std::net::SocketAddr) -> (Poller, Value) {
+        let r = request(
+            addr,
+            "GET",
+            "/socket.io/?EIO=4&transport=polling",
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let text = r.text();
+        assert!(text.starts_with('0'), "{text}");
+        let open: Value = serde_json::from_str(&text[1..]).unwrap();
+        let sid = open["sid"].as_str().unwrap().to_string();
+        (Poller { addr, sid }, open)
+    }
+
+    fn path(&self) -> String {
+        format!("/socket.io/?EIO=4&transport=polling&sid={}", self.sid)
+    }
+
+    async fn post(&self, body: &str) -> Resp {
+        let body = Some((
+            "text/plain;charset=UTF-8".to_string(),
+            bytes::Bytes::from(body.to_string()),
+        ));
+        request(self.addr, "POST", &self.path(), None, body).await
+    }
+
+    async fn poll(&self) -> Resp {
+        request(self.addr, "GET", &self.path(), None, None).await
+    }
+
+    /// Polls (answering pings) until a packet starts with `prefix`; returns it.
+    async fn until(&self, prefix: &str) -> String {
+        for _ in 0..20 {
+            let r = tokio::time::timeout(WAIT, self.poll()).await.expect("poll");
+            assert_eq!(r.status, 200, "{}", r.text());
+            for p in r.text().split(SEP) {
+                if p == "2" {
+                    self.post("3").await;
+                }
+                if p.starts_with(prefix) {
+                    return p.to_string();
+                }
+            }
+        }
+        panic!("no packet starting with {prefix}");
+    }
+
+    async fn connect(&self, token: &str) {
+        let r = self.post(&format!("40{}", json!({ "token": token }))).await;
+        assert_eq!(r.text(), "ok");
+        let p = self.until("4").await;
+        assert!(p.starts_with("40{\"sid\""), "{p}");
+    }
+}
+
+fn ack_of(packet: &str, id: u64) -> Value {
+    let prefix = format!("43{id}[");
+    assert!(packet.starts_with(&prefix), "{packet}");
+    let v: Value = serde_json::from_str(&packet[prefix.len() - 1..]).unwrap();
+    v[0].clone()
+}
+
+#[tokio::test]
+async fn polling_connect_events_acks_and_refusal() {
+    let w = World::start().await;
+    let (p, open) = Poller::open(w.addr).await;
+    assert_eq!(open["upgrades"], json!(["websocket"]));
+    assert_eq!(open["pingInterval"], json!(25000));
+    assert_eq!(open["pingTimeout"], json!(20000));
+    assert_eq!(open["maxPayload"], json!(1_000_000));
+    p.connect(&w.u1).await;
+    p.post(&format!(
+        "421{}",
+        json!(["join-course", {"courseId": COURSE}])
+    ))
+    .await;
+    let ack = ack_of(&p.until("43").await, 1);
+    assert_eq!(ack["ok"], true);
+    assert_eq!(ack["data"]["courseId"], COURSE);
+    // Someone else's message arrives as an event.
+    let sent = w.send(&w.u2, "over REST").await;
+    let ev = p.until("42[\"new-message\"").await;
+    let ev: Value = serde_json::from_str(&ev[2..]).unwrap();
+    assert_eq!(ev[1]["id"], sent["id"]);
+    // A failed event with an ack id, then without.
+    p.post(&format!(
+        "427{}",
+        json!(["edit-message", {"messageId": sent["id"], "newMessage": "x"}])
+    ))
+    .await;
+    let ack = ack_of(&p.until("43").await, 7);
+    assert_eq!(ack["ok"], false);
+    assert_eq!(ack["error"]["code"], "FORBIDDEN");
+    p.post(&format!("42{}", json!(["typing", {"courseId": 5}])))
+        .await;
+    let ev = p.until("42[\"error\"").await;
+    assert!(ev.contains("VALIDATION"), "{ev}");
+    // A binary event is refused, its attachment skipped.
+    p.post(&format!(
+        "451-9{}{SEP}bAQID",
+        json!(["send-message", {"_placeholder": true, "num": 0}])
+    ))
+    .await;
+    let ack = ack_of(&p.until("43").await, 9);
+    assert_eq!(ack["error"]["code"], "VALIDATION");
+    p.post("1").await;
+    assert_eq!(p.poll().await.status, 400);
+
+    // A refused token.
+    let (q, _) = Poller::open(w.addr).await;
+    q.post(&format!("40{}", json!({"token": "nope"}))).await;
+    let refused = q.until("44").await;
+    let v: Value = serde_json::from_str(&refused[2..]).unwrap();
+    assert_eq!(v["message"], "UNAUTHORIZED");
+    assert_eq!(v["data"]["code"], "UNAUTHORIZED");
+    w.server.shutdown().await.unwrap();
+}
+
+async fn ws_open(w: &World, path: &str) -> WebSocket<TokioIo<Upgraded>> {
+    let stream = TcpStream::connect(w.addr).await.unwrap();
+    handshake(w.addr, stream, path, None)
+        .await
+        .expect("upgrade")
+}
+
+async fn ws_send(ws: &mut WebSocket<TokioIo<Upgraded>>, text: &str) {
+    ws.write_frame(Frame::text(Payload::Owned(text.as_bytes().to_vec())))
+        .await
+        .unwrap();
+}
+
+/// The next text message (answering Engine.IO pings).
+async fn ws_recv(ws: &mut WebSocket<TokioIo<Upgraded>>) -> String {
+    loop {
+        let f = tokio::time::timeout(WAIT, ws.read_frame())
+            .await
+            .expect("a message in time")
+            .unwrap();
+        match f.opcode {
+            OpCode::Text => {
+                let t = String::from_utf8(f.payload.to_vec()).unwrap();
+                if t == "2" {
+                    ws_send(ws, "3").await;
+                    continue;
+                }
+                return t;
+            }
+            OpCode::Close => return "<close>".into(),
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_from_the_start() {
+    let w = World::start().await;
+    let mut ws = ws_open(&w, "/socket.io/?EIO=4&transport=websocket").await;
+    let open = ws_recv(&mut ws).await;
+    let open: Value = serde_json::from_str(&open[1..]).unwrap();
+    assert_eq!(open["upgrades"], json!([]));
+    ws_send(&mut ws, &format!("40{}", json!({"token": w.u1}))).await;
+    assert!(ws_recv(&mut ws).await.starts_with("40{\"sid\""));
+    ws_send(
+        &mut ws,
+        &format!("423{}", json!(["join-course", {"courseId": COURSE}])),
+    )
+    .await;
+    loop {
+        let p = ws_recv(&mut ws).await;
+        if p.starts_with("43") {
+            assert_eq!(ack_of(&p, 3)["ok"], true);
+            break;
+        }
+    }
+    w.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn upgrade_from_polling_keeps_queued_packets() {
+    let w = World::start().await;
+    let (p, _) = Poller::open(w.addr).await;
+    p.connect(&w.u1).await;
+    p.post(&format!(
+        "421{}",
+        json!(["join-course", {"courseId": COURSE}])
+    ))
+    .await;
+    ack_of(&p.until("43").await, 1);
+    // A long-poll is pending when the probe comes: it ends with a noop.
+    let pending = tokio::spawn({
+        let addr = w.addr;
+        let path = p.path();
+        async move { request(addr, "GET", &path, None, None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut ws = ws_open(
+        &w,
+        &format!("/socket.io/?EIO=4&transport=websocket&sid={}", p.sid),
+    )
+    .await;
+    ws_send(&mut ws, "2probe").await;
+    assert_eq!(ws_recv(&mut ws).await, "3probe");
+    let noop = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
+    assert_eq!(noop.text(), "6");
+    // Polls during the switch get a noop too; what happens meanwhile is queued.
+    assert_eq!(p.poll().await.text(), "6");
+    let sent = w.send(&w.u2, "during the upgrade").await;
+    ws_send(&mut ws, "5").await;
+    let ev = ws_recv(&mut ws).await;
+    assert!(ev.starts_with("42[\"new-message\""), "{ev}");
+    assert!(ev.contains(sent["id"].as_str().unwrap()), "{ev}");
+    // Polling is over for this session.
+    assert_eq!(p.poll().await.status, 400);
+    ws_send(
+        &mut ws,
+        &format!(
+            "424{}",
+            json!(["typing", {"courseId": COURSE, "isTyping": true}])
+        ),
+    )
+    .await;
+    assert_eq!(ack_of(&ws_recv(&mut ws).await, 4)["ok"], true);
+    w.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_silent_session_is_closed_after_the_ping_timeout() {
+    let mut config = config();
+    config.ping_interval = Duration::from_millis(200);
+    config.ping_timeout = Duration::from_millis(300);
+    let w = World::with(config).await;
+    let mut watcher = w.joined(&w.u2).await;
+    let (p, open) = Poller::open(w.addr).await;
+    assert_eq!(open["pingInterval"], json!(200));
+    assert_eq!(open["pingTimeout"], json!(300));
+    p.connect(&w.u1).await;
+    p.post(&format!(
+        "421{}",
+        json!(["join-course", {"courseId": COURSE}])
+    ))
+    .await;
+    ack_of(&p.until("43").await, 1);
+    // No more polls, no pong: closed within interval + timeout, and u1 leaves the room.
+    let left = watcher
+        .expect_where("user-left", |d| d["user"]["id"] == "u1")
+        .await;
+    assert_eq!(left["courseId"], COURSE);
+    assert_eq!(p.poll().await.status, 400);
+    w.server.shutdown().await.unwrap();
+}
