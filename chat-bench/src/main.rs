@@ -32,7 +32,11 @@ use serde_json::{json, Value};
 use tokio::sync::{oneshot, Semaphore};
 
 #[derive(Parser)]
-#[command(name = "chat-bench", version, about = "Load generator for chat-host and its Socket.IO peer")]
+#[command(
+    name = "chat-bench",
+    version,
+    about = "Load generator for chat-host and its Socket.IO peer"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -178,7 +182,9 @@ impl Shared {
     fn new(proto: Proto) -> Self {
         let hist = || {
             (0..SHARDS)
-                .map(|_| Mutex::new(Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram")))
+                .map(|_| {
+                    Mutex::new(Histogram::new_with_bounds(1, 120_000_000, 3).expect("histogram"))
+                })
                 .collect()
         };
         Shared {
@@ -370,7 +376,11 @@ async fn reader(mut rd: ws::WsRead, mut ctx: ClientCtx) {
             },
             Err(_) => break,
         };
-        if pong && ws::send_text(&ctx.writer, socketio::PONG.to_vec()).await.is_err() {
+        if pong
+            && ws::send_text(&ctx.writer, socketio::PONG.to_vec())
+                .await
+                .is_err()
+        {
             break;
         }
     }
@@ -436,9 +446,14 @@ async fn open_client(
     token: &str,
 ) -> Result<(ws::WsRead, ws::Writer), String> {
     match proto {
-        Proto::Native => ws::connect(addr, bind, "/ws", &format!("Authorization: Bearer {token}\r\n"))
-            .await
-            .map_err(|e| e.to_string()),
+        Proto::Native => ws::connect(
+            addr,
+            bind,
+            "/ws",
+            &format!("Authorization: Bearer {token}\r\n"),
+        )
+        .await
+        .map_err(|e| e.to_string()),
         Proto::Socketio => {
             let (mut rd, wr) = ws::connect(addr, bind, socketio::PATH, "")
                 .await
@@ -450,10 +465,11 @@ async fn open_client(
             };
             let mut sent_connect = false;
             loop {
-                let frame = tokio::time::timeout(Duration::from_secs(20), rd.read_frame(&mut obligated))
-                    .await
-                    .map_err(|_| "Socket.IO handshake timed out".to_string())?
-                    .map_err(|e| e.to_string())?;
+                let frame =
+                    tokio::time::timeout(Duration::from_secs(20), rd.read_frame(&mut obligated))
+                        .await
+                        .map_err(|_| "Socket.IO handshake timed out".to_string())?
+                        .map_err(|e| e.to_string())?;
                 if frame.opcode != OpCode::Text {
                     continue;
                 }
@@ -471,10 +487,14 @@ async fn open_client(
                     break;
                 }
                 if pong {
-                    ws::send_text(&wr, socketio::PONG.to_vec()).await.map_err(|e| e.to_string())?;
+                    ws::send_text(&wr, socketio::PONG.to_vec())
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
                 if !sent_connect {
-                    ws::send_text(&wr, socketio::connect(token)).await.map_err(|e| e.to_string())?;
+                    ws::send_text(&wr, socketio::connect(token))
+                        .await
+                        .map_err(|e| e.to_string())?;
                     sent_connect = true;
                 }
             }
@@ -585,17 +605,29 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
                 body: format!(r#"{{"name":"Bench course {c}","chatEnabled":true}}"#),
             })
             .collect();
-        provision::run(addr, &admin, std::mem::take(&mut puts), a.provision_concurrency).await?;
+        provision::run(
+            addr,
+            &admin,
+            std::mem::take(&mut puts),
+            a.provision_concurrency,
+        )
+        .await?;
         let parts = (0..total)
             .map(|i| provision::Put {
-                path: format!("/api/v1/chat/courses/{}/participants/{}", course_of(i), user_of(i)),
+                path: format!(
+                    "/api/v1/chat/courses/{}/participants/{}",
+                    course_of(i),
+                    user_of(i)
+                ),
                 body: r#"{"role":"student"}"#.into(),
             })
             .collect();
         provision::run(addr, &admin, parts, a.provision_concurrency).await?;
     }
     let provision_s = t0.elapsed().as_secs_f64();
-    let tokens: Vec<String> = (0..total).map(|i| token(&a.secret, &user_of(i), "student")).collect();
+    let tokens: Vec<String> = (0..total)
+        .map(|i| token(&a.secret, &user_of(i), "student"))
+        .collect();
 
     // Connections.
     let rss_before = rss_kib(a.server_pid);
@@ -621,7 +653,8 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
             Ok((rd, wr)) => {
                 let (tx, rx) = oneshot::channel();
                 let is_sender = !a.idle && i % a.clients_per_course < a.senders_per_course;
-                let permits = (is_sender && closed_loop).then(|| Arc::new(Semaphore::new(a.window.max(1))));
+                let permits =
+                    (is_sender && closed_loop).then(|| Arc::new(Semaphore::new(a.window.max(1))));
                 if is_sender {
                     senders.push(Sender {
                         idx: i,
@@ -722,7 +755,10 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
         loop {
             expected = shared.acked_window.load(Relaxed) * a.clients_per_course as u64;
             let got = shared.deliveries_of_window_sends.load(Relaxed);
-            if got >= expected && shared.acked_window.load(Relaxed) + shared.ack_err.load(Relaxed) >= shared.sent_window.load(Relaxed) {
+            if got >= expected
+                && shared.acked_window.load(Relaxed) + shared.ack_err.load(Relaxed)
+                    >= shared.sent_window.load(Relaxed)
+            {
                 break;
             }
             if Instant::now() >= drain_until {
@@ -805,9 +841,14 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
     let text = serde_json::to_string(&result).unwrap_or_default();
     println!("{text}");
     if let Some(path) = &a.json {
-        std::fs::write(path, format!("{text}\n")).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::write(path, format!("{text}\n"))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    let us = |v: &Value| v.as_u64().map(|x| format!("{:.2}ms", x as f64 / 1000.0)).unwrap_or("-".into());
+    let us = |v: &Value| {
+        v.as_u64()
+            .map(|x| format!("{:.2}ms", x as f64 / 1000.0))
+            .unwrap_or("-".into())
+    };
     if a.idle {
         eprintln!(
             "[{}] {} idle {:?} connections ({} failed) in {:.1}s + joins {:.1}s; server RSS {:?} -> {:?} KiB = {} B/conn; errors {}",

@@ -42,10 +42,10 @@ struct Head {
 /// Classifies a frame (a full parse: only used for frames that are not deliveries).
 pub fn parse(frame: &[u8]) -> Frame {
     match serde_json::from_slice::<Head>(frame) {
-        Ok(Head { ack: Some(a), ok, .. }) => Frame::Ack(a.as_u64(), ok.unwrap_or(false)),
         Ok(Head {
-            event: Some(e), ..
-        }) => Frame::Event(e),
+            ack: Some(a), ok, ..
+        }) => Frame::Ack(a.as_u64(), ok.unwrap_or(false)),
+        Ok(Head { event: Some(e), .. }) => Frame::Event(e),
         _ => Frame::Other,
     }
 }
@@ -60,7 +60,10 @@ mod tests {
             emit("join-course", r#"{"courseId":"c"}"#, Some(1)),
             br#"{"event":"join-course","data":{"courseId":"c"},"ack":1}"#.to_vec()
         );
-        assert_eq!(parse(br#"{"ack":3,"data":{},"ok":true}"#), Frame::Ack(Some(3), true));
+        assert_eq!(
+            parse(br#"{"ack":3,"data":{},"ok":true}"#),
+            Frame::Ack(Some(3), true)
+        );
         assert_eq!(
             parse(br#"{"ack":3,"error":{"code":"X"},"ok":false}"#),
             Frame::Ack(Some(3), false)

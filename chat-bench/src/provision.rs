@@ -39,7 +39,11 @@ pub async fn run(
     Ok(total)
 }
 
-async fn worker(addr: SocketAddr, auth: String, queue: Arc<Mutex<VecDeque<Put>>>) -> Result<(), String> {
+async fn worker(
+    addr: SocketAddr,
+    auth: String,
+    queue: Arc<Mutex<VecDeque<Put>>>,
+) -> Result<(), String> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect {addr}: {e}"))?;

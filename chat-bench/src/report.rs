@@ -92,7 +92,8 @@ fn num(v: &Value, path: &[&str]) -> Option<f64> {
 }
 
 fn ms(x: Option<f64>) -> String {
-    x.map(|v| format!("{:.2} ms", v / 1000.0)).unwrap_or("–".into())
+    x.map(|v| format!("{:.2} ms", v / 1000.0))
+        .unwrap_or("–".into())
 }
 
 fn ratio(a: Option<f64>, b: Option<f64>) -> String {
@@ -109,8 +110,13 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
     if host.is_empty() && peer.is_empty() {
         return Err(format!("no results in {}", a.results.display()));
     }
-    let labels: BTreeSet<String> = host.iter().chain(peer.iter()).map(|(l, _)| l.clone()).collect();
-    let get = |set: &[(String, Value)], l: &str| set.iter().find(|(x, _)| x == l).map(|(_, v)| v.clone());
+    let labels: BTreeSet<String> = host
+        .iter()
+        .chain(peer.iter())
+        .map(|(l, _)| l.clone())
+        .collect();
+    let get =
+        |set: &[(String, Value)], l: &str| set.iter().find(|(x, _)| x == l).map(|(_, v)| v.clone());
     let mut md = String::new();
     let _ = writeln!(md, "# {}\n", a.title);
     let _ = writeln!(
@@ -125,7 +131,10 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
             let _ = writeln!(md, "{}\n", t.trim_end());
         }
     }
-    let _ = writeln!(md, "| scenario | figure | chat-host | peer (Node.js socket.io) | chat-host / peer |");
+    let _ = writeln!(
+        md,
+        "| scenario | figure | chat-host | peer (Node.js socket.io) | chat-host / peer |"
+    );
     let _ = writeln!(md, "|---|---|---:|---:|---:|");
     for l in &labels {
         let h = get(&host, l);
@@ -136,13 +145,18 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
             "{} ({}×{}{})",
             l,
             any.get("courses").and_then(Value::as_u64).unwrap_or(0),
-            any.get("clients_per_course").and_then(Value::as_u64).unwrap_or(0),
+            any.get("clients_per_course")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
             if idle {
                 ", idle".to_string()
             } else {
                 match num(&any, &["rate_target"]) {
                     Some(r) if r > 0.0 => format!(", {r} msg/s"),
-                    _ => format!(", closed loop ×{}", any.get("senders").and_then(Value::as_u64).unwrap_or(0)),
+                    _ => format!(
+                        ", closed loop ×{}",
+                        any.get("senders").and_then(Value::as_u64).unwrap_or(0)
+                    ),
                 }
             }
         );
@@ -152,15 +166,28 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
             let (hd, pd) = (f(&h, &["deliveries_per_s"]), f(&p, &["deliveries_per_s"]));
             let show = |x: Option<f64>| x.map(|v| format!("{v:.0}")).unwrap_or("–".into());
             rows.push(("deliveries/s", show(hd), show(pd), ratio(hd, pd)));
-            for (name, key) in [("p50 latency", "p50"), ("p99 latency", "p99"), ("p999 latency", "p999")] {
+            for (name, key) in [
+                ("p50 latency", "p50"),
+                ("p99 latency", "p99"),
+                ("p999 latency", "p999"),
+            ] {
                 let (hv, pv) = (f(&h, &["latency_us", key]), f(&p, &["latency_us", key]));
                 rows.push((name, ms(hv), ms(pv), ratio(hv, pv)));
             }
-            let (hv, pv) = (f(&h, &["ack_latency_us", "p99"]), f(&p, &["ack_latency_us", "p99"]));
+            let (hv, pv) = (
+                f(&h, &["ack_latency_us", "p99"]),
+                f(&p, &["ack_latency_us", "p99"]),
+            );
             rows.push(("p99 send→ack", ms(hv), ms(pv), ratio(hv, pv)));
         }
-        let (hr, pr) = (f(&h, &["rss_per_conn_bytes"]), f(&p, &["rss_per_conn_bytes"]));
-        let kib = |x: Option<f64>| x.map(|v| format!("{:.1} KiB", v / 1024.0)).unwrap_or("–".into());
+        let (hr, pr) = (
+            f(&h, &["rss_per_conn_bytes"]),
+            f(&p, &["rss_per_conn_bytes"]),
+        );
+        let kib = |x: Option<f64>| {
+            x.map(|v| format!("{:.1} KiB", v / 1024.0))
+                .unwrap_or("–".into())
+        };
         rows.push(("server RSS / connection", kib(hr), kib(pr), ratio(hr, pr)));
         let (he, pe) = (f(&h, &["errors"]), f(&p, &["errors"]));
         let cnt = |x: Option<f64>| x.map(|v| format!("{v:.0}")).unwrap_or("–".into());
@@ -172,7 +199,9 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
     }
     // Targets.
     let _ = writeln!(md, "\n## Targets\n");
-    let tgt = |label: &str, set: &[(String, Value)], path: &[&str]| get(set, label).and_then(|v| num(&v, path));
+    let tgt = |label: &str, set: &[(String, Value)], path: &[&str]| {
+        get(set, label).and_then(|v| num(&v, path))
+    };
     let (hd, pd) = (
         tgt(&a.throughput_label, &host, &["deliveries_per_s"]),
         tgt(&a.throughput_label, &peer, &["deliveries_per_s"]),
@@ -214,7 +243,8 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
         md,
         "- ≤ 16 KiB server RSS per idle connection (`{}`): {} — {}",
         a.idle_label,
-        rss.map(|v| format!("{:.1} KiB", v / 1024.0)).unwrap_or("–".into()),
+        rss.map(|v| format!("{:.1} KiB", v / 1024.0))
+            .unwrap_or("–".into()),
         verdict(rss.map(|v| v <= 16.0 * 1024.0))
     );
     let _ = writeln!(

@@ -112,7 +112,7 @@ pub fn ack_ok(args: &[u8]) -> bool {
             if let Some(Value::Bool(ok)) = o.get("success") {
                 return *ok;
             }
-            !(o.contains_key("error") && !o.contains_key("id"))
+            !o.contains_key("error") || o.contains_key("id")
         }
         Some(_) => true,
     }
@@ -132,7 +132,10 @@ mod tests {
             Packet::ConnectError(br#"{"message":"no"}"#)
         );
         assert_eq!(parse(br#"42["a",1]"#), Packet::Event(br#"["a",1]"#));
-        assert_eq!(parse(br#"4312[{"ok":true}]"#), Packet::Ack(12, br#"[{"ok":true}]"#));
+        assert_eq!(
+            parse(br#"4312[{"ok":true}]"#),
+            Packet::Ack(12, br#"[{"ok":true}]"#)
+        );
         assert_eq!(parse(b"3"), Packet::Other);
     }
 

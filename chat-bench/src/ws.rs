@@ -97,7 +97,10 @@ async fn read_upgrade_response(stream: &mut TcpStream) -> io::Result<()> {
 }
 
 /// Sends one text frame.
-pub async fn send_text(writer: &Writer, text: Vec<u8>) -> Result<(), fastwebsockets::WebSocketError> {
+pub async fn send_text(
+    writer: &Writer,
+    text: Vec<u8>,
+) -> Result<(), fastwebsockets::WebSocketError> {
     writer
         .lock()
         .await
