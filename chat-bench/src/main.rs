@@ -12,6 +12,8 @@
 //!
 //! Loopback only: the target and every `--bind` address must be loopback addresses.
 
+#![recursion_limit = "256"]
+
 mod native;
 mod provision;
 mod report;
@@ -419,6 +421,22 @@ fn token(secret: &str, sub: &str, role: &str) -> String {
     .expect("HS256 encoding")
 }
 
+/// User + system CPU seconds of a process (`None`: this one), from `/proc/<pid>/stat`
+/// (clock ticks taken as 100 per second, Linux's `USER_HZ`).
+fn cpu_secs(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces) start at state, field 3.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// VmRSS of a process, in KiB.
 fn rss_kib(pid: Option<u32>) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
@@ -718,6 +736,7 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
     // Load (or idle hold).
     let mut expected = 0u64;
     let mut sender_count = 0usize;
+    let mut cpu_window: (Option<f64>, Option<f64>) = (None, None);
     if a.idle {
         tokio::time::sleep(Duration::from_secs_f64(a.duration)).await;
     } else {
@@ -747,8 +766,23 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
                 pad.clone(),
             )));
         }
+        // CPU seconds of the server and of this generator over the measured window.
+        let pid = a.server_pid;
+        let cpu = tokio::spawn(async move {
+            tokio::time::sleep_until(wstart).await;
+            let (s0, g0) = (cpu_secs(pid), cpu_secs(None));
+            tokio::time::sleep_until(stop).await;
+            let (s1, g1) = (cpu_secs(pid), cpu_secs(None));
+            (
+                s0.zip(s1).map(|(a, b)| b - a),
+                g0.zip(g1).map(|(a, b)| b - a),
+            )
+        });
         for t in tasks {
             let _ = t.await;
+        }
+        if let Ok(c) = cpu.await {
+            cpu_window = c;
         }
         // Drain: wait for the deliveries of the window's sends (at most 5 s).
         let drain_until = Instant::now() + Duration::from_secs(5);
@@ -834,6 +868,8 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
         "send_failures": s.send_failures.load(Relaxed),
         "errors": errors,
         "server_pid": a.server_pid,
+        "server_cpu_s": cpu_window.0,
+        "generator_cpu_s": cpu_window.1,
         "rss_kib": {"before": rss_before, "connected": rss_connected, "end": rss_end},
         "rss_per_conn_bytes": per_conn,
         "rss_per_conn_joined_bytes": per_conn_joined,
@@ -857,11 +893,12 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
         );
     } else {
         eprintln!(
-            "[{}] {:?} {}x{} senders={} rate={}: {:.0} deliveries/s, {:.0} sends/s; latency p50 {} p99 {} p999 {}; ack p99 {}; missing {}; errors {}",
+            "[{}] {:?} {}x{} senders={} rate={}: {:.0} deliveries/s, {:.0} sends/s; latency p50 {} p99 {} p999 {}; ack p99 {}; missing {}; errors {}; joins {:.1}s; CPU in window: server {:?} s, generator {:?} s",
             a.label, a.proto, a.courses, a.clients_per_course, sender_count, a.rate,
             deliveries_window as f64 / a.duration, s.acked_window.load(Relaxed) as f64 / a.duration,
             us(&result["latency_us"]["p50"]), us(&result["latency_us"]["p99"]), us(&result["latency_us"]["p999"]),
-            us(&result["ack_latency_us"]["p99"]), expected.saturating_sub(delivered), errors
+            us(&result["ack_latency_us"]["p99"]), expected.saturating_sub(delivered), errors,
+            join_s, cpu_window.0, cpu_window.1
         );
     }
     if let Some(max) = a.max_errors {

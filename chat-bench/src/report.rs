@@ -180,6 +180,28 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
             );
             rows.push(("p99 send→ack", ms(hv), ms(pv), ratio(hv, pv)));
         }
+        if !idle {
+            let dur = |v: &Option<Value>| f(v, &["duration_s"]).filter(|d| *d > 0.0);
+            let (hc, pc) = (
+                f(&h, &["server_cpu_s"]).zip(dur(&h)).map(|(c, d)| c / d),
+                f(&p, &["server_cpu_s"]).zip(dur(&p)).map(|(c, d)| c / d),
+            );
+            let cores = |x: Option<f64>| x.map(|v| format!("{v:.2} cores")).unwrap_or("–".into());
+            rows.push((
+                "server CPU while measured",
+                cores(hc),
+                cores(pc),
+                ratio(hc, pc),
+            ));
+        }
+        let (hj, pj) = (f(&h, &["join_s"]), f(&p, &["join_s"]));
+        let secs = |x: Option<f64>| x.map(|v| format!("{v:.1} s")).unwrap_or("–".into());
+        rows.push((
+            "time to join all clients",
+            secs(hj),
+            secs(pj),
+            ratio(hj, pj),
+        ));
         let (hr, pr) = (
             f(&h, &["rss_per_conn_bytes"]),
             f(&p, &["rss_per_conn_bytes"]),
