@@ -146,3 +146,76 @@ async fn a_corrupt_or_foreign_store_is_refused() {
         }
     }
 }
+
+/// A store of ours with 50 messages, closed cleanly.
+async fn populated_store() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = chat_core::Config {
+        rate_limit_burst: 100,
+        ..Default::default()
+    };
+    let engine = Engine::builder()
+        .config(cfg)
+        .data_dir(dir.path())
+        .open()
+        .await
+        .unwrap();
+    let w = world_with(engine).await;
+    for i in 0..50 {
+        w.engine
+            .send(&w.admin, text("c1", &format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    w.engine.close().await.unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_truncated_store_is_refused_not_served_partially() {
+    for fraction in [2, 3, 10] {
+        let dir = populated_store().await;
+        let db = dir.path().join("store/db");
+        let len = std::fs::metadata(&db).unwrap().len();
+        let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+        f.set_len(len / fraction).unwrap();
+        drop(f);
+        let err = Engine::open(dir.path()).await.map(|_| ()).unwrap_err();
+        assert!(matches!(err, Error::Corrupt(_)), "1/{fraction}: {err:?}");
+    }
+    // Untouched, the same store opens with everything.
+    let dir = populated_store().await;
+    let engine = Engine::open(dir.path()).await.unwrap();
+    let page = engine
+        .history(&chat_core::Actor::system(), "c1", HistoryQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(page.pagination.total, 50);
+}
+
+#[tokio::test]
+async fn a_store_whose_database_files_are_gone_is_refused() {
+    let dir = populated_store().await;
+    for entry in std::fs::read_dir(dir.path().join("store")).unwrap() {
+        let p = entry.unwrap().path();
+        if p.file_name().unwrap() == "wal" {
+            continue;
+        }
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+    let err = Engine::open(dir.path()).await.map(|_| ()).unwrap_err();
+    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+    // An empty store folder is a new store.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("store")).unwrap();
+    Engine::open(dir.path())
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+}

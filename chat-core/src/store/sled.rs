@@ -37,7 +37,9 @@ pub struct SledKv {
 
 impl SledKv {
     fn open(path: &Path) -> Result<Self> {
-        let existed = path.join("db").exists() || path.join("conf").exists();
+        // A fresh store is a folder that does not exist or is empty. Anything else without our
+        // marker (sled's files, or only the log left of them) is not a new, empty chat.
+        let existed = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
         let db = open_db(path)?;
         match db.get(MARKER_KEY)? {
             Some(v) if v.as_ref() == MARKER => {}

@@ -25,6 +25,11 @@ use super::kv::BatchOp;
 use crate::error::{Error, Result};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+/// sled key of the number of the last checkpoint it holds; the same number is kept in
+/// [`CHECKPOINT_FILE`] once sled's flush returned. A sled that holds an older number than the file
+/// lost data it had made durable (a truncated or rolled-back database): refused at open.
+const CHECKPOINT_KEY: &[u8] = b"\xffcheckpoint";
+const CHECKPOINT_FILE: &str = "checkpoint";
 const MAX_RECORD: usize = 256 * 1024 * 1024;
 
 /// The log. [`Wal::append`] runs the apply callback and logs the batch atomically;
@@ -37,6 +42,8 @@ pub(crate) struct Wal {
 
 struct Shared {
     dir: PathBuf,
+    /// Number of the last checkpoint (see [`CHECKPOINT_KEY`]).
+    checkpoint_no: std::sync::atomic::AtomicU64,
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -200,10 +207,12 @@ impl Wal {
                 std::fs::remove_file(path)?;
             }
         }
+        let checkpoint_no = check_checkpoint(dir, db)?;
         let segment_no = last.map_or(1, |n| n + 1);
         let segment = Arc::new(create_segment(dir, segment_no)?);
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
+            checkpoint_no: std::sync::atomic::AtomicU64::new(checkpoint_no),
             state: Mutex::new(State {
                 buf: Vec::new(),
                 lsn: 0,
@@ -284,6 +293,48 @@ impl Wal {
             let _ = t.join();
         }
     }
+}
+
+/// Compares the checkpoint number sled holds with the one the log folder recorded; returns the
+/// current one.
+fn check_checkpoint(dir: &Path, db: &sled::Db) -> Result<u64> {
+    let in_db = match db.get(CHECKPOINT_KEY)? {
+        None => 0,
+        Some(v) => u64::from_le_bytes(
+            v.as_ref()
+                .try_into()
+                .map_err(|_| Error::Corrupt("bad checkpoint number in the store".into()))?,
+        ),
+    };
+    let recorded = match std::fs::read(dir.join(CHECKPOINT_FILE)) {
+        Ok(bytes) => u64::from_le_bytes(bytes.as_slice().try_into().map_err(|_| {
+            Error::Corrupt(format!(
+                "{} is damaged",
+                dir.join(CHECKPOINT_FILE).display()
+            ))
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e.into()),
+    };
+    if in_db < recorded {
+        return Err(Error::Corrupt(format!(
+            "the database next to {} lost data it had made durable (it holds checkpoint \
+             {in_db}, the log recorded {recorded}: truncated or restored from an older copy?); \
+             refusing to start with a partial chat",
+            dir.display()
+        )));
+    }
+    Ok(in_db)
+}
+
+/// Records checkpoint `no` in the log folder (write, sync, rename).
+fn write_checkpoint_file(dir: &Path, no: u64) -> Result<()> {
+    let tmp = dir.join("checkpoint.tmp");
+    let mut f = File::create(&tmp)?;
+    f.write_all(&no.to_le_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(CHECKPOINT_FILE))?;
+    Ok(())
 }
 
 fn create_segment(dir: &Path, n: u64) -> Result<File> {
@@ -378,7 +429,13 @@ fn checkpoint(shared: &Shared, db: &sled::Db) -> Result<Option<u64>> {
         std::mem::replace(&mut st.segment_no, next)
     };
     // Everything logged in the old segment was applied to sled before the rotation.
+    let no = shared
+        .checkpoint_no
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        + 1;
+    db.insert(CHECKPOINT_KEY, &no.to_le_bytes()[..])?;
     db.flush()?;
+    write_checkpoint_file(&shared.dir, no)?;
     std::fs::remove_file(segment_path(&shared.dir, old))?;
     sync_dir(&shared.dir)?;
     Ok(written)
