@@ -3,8 +3,9 @@
 //! One socket is three small tasks around one [`chat_core::Connection`]:
 //! - the **reader** (this module's loop) turns text frames into [`crate::dispatch`] calls, one at a
 //!   time so a client's events apply in the order sent, and queues the acknowledgement;
-//! - the **pump** copies the connection's [`chat_core::Events`] into the socket's bounded queue
-//!   with `try_send`: a client that does not keep up is disconnected, it never stalls its rooms;
+//! - the **pump** copies the connection's [`chat_core::Events`] into the socket's bounded queue,
+//!   waiting while it is full (the engine's per-subscriber queue and store catch-up absorb that,
+//!   so it never stalls its rooms); a queue full for `write_timeout` disconnects the client;
 //! - the **writer** is the only one writing: queued frames, pings every `ping_interval`, the close
 //!   frame on idle timeout or shutdown; a write that takes longer than `write_timeout` ends the
 //!   socket.
@@ -146,7 +147,12 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
         activity.clone(),
         cfg.clone(),
     ));
-    let pump = tokio::spawn(pump(events, out_tx.clone(), stop.clone()));
+    let pump = tokio::spawn(pump(
+        events,
+        out_tx.clone(),
+        stop.clone(),
+        cfg.write_timeout,
+    ));
 
     let mut send_obligated = |frame: Frame<'static>| {
         let tx = ctl_tx.clone();
@@ -207,7 +213,11 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
             handle_text(&conn, &payload).await
         };
         if let Some(text) = reply {
-            if out_tx.try_send(Out::Text(text)).is_err() {
+            let queued = tokio::select! {
+                _ = stop.cancelled() => break,
+                r = tokio::time::timeout(cfg.write_timeout, out_tx.send(Out::Text(text))) => r,
+            };
+            if !matches!(queued, Ok(Ok(()))) {
                 tracing::info!(user = %actor.id, "socket queue full, disconnecting a slow client");
                 break;
             }
@@ -256,8 +266,16 @@ fn error_event(e: &Error) -> String {
     json!({"event": "error", "data": error_json(e)}).to_string()
 }
 
-/// Copies events into the socket's queue; a full queue disconnects the client.
-async fn pump(mut events: Events, out: mpsc::Sender<Out>, stop: CancellationToken) {
+/// Copies events into the socket's queue, waiting while it is full: meanwhile the engine keeps
+/// the subscriber's own bounded queue and, past it, catches message changes up from the store
+/// (a long `sinceSeq` replay arrives faster than any socket drains). A queue that stays full for
+/// `write_timeout` disconnects the client.
+async fn pump(
+    mut events: Events,
+    out: mpsc::Sender<Out>,
+    stop: CancellationToken,
+    write_timeout: Duration,
+) {
     loop {
         let env = tokio::select! {
             _ = stop.cancelled() => return,
@@ -269,14 +287,18 @@ async fn pump(mut events: Events, out: mpsc::Sender<Out>, stop: CancellationToke
             env.name(),
             env.data_json()
         );
-        match out.try_send(Out::Text(text)) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(_)) => {
+        let queued = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = tokio::time::timeout(write_timeout, out.send(Out::Text(text))) => r,
+        };
+        match queued {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
                 tracing::info!("socket queue full, disconnecting a slow client");
                 stop.cancel();
                 return;
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => return,
         }
     }
 }
