@@ -439,10 +439,15 @@ fn cpu_secs(pid: Option<u32>) -> Option<f64> {
 
 /// VmRSS of a process, in KiB.
 fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `/proc/<pid>/status` figure in KiB (`VmRSS:`, `VmHWM:`...).
+fn status_kib(pid: Option<u32>, key: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -870,7 +875,7 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
         "server_pid": a.server_pid,
         "server_cpu_s": cpu_window.0,
         "generator_cpu_s": cpu_window.1,
-        "rss_kib": {"before": rss_before, "connected": rss_connected, "end": rss_end},
+        "rss_kib": {"before": rss_before, "connected": rss_connected, "end": rss_end, "peak": status_kib(a.server_pid, "VmHWM:")},
         "rss_per_conn_bytes": per_conn,
         "rss_per_conn_joined_bytes": per_conn_joined,
     });

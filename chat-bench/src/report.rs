@@ -211,6 +211,12 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
                 .unwrap_or("–".into())
         };
         rows.push(("server RSS / connection", kib(hr), kib(pr), ratio(hr, pr)));
+        let (hp, pp) = (f(&h, &["rss_kib", "peak"]), f(&p, &["rss_kib", "peak"]));
+        let mib = |x: Option<f64>| {
+            x.map(|v| format!("{:.0} MiB", v / 1024.0))
+                .unwrap_or("–".into())
+        };
+        rows.push(("server peak RSS", mib(hp), mib(pp), ratio(hp, pp)));
         let (he, pe) = (f(&h, &["errors"]), f(&p, &["errors"]));
         let cnt = |x: Option<f64>| x.map(|v| format!("{v:.0}")).unwrap_or("–".into());
         rows.push(("errors", cnt(he), cnt(pe), ratio(he, pe)));
