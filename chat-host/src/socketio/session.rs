@@ -86,6 +86,9 @@ pub(crate) struct Session {
     transport: parking_lot::Mutex<Transport>,
     kick: Notify,
     closed: CancellationToken,
+    /// Set when the client sent a close packet: the sid is unknown from then on, while the
+    /// driver finishes the packets that came before it.
+    gone: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -148,6 +151,11 @@ impl Session {
         }
     }
 
+    /// Makes the sid unknown to new requests (the client said it is closing).
+    pub(crate) fn mark_gone(&self) {
+        self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Closes the session (idempotent): transports stop, the driver cleans up.
     pub(crate) fn close(&self) {
         self.closed.cancel();
@@ -166,9 +174,16 @@ pub(crate) struct Registry {
 }
 
 impl Registry {
-    /// A session by sid.
+    /// A live session by sid (a closed one is unknown at once, even before its driver has
+    /// removed it).
     pub(crate) fn get(&self, sid: &str) -> Option<Arc<Session>> {
-        self.sessions.lock().get(sid).cloned()
+        self.sessions
+            .lock()
+            .get(sid)
+            .filter(|s| {
+                !s.closed.is_cancelled() && !s.gone.load(std::sync::atomic::Ordering::SeqCst)
+            })
+            .cloned()
     }
 
     fn remove(&self, sid: &str) {
@@ -207,6 +222,7 @@ pub(crate) fn open(
             transport: parking_lot::Mutex::new(transport),
             kick: Notify::new(),
             closed: CancellationToken::new(),
+            gone: std::sync::atomic::AtomicBool::new(false),
         });
         map.insert(sid, session.clone());
         session

@@ -244,8 +244,13 @@ async fn post(state: &AppState, session: &Arc<Session>, req: Request<HttpBody>) 
         .into_iter()
         .filter_map(Incoming::from_packet)
         .collect();
+    let closing = packets.iter().any(|p| matches!(p, Incoming::Close));
     if !session.deliver(packets).await {
         return unknown_sid();
+    }
+    if closing {
+        // The sid is unknown from this answer on (the driver finishes the packets before it).
+        session.mark_gone();
     }
     text("ok".into())
 }

@@ -17,6 +17,8 @@ const SEP: char = '\x1e';
 struct Poller {
     addr: std::net::SocketAddr,
     sid: String,
+    /// Packets received but not looked at yet.
+    backlog: std::sync::Mutex<std::collections::VecDeque<String>>,
 }
 
 impl Poller {
@@ -34,7 +36,8 @@ impl Poller {
         assert!(text.starts_with('0'), "{text}");
         let open: Value = serde_json::from_str(&text[1..]).unwrap();
         let sid = open["sid"].as_str().unwrap().to_string();
-        (Poller { addr, sid }, open)
+        let backlog = Default::default();
+        (Poller { addr, sid, backlog }, open)
     }
 
     fn path(&self) -> String {
@@ -53,19 +56,24 @@ impl Poller {
         request(self.addr, "GET", &self.path(), None, None).await
     }
 
-    /// Polls (answering pings) until a packet starts with `prefix`; returns it.
+    /// The next packet starting with `prefix` (from earlier polls first, then polling, answering
+    /// pings); packets before it are dropped, those after it kept for the next call.
     async fn until(&self, prefix: &str) -> String {
         for _ in 0..20 {
-            let r = tokio::time::timeout(WAIT, self.poll()).await.expect("poll");
-            assert_eq!(r.status, 200, "{}", r.text());
-            for p in r.text().split(SEP) {
+            loop {
+                let next = self.backlog.lock().unwrap().pop_front();
+                let Some(p) = next else { break };
                 if p == "2" {
                     self.post("3").await;
                 }
                 if p.starts_with(prefix) {
-                    return p.to_string();
+                    return p;
                 }
             }
+            let r = tokio::time::timeout(WAIT, self.poll()).await.expect("poll");
+            assert_eq!(r.status, 200, "{}", r.text());
+            let mut backlog = self.backlog.lock().unwrap();
+            backlog.extend(r.text().split(SEP).map(str::to_string));
         }
         panic!("no packet starting with {prefix}");
     }

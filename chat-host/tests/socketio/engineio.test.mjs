@@ -40,13 +40,23 @@ async function poll(sid) {
   return (await res.text()).split(SEP);
 }
 
-/** Polls until a packet satisfying `pred` arrives (answering pings on the way); returns it. */
+/** Packets received by a poll but not yet looked at, by sid. */
+const backlog = new Map();
+
+/**
+ * The next packet satisfying `pred` (from earlier polls first, then polling, answering pings on
+ * the way); packets before it are dropped, packets after it are kept for the next call.
+ */
 async function pollFor(sid, pred) {
+  const queue = backlog.get(sid) ?? [];
+  backlog.set(sid, queue);
   for (let i = 0; i < 20; i++) {
-    for (const p of await poll(sid)) {
+    while (queue.length) {
+      const p = queue.shift();
       if (p === "2") await post(sid, "3");
       if (pred(p)) return p;
     }
+    queue.push(...(await poll(sid)));
   }
   throw new Error("packet not received");
 }
