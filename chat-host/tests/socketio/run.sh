@@ -44,6 +44,8 @@ trap cleanup EXIT
 secret="socketio-test-$(date +%s)-$RANDOM"
 ping_interval=1
 ping_timeout=2
+: >"$work/stdout"
+: >"$work/server.log"
 RUST_LOG="${RUST_LOG:-info}" "$bin" \
   --addr 127.0.0.1:0 \
   --data-dir "$work/data" \
@@ -56,7 +58,7 @@ server_pid=$!
 
 url=""
 for _ in $(seq 1 300); do
-  url="$(sed -n 's/^chat-host listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$work/stdout" | head -n1)"
+  url="$(sed -n 's/^chat-host listening on \(http:\/\/[0-9.:]*\).*/\1/p' "$work/stdout" 2>/dev/null | head -n1 || true)"
   [ -n "$url" ] && break
   kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; echo "run.sh: chat-host exited" >&2; exit 1; }
   sleep 0.1
