@@ -20,10 +20,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The LMS side: an admin provisions the course and its participants.
     let lms = Actor::system();
     engine
-        .put_course(&lms, "rust-101", CourseUpdate { name: Some("Rust 101".into()), chat_enabled: Some(true) })
+        .put_course(
+            &lms,
+            "rust-101",
+            CourseUpdate {
+                name: Some("Rust 101".into()),
+                chat_enabled: Some(true),
+            },
+        )
         .await?;
-    engine.enroll(&lms, "rust-101", "ada", Role::Student).await?;
-    engine.enroll(&lms, "rust-101", "grace", Role::Instructor).await?;
+    engine
+        .enroll(&lms, "rust-101", "ada", Role::Student)
+        .await?;
+    engine
+        .enroll(&lms, "rust-101", "grace", Role::Instructor)
+        .await?;
 
     // Two users, as a socket server would see them after authenticating.
     let ada = Actor::new("ada", "Ada Lovelace", Role::Student);
@@ -41,9 +52,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let question = engine.send(&ada, send("How do lifetimes work?")).await?;
     let answer = engine
-        .send(&grace, SendMessage { reply_to: Some(question.id.clone()), ..send("Think of them as scopes.") })
+        .send(
+            &grace,
+            SendMessage {
+                reply_to: Some(question.id.clone()),
+                ..send("Think of them as scopes.")
+            },
+        )
         .await?;
-    engine.edit(&grace, &answer.id, "Think of them as named scopes.").await?;
+    engine
+        .edit(&grace, &answer.id, "Think of them as named scopes.")
+        .await?;
     engine.mark_read(&ada, &answer.id).await?;
     grace_conn.typing("rust-101", true).await?;
     let oops = engine.send(&ada, send("oops, wrong room")).await?;
@@ -55,18 +74,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    let page = engine.history(&ada, "rust-101", HistoryQuery::default()).await?;
+    let page = engine
+        .history(&ada, "rust-101", HistoryQuery::default())
+        .await?;
     println!("\nhistory ({} messages):", page.pagination.total);
     for m in &page.messages {
-        let text = if m.is_deleted { "(deleted)" } else { m.message.as_str() };
+        let text = if m.is_deleted {
+            "(deleted)"
+        } else {
+            m.message.as_str()
+        };
         println!("  #{:<3} {:<14} {}", m.seq, m.sender.name, text);
     }
-    println!("unread for ada: {}", engine.unread_count(&ada, "rust-101").await?);
+    println!(
+        "unread for ada: {}",
+        engine.unread_count(&ada, "rust-101").await?
+    );
     engine.close().await?;
     Ok(())
 }
 
 /// A stable idempotency key per text, so a second run in the same folder does not duplicate.
 fn ulid_like(text: &str) -> String {
-    text.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))).to_string()
+    text.bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)))
+        .to_string()
 }

@@ -247,14 +247,14 @@ impl Engine {
     // ---- users -------------------------------------------------------------------------------
 
     /// Records the caller's profile (name, avatar, role) if it changed, and returns the user.
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id), err(level = "debug"))]
     pub async fn upsert_user(&self, actor: &Actor) -> Result<User> {
         self.ensure_profile(actor).await?;
         self.user_view(&actor.id).await
     }
 
     /// A user with presence.
-    #[tracing::instrument(level = "debug", skip(self), err)]
+    #[tracing::instrument(level = "debug", skip(self), err(level = "debug"))]
     pub async fn user(&self, user_id: &str) -> Result<User> {
         check_id("userId", user_id)?;
         if self.profile(user_id).await?.is_none() {
@@ -330,7 +330,7 @@ impl Engine {
 
     /// Sets the caller's online status (`PUT /status`); it holds until their next connection
     /// opens or closes.
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id), err(level = "debug"))]
     pub async fn set_status(&self, actor: &Actor, is_online: bool) -> Result<User> {
         self.ensure_profile(actor).await?;
         let now = Timestamp::now();
@@ -368,7 +368,7 @@ impl Engine {
     }
 
     /// Creates or updates a course (admins only).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn put_course(
         &self,
         actor: &Actor,
@@ -401,7 +401,7 @@ impl Engine {
     }
 
     /// A course with its participants (participants and admins).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn course(&self, actor: &Actor, course_id: &str) -> Result<Course> {
         let (record, _) = self.access(actor, course_id).await?;
         self.course_view(record).await
@@ -418,14 +418,14 @@ impl Engine {
     }
 
     /// The participants of a course with their roles (participants and admins).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn participants(&self, actor: &Actor, course_id: &str) -> Result<Vec<Participant>> {
         self.access(actor, course_id).await?;
         self.inner.store.participants(course_id).await
     }
 
     /// Enrolls a user in a course, or changes their role (admins only).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn enroll(
         &self,
         actor: &Actor,
@@ -451,7 +451,7 @@ impl Engine {
     }
 
     /// Removes a user from a course (admins only); their open connections leave its room.
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn unenroll(&self, actor: &Actor, course_id: &str, user_id: &str) -> Result<()> {
         self.alive()?;
         Self::require_admin(actor)?;
@@ -535,7 +535,7 @@ impl Engine {
     }
 
     /// Sends a message. Returns it once durable (or the original, for a repeated `client_id`).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = %req.course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = %req.course_id), err(level = "debug"))]
     pub async fn send(&self, actor: &Actor, req: SendMessage) -> Result<Message> {
         self.alive()?;
         self.ensure_profile(actor).await?;
@@ -722,14 +722,14 @@ impl Engine {
     }
 
     /// A message (participants and admins).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, message = message_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, message = message_id), err(level = "debug"))]
     pub async fn message(&self, actor: &Actor, message_id: &str) -> Result<Message> {
         let (message, _, _) = self.message_for(actor, message_id).await?;
         self.hydrate_one(message).await
     }
 
     /// Edits a message's text (its sender only).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, message = message_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, message = message_id), err(level = "debug"))]
     pub async fn edit(&self, actor: &Actor, message_id: &str, text: &str) -> Result<Message> {
         self.alive()?;
         for _ in 0..CONFLICT_RETRIES {
@@ -783,7 +783,7 @@ impl Engine {
 
     /// Soft-deletes a message (its sender, the course's instructors, admins). Returns the
     /// tombstone; deleting a tombstone again returns it unchanged.
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, message = message_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, message = message_id), err(level = "debug"))]
     pub async fn delete(&self, actor: &Actor, message_id: &str) -> Result<Message> {
         self.alive()?;
         for _ in 0..CONFLICT_RETRIES {
@@ -845,7 +845,7 @@ impl Engine {
 
     /// Marks a message, and every earlier message of its course, read for the caller.
     /// Idempotent: marking again returns the first `readAt` and sends no event.
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, message = message_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, message = message_id), err(level = "debug"))]
     pub async fn mark_read(&self, actor: &Actor, message_id: &str) -> Result<ReadReceipt> {
         self.alive()?;
         self.ensure_profile(actor).await?;
@@ -874,7 +874,7 @@ impl Engine {
     }
 
     /// How many messages of the course the caller has not read.
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn unread_count(&self, actor: &Actor, course_id: &str) -> Result<u64> {
         self.access(actor, course_id).await?;
         let store = &self.inner.store;
@@ -890,7 +890,7 @@ impl Engine {
     }
 
     /// A page of history (participants and admins).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn history(
         &self,
         actor: &Actor,
@@ -942,7 +942,7 @@ impl Engine {
 
     /// Every message change of the course after `since_seq`, in order, at most `limit`: what a
     /// client that saw `since_seq` missed. Only durable, published changes are returned.
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn changes_since(
         &self,
         actor: &Actor,
@@ -1031,7 +1031,7 @@ impl Engine {
     // ---- files -------------------------------------------------------------------------------
 
     /// A file's metadata and bytes (participants of its course and admins).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, file = file_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, file = file_id), err(level = "debug"))]
     pub async fn file(&self, actor: &Actor, file_id: &str) -> Result<(FileInfo, Bytes)> {
         blob::check_blob_id(file_id)?;
         let meta = self
@@ -1053,7 +1053,7 @@ impl Engine {
     // ---- presence, rooms, typing -------------------------------------------------------------
 
     /// The online participants of a course (and online users in its room).
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn online_users(&self, actor: &Actor, course_id: &str) -> Result<Vec<User>> {
         self.access(actor, course_id).await?;
         self.compute_online(course_id).await
@@ -1122,7 +1122,7 @@ impl Engine {
     }
 
     /// Opens a connection for the caller: they are online until it (and their others) close.
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id), err(level = "debug"))]
     pub async fn connect(&self, actor: &Actor) -> Result<(Connection, Events)> {
         self.alive()?;
         self.ensure_profile(actor).await?;
@@ -1135,7 +1135,7 @@ impl Engine {
 
     /// Follows one course without being present in it (no presence, no `user-joined`): for
     /// plugins, bridges and listeners. With `since_seq`, replays what followed it first.
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn subscribe(
         &self,
         actor: &Actor,
@@ -1194,7 +1194,7 @@ impl Engine {
     }
 
     pub(crate) async fn leave(&self, conn: &ConnInner, course_id: &str) -> Result<()> {
-        check_id("courseId", course_id)?;
+        self.access(&conn.actor, course_id).await?;
         if !conn.joined.lock().remove(course_id) {
             return Ok(());
         }
@@ -1306,7 +1306,7 @@ impl Engine {
 
     /// Starts (`true`) or stops a typing indicator; it expires after `typing_ttl` without a
     /// refresh. Never stored; never sent to the typist.
-    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err)]
+    #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn typing(&self, actor: &Actor, course_id: &str, is_typing: bool) -> Result<()> {
         self.alive()?;
         let (course, _) = self.access(actor, course_id).await?;
