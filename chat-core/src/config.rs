@@ -27,6 +27,9 @@ pub struct Config {
     pub default_page_limit: u32,
     /// Largest history page size (default 100).
     pub max_page_limit: u32,
+    /// How long a room's `online-users` broadcast waits for more joins and leaves to coalesce
+    /// (default 250 ms). The joiner always gets the list at once.
+    pub presence_debounce: Duration,
     /// Prefix of file download URLs; the file id is appended (default `/api/v1/chat/files/`).
     pub file_url_prefix: String,
 }
@@ -61,6 +64,7 @@ impl Default for Config {
             plugin_queue: 4096,
             default_page_limit: 50,
             max_page_limit: 100,
+            presence_debounce: Duration::from_millis(250),
             file_url_prefix: "/api/v1/chat/files/".to_string(),
         }
     }

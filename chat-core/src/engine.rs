@@ -147,6 +147,7 @@ impl EngineBuilder {
                 rate,
                 profiles: Mutex::new(HashMap::new()),
                 streams: Mutex::new(HashMap::new()),
+                online_pending: Mutex::new(HashSet::new()),
                 next_id: AtomicU64::new(1),
                 closed: AtomicBool::new(false),
             }),
@@ -171,6 +172,8 @@ struct Inner {
     rate: RateLimiter,
     /// Profiles known to be stored, so each call does not rewrite them.
     profiles: Mutex<HashMap<String, StoredUser>>,
+    /// Courses with an `online-users` broadcast scheduled.
+    online_pending: Mutex<HashSet<String>>,
     /// Open event streams, to end them on close.
     streams: Mutex<HashMap<u64, Weak<StreamShared>>>,
     next_id: AtomicU64,
@@ -470,7 +473,7 @@ impl Engine {
             for stream in hub.kick(user_id) {
                 stream.unfollow(course_id);
             }
-            self.publish_online(&hub, course_id).await;
+            self.online_changed(course_id);
         }
         Ok(())
     }
@@ -1116,9 +1119,36 @@ impl Engine {
         }
         for (course, hub) in hubs {
             if courses.contains(&course) && hub.has_listeners() {
-                self.publish_online(&hub, &course).await;
+                self.online_changed(&course);
             }
         }
+    }
+
+    /// A room's online list changed: broadcast it once the burst settles, so a whole class
+    /// joining or leaving at once costs one list per `presence_debounce`, not one per user
+    /// (which is quadratic in deliveries and cubic in bytes).
+    fn online_changed(&self, course_id: &str) {
+        if !self
+            .inner
+            .online_pending
+            .lock()
+            .insert(course_id.to_string())
+        {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let course = course_id.to_string();
+        let delay = self.inner.config.presence_debounce;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Some(inner) = weak.upgrade() else { return };
+            inner.online_pending.lock().remove(&course);
+            let engine = Engine { inner };
+            let hub = engine.inner.hubs.lock().get(&course).cloned();
+            if let Some(hub) = hub.filter(|h| h.has_listeners()) {
+                engine.publish_online(&hub, &course).await;
+            }
+        });
     }
 
     /// Opens a connection for the caller: they are online until it (and their others) close.
@@ -1182,13 +1212,7 @@ impl Engine {
                 user: me,
             });
             hub.publish(Envelope::excluding(joined, &actor.id));
-            hub.publish(Envelope::excluding(
-                Event::OnlineUsers(OnlineUsers {
-                    course_id: course_id.to_string(),
-                    users: online.clone(),
-                }),
-                &actor.id,
-            ));
+            self.online_changed(course_id);
         }
         Ok(online)
     }
@@ -1226,7 +1250,7 @@ impl Engine {
                     user: me,
                 })));
             }
-            self.publish_online(&hub, course_id).await;
+            self.online_changed(course_id);
         }
     }
 

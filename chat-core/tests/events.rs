@@ -323,3 +323,40 @@ async fn close_ends_streams_and_plugins() {
     assert_eq!(w.engine.connect(&w.bob).await.unwrap_err(), Error::Closed);
     assert!(plugin.seen.lock().is_empty(), "no plugin call after close");
 }
+
+#[tokio::test]
+async fn a_class_joining_at_once_costs_one_online_list_per_burst() {
+    let w = world().await;
+    let (watcher, mut ev) = w.engine.connect(&w.prof).await.unwrap();
+    watcher.join("c1", None).await.unwrap();
+    next_named(&mut ev, "online-users").await;
+    let mut conns = Vec::new();
+    for i in 0..40 {
+        let id = format!("s{i}");
+        w.engine
+            .enroll(&w.admin, "c1", &id, chat_core::Role::Student)
+            .await
+            .unwrap();
+        let actor = chat_core::Actor::new(id.clone(), id, chat_core::Role::Student);
+        let (c, e) = w.engine.connect(&actor).await.unwrap();
+        c.join("c1", None).await.unwrap();
+        conns.push((c, e));
+    }
+    let (mut joined, mut lists, mut last) = (0, 0, 0);
+    while let Some(env) = ev.recv_timeout(Duration::from_millis(600)).await {
+        match env.event() {
+            Event::UserJoined(_) => joined += 1,
+            Event::OnlineUsers(o) => {
+                lists += 1;
+                last = o.users.len();
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(joined, 40, "every arrival is announced");
+    assert!(
+        (1..=3).contains(&lists),
+        "{lists} online lists for one burst"
+    );
+    assert_eq!(last, 41, "the settled list has everyone");
+}
