@@ -151,6 +151,22 @@ impl Session {
         }
     }
 
+    /// Queues an event, waiting up to `timeout` for room: a burst (a long `sinceSeq` replay) is
+    /// paced by the client's reading, while a client that reads nothing for that long is
+    /// disconnected. The room never waits: the engine's stream behind this one is bounded and
+    /// catches up from the store.
+    async fn push_paced(&self, text: String, timeout: Duration) -> bool {
+        match tokio::time::timeout(timeout, self.out_tx.send(text)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                tracing::info!(sid = %self.sid, "Socket.IO client stopped reading, disconnecting it");
+                self.close();
+                false
+            }
+        }
+    }
+
     /// Makes the sid unknown to new requests (the client said it is closing).
     pub(crate) fn mark_gone(&self) {
         self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -335,7 +351,8 @@ async fn drive(
             }
             env = next_event(&mut ns) => match env {
                 Some(env) => {
-                    session.push(packet::event_raw(env.name(), env.data_json()));
+                    let text = packet::event_raw(env.name(), env.data_json());
+                    session.push_paced(text, cfg.write_timeout).await;
                 }
                 None => break End::EventsEnded,
             },
