@@ -1,0 +1,76 @@
+//! `/ws`: raw bytes from a client, after the upgrade, through fastwebsockets' server-side frame
+//! reader (same settings as `chat_host::ws`: message cap, auto close and pong, fragments joined
+//! under the cap) and each complete text message decoded as `{"event","data","ack"}` and run by
+//! `chat_host::dispatch::dispatch` on a connection of an enrolled user, whose answers are
+//! encoded as the server does.
+//!
+//! `chat_host::ws`'s own per-frame function is private; this mirrors its 20 lines of decoding and
+//! calls the shared dispatcher, where the events' data are decoded.
+#![no_main]
+
+mod common;
+
+use fastwebsockets::{OpCode, Role, WebSocket};
+use libfuzzer_sys::fuzz_target;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+const MAX: usize = 64 * 1024;
+
+fuzz_target!(|data: &[u8]| {
+    let data = data.to_vec();
+    common::runtime().block_on(async move {
+        let engine = common::engine().await;
+        let (conn, _events) = engine.connect(&common::ada()).await.unwrap();
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        client.write_all(&data).await.unwrap();
+        drop(client);
+        let mut ws = WebSocket::after_handshake(server, Role::Server);
+        ws.set_max_message_size(MAX);
+        ws.set_auto_close(true);
+        ws.set_auto_pong(true);
+        ws.set_writev(false);
+        let mut partial: Option<Vec<u8>> = None;
+        for _ in 0..64 {
+            let frame = match ws.read_frame().await {
+                Ok(f) => f,
+                Err(_) => break,
+            };
+            let payload = match frame.opcode {
+                OpCode::Close => break,
+                OpCode::Ping | OpCode::Pong | OpCode::Binary => continue,
+                OpCode::Text if frame.fin => frame.payload.to_vec(),
+                OpCode::Text => {
+                    partial = Some(frame.payload.to_vec());
+                    continue;
+                }
+                OpCode::Continuation => {
+                    let Some(buf) = partial.as_mut() else { break };
+                    if buf.len() + frame.payload.len() > MAX {
+                        break;
+                    }
+                    buf.extend_from_slice(&frame.payload);
+                    if !frame.fin {
+                        continue;
+                    }
+                    partial.take().unwrap()
+                }
+            };
+            let Ok(Value::Object(mut f)) = serde_json::from_slice::<Value>(&payload) else {
+                continue;
+            };
+            let ack = f.remove("ack").filter(|a| !a.is_null());
+            let data = f.remove("data").unwrap_or(Value::Null);
+            let Some(event) = f.get("event").and_then(Value::as_str) else {
+                continue;
+            };
+            let answer = match chat_host::dispatch::dispatch(&conn, event, data).await {
+                Ok(d) => json!({"ack": ack, "ok": true, "data": d}),
+                Err(e) => json!({"ack": ack, "ok": false, "error": chat_host::dispatch::error_json(&e)}),
+            };
+            let _ = answer.to_string();
+        }
+        conn.close().await;
+        let _ = engine.close().await;
+    });
+});
