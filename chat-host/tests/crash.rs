@@ -53,7 +53,7 @@ struct Track {
     delete_acked: Option<u64>,
 }
 
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Ledger {
     /// By clientId.
     tracks: HashMap<String, Track>,
@@ -455,7 +455,8 @@ async fn acknowledged_changes_survive_sigkill() {
         let t0 = Instant::now();
         let mut host = HostProcess::start(&data, &log, ENV).unwrap();
         let t1 = Instant::now();
-        let seq = verify(host.addr, &admin, &ledger.lock(), cycle).await;
+        let snapshot = ledger.lock().clone();
+        let seq = verify(host.addr, &admin, &snapshot, cycle).await;
         eprintln!(
             "cycle {cycle}: restart {:?}, verify {:?} (seq {seq})",
             t1 - t0,
@@ -493,7 +494,8 @@ async fn acknowledged_changes_survive_sigkill() {
         }
     }
     let host = HostProcess::start(&data, &log, ENV).unwrap();
-    let seq = verify(host.addr, &admin, &ledger.lock(), cycles).await;
+    let snapshot = ledger.lock().clone();
+    let seq = verify(host.addr, &admin, &snapshot, cycles).await;
     let l = ledger.lock();
     let sends = l.tracks.values().filter(|t| t.acked.is_some()).count();
     let edits = l

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use fastwebsockets::{Frame, OpCode, Payload};
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -84,7 +84,7 @@ async fn slowloris_connections_are_cut_and_others_carry_on() {
             }
         }
         i += 1;
-        if i % 8 == 0 {
+        if i.is_multiple_of(8) {
             lat.push(probe(&w, &w.i1, &mut bob, "slowloris").await);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -288,7 +288,7 @@ async fn junk_floods_from_a_deaf_client_end_with_a_disconnect() {
         .await
         .unwrap();
     let started = Instant::now();
-    let mut sent = 0;
+    let mut sent = 0u64;
     let mut lat = Vec::new();
     while started.elapsed() < Duration::from_secs(20) {
         let junk = Frame::text(Payload::Owned(format!("{{not json {sent}").into_bytes()));
@@ -296,7 +296,7 @@ async fn junk_floods_from_a_deaf_client_end_with_a_disconnect() {
             Ok(Ok(())) => sent += 1,
             _ => break,
         }
-        if sent % 2000 == 0 {
+        if sent.is_multiple_of(2000) {
             lat.push(probe(&w, &w.i1, &mut bob, "junk").await);
         }
     }
@@ -321,12 +321,12 @@ async fn connect_disconnect_churn_leaks_nothing() {
     } else {
         10_000
     };
-    let workers = 16;
+    let workers: usize = 16;
     let started = Instant::now();
     let addr = w.addr;
     let mut tasks = Vec::new();
     for k in 0..workers {
-        let tok = if k % 2 == 0 {
+        let tok = if k.is_multiple_of(2) {
             w.u1.clone()
         } else {
             w.i1.clone()
@@ -337,7 +337,7 @@ async fn connect_disconnect_churn_leaks_nothing() {
                 let stream = TcpStream::connect(addr).await.unwrap();
                 match handshake(addr, stream, &format!("/ws?token={tok}"), None).await {
                     Ok(mut ws) => {
-                        if j % 4 == 0 {
+                        if j.is_multiple_of(4) {
                             let join =
                                 json!({"event": "join-course", "data": {"courseId": COURSE}})
                                     .to_string();
@@ -405,13 +405,13 @@ async fn typing_spam_does_not_drown_the_room() {
     let w = World::start().await;
     let mut bob = w.joined(&w.u2).await;
     let mut ada = w.joined(&w.u1).await;
-    let n = 5_000;
+    let n: u32 = 5_000;
     let started = Instant::now();
     let mut lat = Vec::new();
     for i in 0..n {
         ada.emit_no_ack(
             "typing",
-            json!({"courseId": COURSE, "isTyping": i % 2 == 0}),
+            json!({"courseId": COURSE, "isTyping": i.is_multiple_of(2)}),
         );
         if i % 1000 == 999 {
             let frames = bob.drain(Duration::from_millis(200)).await;
