@@ -30,6 +30,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// lost data it had made durable (a truncated or rolled-back database): refused at open.
 const CHECKPOINT_KEY: &[u8] = b"\xffcheckpoint";
 const CHECKPOINT_FILE: &str = "checkpoint";
+/// sled key of the number of the last log record applied, written in the same atomic batch as
+/// the record's own writes. sled may hold more than the log's durable tail (its flush at a
+/// checkpoint, or its own buffer writes, can carry batches whose record was not yet synced), so
+/// replay skips the records sled already holds: replaying an older record over newer state would
+/// roll some keys back (a course's last seq, a message's change list) and not others.
+const RECORD_KEY: &[u8] = b"\xffwal-record";
 const MAX_RECORD: usize = 256 * 1024 * 1024;
 
 /// The log. [`Wal::append`] runs the apply callback and logs the batch atomically;
@@ -53,6 +59,8 @@ struct State {
     buf: Vec<u8>,
     /// Records appended so far (log sequence number of the last one).
     lsn: u64,
+    /// Number of the last record appended, over the store's life (see [`RECORD_KEY`]).
+    record: u64,
     /// The segment being written and its number.
     segment: Arc<File>,
     segment_no: u64,
@@ -179,6 +187,8 @@ impl Wal {
         std::fs::create_dir_all(dir)?;
         let found = segments(dir)?;
         let last = found.last().map(|(n, _)| *n);
+        let mut record = record_no(db)?;
+        let in_db = record;
         for (n, path) in &found {
             let (records, bad) = read_segment(path)?;
             if let Some(offset) = bad {
@@ -191,6 +201,18 @@ impl Wal {
                 tracing::warn!(segment = %path.display(), offset, "dropping a torn record at the log's tail");
             }
             for ops in records {
+                let no = ops
+                    .iter()
+                    .find(|(k, _)| k.as_slice() == RECORD_KEY)
+                    .and_then(|(_, v)| v.as_deref())
+                    .and_then(|v| v.try_into().ok())
+                    .map(u64::from_be_bytes);
+                if let Some(no) = no {
+                    if no <= in_db {
+                        continue; // sled already holds it, and possibly newer values
+                    }
+                    record = record.max(no);
+                }
                 let mut b = sled::Batch::default();
                 for (k, v) in ops {
                     match v {
@@ -216,6 +238,7 @@ impl Wal {
             state: Mutex::new(State {
                 buf: Vec::new(),
                 lsn: 0,
+                record,
                 segment,
                 segment_no,
                 segment_dirty: false,
@@ -254,7 +277,11 @@ impl Wal {
         if st.stop {
             return Err(Error::Closed);
         }
+        let mut batch = batch;
+        let no = st.record + 1;
+        batch.push((RECORD_KEY.to_vec(), Some(no.to_be_bytes().to_vec())));
         apply(&batch)?;
+        st.record = no;
         encode(&batch, &mut st.buf);
         st.lsn += 1;
         st.segment_dirty = true;
@@ -292,6 +319,16 @@ impl Wal {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// The number of the last log record sled holds.
+fn record_no(db: &sled::Db) -> Result<u64> {
+    match db.get(RECORD_KEY)? {
+        None => Ok(0),
+        Some(v) => Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+            Error::Corrupt("bad log record number in the store".into())
+        })?)),
     }
 }
 
@@ -444,6 +481,48 @@ fn checkpoint(shared: &Shared, db: &sled::Db) -> Result<Option<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replay_never_rolls_back_what_sled_already_holds() {
+        // sled got records 1 and 2 (a checkpoint flush, or its own buffer writes), but the crash
+        // tore record 2 in the log: replaying record 1 must not put the older value back.
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .unwrap();
+        let rec = |no: u64, v: &[u8]| -> Vec<BatchOp> {
+            vec![
+                (b"head".to_vec(), Some(v.to_vec())),
+                (RECORD_KEY.to_vec(), Some(no.to_be_bytes().to_vec())),
+            ]
+        };
+        for (k, v) in rec(2, b"2") {
+            db.insert(k, v.unwrap()).unwrap();
+        }
+        db.insert(b"only-in-2", b"x").unwrap();
+        let wal_dir = dir.path().join("wal");
+        std::fs::create_dir_all(&wal_dir).unwrap();
+        let mut buf = Vec::new();
+        encode(&rec(1, b"1"), &mut buf);
+        let mut torn = Vec::new();
+        encode(&rec(2, b"2"), &mut torn);
+        buf.extend_from_slice(&torn[..torn.len() - 2]);
+        std::fs::write(segment_path(&wal_dir, 7), &buf).unwrap();
+        let mut wal = Wal::open(&wal_dir, &db).unwrap();
+        assert_eq!(db.get(b"head").unwrap().unwrap().as_ref(), b"2");
+        // Appends go on numbering after what sled holds.
+        wal.append(vec![(b"head".to_vec(), Some(b"3".to_vec()))], |ops| {
+            let no = ops
+                .iter()
+                .find(|(k, _)| k.as_slice() == RECORD_KEY)
+                .unwrap();
+            assert_eq!(no.1.as_deref(), Some(&3u64.to_be_bytes()[..]));
+            Ok(())
+        })
+        .unwrap();
+        wal.stop();
+    }
 
     #[test]
     fn records_round_trip_and_torn_tails_are_detected() {
