@@ -5,8 +5,10 @@
 #   2. cargo test --workspace (core unit/property tests, host end-to-end tests over real sockets),
 #   3. the bindings: Python package in a fresh venv + pytest, Kotlin on the JVM, Swift checks,
 #   4. the real npm socket.io-client against a running chat-host,
-#   5. the benchmark harness's quick run (so it cannot rot).
-# Long versions of the reliability checks are behind CHAT_LONG_TESTS=1 (see README).
+#   5. the reliability checks' short versions: a fuzz smoke run of every cargo-fuzz target and
+#      schemathesis against docs/openapi.yaml (the crash, hostile-client and auth tests run in 2),
+#   6. the benchmark harness's quick run (so it cannot rot).
+# Long versions of the reliability checks: CHAT_LONG_TESTS=1 scripts/test.sh (see README).
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -33,6 +35,9 @@ bash bindings/test.sh
 
 step "socket.io-client (npm) against chat-host"
 bash chat-host/tests/socketio/run.sh
+
+step "reliability: fuzz smoke and schemathesis"
+bash scripts/reliability.sh
 
 step "benchmark harness (quick)"
 bash bench/run --quick
