@@ -15,6 +15,10 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// The window in which `rate_limit_burst` sends refill (default 10 s).
     pub rate_limit_window: Duration,
+    /// New typing indicators (`isTyping: true` after a stop or an expiry) allowed per user per
+    /// course per `rate_limit_window` (default 20); refreshes and stops are not counted. Beyond
+    /// it, `typing` answers `RATE_LIMITED` and the room hears nothing.
+    pub typing_rate_burst: u32,
     /// How long a typing indicator lives without a refresh (default 5 s).
     pub typing_ttl: Duration,
     /// Events queued per subscriber before it is considered lagging (default 1,024). A lagging
@@ -59,6 +63,7 @@ impl Default for Config {
                 .collect(),
             rate_limit_burst: 10,
             rate_limit_window: Duration::from_secs(10),
+            typing_rate_burst: 20,
             typing_ttl: Duration::from_secs(5),
             subscriber_queue: 1024,
             plugin_queue: 4096,

@@ -135,6 +135,8 @@ impl EngineBuilder {
         };
         let plugins = Arc::new(Plugins::start(self.plugins, self.config.plugin_queue));
         let rate = RateLimiter::new(self.config.rate_limit_burst, self.config.rate_limit_window);
+        let typing_rate =
+            RateLimiter::new(self.config.typing_rate_burst, self.config.rate_limit_window);
         Ok(Engine {
             inner: Arc::new(Inner {
                 config: self.config,
@@ -145,6 +147,7 @@ impl EngineBuilder {
                 presence: Presence::default(),
                 typing: TypingState::default(),
                 rate,
+                typing_rate,
                 profiles: Mutex::new(HashMap::new()),
                 streams: Mutex::new(HashMap::new()),
                 online_pending: Mutex::new(HashSet::new()),
@@ -170,6 +173,7 @@ struct Inner {
     presence: Presence,
     typing: TypingState,
     rate: RateLimiter,
+    typing_rate: RateLimiter,
     /// Profiles known to be stored, so each call does not rewrite them.
     profiles: Mutex<HashMap<String, StoredUser>>,
     /// Courses with an `online-users` broadcast scheduled.
@@ -1344,6 +1348,10 @@ impl Engine {
                 hub.publish(typing_event(course_id, actor, false));
             }
             return Ok(());
+        }
+        if !typing.is_active(course_id, &actor.id) {
+            // Only a new indicator reaches the room; those are limited, refreshes are free.
+            self.inner.typing_rate.take(&actor.id, course_id)?;
         }
         let Some((gen, deadline)) =
             typing.start(course_id, &actor.id, self.inner.config.typing_ttl)

@@ -48,6 +48,13 @@ impl TypingState {
         }
     }
 
+    /// Whether the user has an indicator up in the course.
+    pub(crate) fn is_active(&self, course: &str, user: &str) -> bool {
+        self.active
+            .lock()
+            .contains_key(&(course.to_string(), user.to_string()))
+    }
+
     /// Stops; true if the user was typing.
     pub(crate) fn stop(&self, course: &str, user: &str) -> bool {
         self.active

@@ -360,3 +360,29 @@ async fn a_class_joining_at_once_costs_one_online_list_per_burst() {
     );
     assert_eq!(last, 41, "the settled list has everyone");
 }
+
+#[tokio::test]
+async fn typing_spam_is_limited_and_never_reaches_the_room_beyond_the_limit() {
+    let w = world().await;
+    let (bob, mut bob_ev) = w.engine.connect(&w.bob).await.unwrap();
+    bob.join("c1", None).await.unwrap();
+    let (mut ok, mut limited) = (0, 0);
+    for _ in 0..100 {
+        match w.engine.typing(&w.ada, "c1", true).await {
+            Ok(()) => ok += 1,
+            Err(Error::RateLimited { .. }) => limited += 1,
+            Err(e) => panic!("{e:?}"),
+        }
+        w.engine.typing(&w.ada, "c1", false).await.unwrap();
+    }
+    assert_eq!((ok, limited), (20, 80));
+    let mut seen = 0;
+    while let Some(env) = bob_ev.recv_timeout(Duration::from_millis(200)).await {
+        seen += usize::from(env.name() == "user-typing");
+    }
+    assert_eq!(seen, 40, "20 starts and their 20 stops");
+    // A refresh of an indicator that is up is never limited.
+    for _ in 0..50 {
+        w.engine.typing(&w.prof, "c1", true).await.unwrap();
+    }
+}
