@@ -142,7 +142,7 @@ impl Connection {
             rx,
             pending: VecDeque::new(),
             holdback: HashMap::new(),
-            _conn: Arc::downgrade(&inner),
+            conn: Arc::downgrade(&inner),
             keep_alive: None,
         };
         (Connection { inner }, events)
@@ -264,7 +264,7 @@ pub struct Events {
     rx: mpsc::Receiver<Arc<Envelope>>,
     pending: VecDeque<Arc<Envelope>>,
     holdback: HashMap<String, Vec<Arc<Envelope>>>,
-    _conn: std::sync::Weak<ConnInner>,
+    conn: std::sync::Weak<ConnInner>,
     keep_alive: Option<Connection>,
 }
 
@@ -328,11 +328,11 @@ impl Events {
     }
 
     fn sub_id(&self) -> u64 {
-        self._conn.upgrade().map(|c| c.id).unwrap_or(0)
+        self.conn.upgrade().map(|c| c.id).unwrap_or(0)
     }
 
     fn user(&self) -> Option<String> {
-        self._conn
+        self.conn
             .upgrade()
             .filter(|c| c.presence)
             .map(|c| c.actor.id.clone())

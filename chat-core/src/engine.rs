@@ -1272,27 +1272,26 @@ impl Engine {
 
     pub(crate) async fn disconnect_detached(&self, conn: Detached) {
         conn.stream.close();
-        let mut courses: Vec<&String> = conn.joined.iter().collect();
-        courses.sort();
-        if conn.presence {
-            let now = Timestamp::now();
-            if let Some(change) = self.inner.presence.disconnect(&conn.actor.id, now) {
-                if !change.now_online {
-                    if let Err(e) = self.save_last_seen(&conn.actor.id, now).await {
-                        tracing::warn!(user = %conn.actor.id, error = %e, "cannot save lastSeen");
-                    }
-                }
-                for course in &courses {
-                    self.leave_room(&conn.actor, conn.id, true, &conn.stream, course)
-                        .await;
-                }
-                self.presence_changed(&conn.actor.id).await;
-                return;
+        let now = Timestamp::now();
+        let went_offline = conn.presence
+            && self
+                .inner
+                .presence
+                .disconnect(&conn.actor.id, now)
+                .is_some_and(|change| !change.now_online);
+        if went_offline {
+            if let Err(e) = self.save_last_seen(&conn.actor.id, now).await {
+                tracing::warn!(user = %conn.actor.id, error = %e, "cannot save lastSeen");
             }
         }
+        let mut courses: Vec<&String> = conn.joined.iter().collect();
+        courses.sort();
         for course in courses {
             self.leave_room(&conn.actor, conn.id, conn.presence, &conn.stream, course)
                 .await;
+        }
+        if went_offline {
+            self.presence_changed(&conn.actor.id).await;
         }
     }
 
