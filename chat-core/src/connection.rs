@@ -11,10 +11,12 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
 
 use crate::engine::Engine;
 use crate::error::Result;
@@ -29,7 +31,12 @@ const REPLAY_CHUNK: usize = 256;
 pub(crate) struct StreamShared {
     pub(crate) tx: mpsc::Sender<Arc<Envelope>>,
     state: Mutex<StreamState>,
-    wake: Notify,
+    /// Whether `state` holds a replay job or a lag to handle (kept under the state's lock), so
+    /// that a live event costs no look at it when there is none.
+    work: AtomicBool,
+    /// The reader waiting in [`Events::recv`], and whether it was woken since it last looked.
+    waker: AtomicWaker,
+    woken: AtomicBool,
     closed: AtomicBool,
 }
 
@@ -49,15 +56,26 @@ impl StreamShared {
         let shared = StreamShared {
             tx,
             state: Mutex::new(StreamState::default()),
-            wake: Notify::new(),
+            work: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+            woken: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         };
         (Arc::new(shared), rx)
     }
 
+    /// Wakes the reader so it looks at `state` (or notices the stream closed).
+    fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
     pub(crate) fn lagged(&self, course: &str) {
-        self.state.lock().lagged.insert(course.to_string());
-        self.wake.notify_one();
+        let mut st = self.state.lock();
+        st.lagged.insert(course.to_string());
+        self.work.store(true, Ordering::Release);
+        drop(st);
+        self.wake();
     }
 
     /// Starts following `course`: replay after `since` (if given) up to the published seq `hi`.
@@ -67,6 +85,7 @@ impl StreamShared {
             Some(since) if since < hi => {
                 st.jobs.insert(course.to_string(), (since, hi));
                 st.cursors.insert(course.to_string(), since);
+                self.work.store(true, Ordering::Release);
             }
             // Nothing to replay: deliver what follows `since` (a client may know of a seq that
             // is durable but not yet published here).
@@ -80,7 +99,7 @@ impl StreamShared {
             }
         }
         drop(st);
-        self.wake.notify_one();
+        self.wake();
     }
 
     pub(crate) fn cursor(&self, course: &str) -> Option<u64> {
@@ -96,7 +115,7 @@ impl StreamShared {
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.wake.notify_one();
+        self.wake();
     }
 
     /// Queues an event for this stream only (e.g. `online-users` to a joiner).
@@ -286,7 +305,7 @@ impl Events {
             if self.stream.closed.load(Ordering::SeqCst) {
                 return None;
             }
-            let (job, lagged) = {
+            let (job, lagged) = if self.stream.work.load(Ordering::Acquire) {
                 let mut st = self.stream.state.lock();
                 let job = st.jobs.iter().next().map(|(c, r)| (c.clone(), *r));
                 // Replays first; a lag is handled once they are out (it resumes from the cursor
@@ -296,10 +315,16 @@ impl Events {
                 } else {
                     Vec::new()
                 };
+                if job.is_none() {
+                    self.stream.work.store(false, Ordering::Release);
+                }
                 (job, lagged)
+            } else {
+                (None, Vec::new())
             };
             if let Some((course, (after, upto))) = job {
-                self.run_job(&course, after, upto).await;
+                // Boxed: a replay is a large future that a waiting stream should not carry.
+                Box::pin(self.run_job(&course, after, upto)).await;
                 continue;
             }
             if !lagged.is_empty() {
@@ -309,12 +334,52 @@ impl Events {
                 }
                 continue;
             }
-            tokio::select! {
-                env = self.rx.recv() => match env {
-                    Some(env) => self.route(env),
-                    None => return None,
-                },
-                _ = self.stream.wake.notified() => {}
+            let stream = &self.stream;
+            let rx = &mut self.rx;
+            // Either an event, or a wake-up to look at the state again.
+            let next = std::future::poll_fn(|cx| {
+                if stream.woken.swap(false, Ordering::AcqRel) {
+                    return Poll::Ready(None);
+                }
+                match rx.poll_recv(cx) {
+                    Poll::Ready(env) => Poll::Ready(Some(env)),
+                    Poll::Pending => {
+                        stream.waker.register(cx.waker());
+                        if stream.woken.swap(false, Ordering::AcqRel) {
+                            Poll::Ready(None)
+                        } else {
+                            Poll::Pending
+                        }
+                    }
+                }
+            })
+            .await;
+            match next {
+                Some(Some(env)) => self.route(env),
+                Some(None) => return None,
+                None => {}
+            }
+        }
+    }
+
+    /// The next event if one is ready now, without waiting: for a transport that writes what is
+    /// ready in one batch. `None` does not mean the stream ended (that is [`recv`](Self::recv)'s
+    /// `None`); replays and catch-ups run only in `recv`.
+    pub fn try_recv(&mut self) -> Option<Arc<Envelope>> {
+        loop {
+            if let Some(env) = self.pending.pop_front() {
+                if self.accept(&env) {
+                    return Some(env);
+                }
+                continue;
+            }
+            if self.stream.closed.load(Ordering::SeqCst) || self.stream.work.load(Ordering::Acquire)
+            {
+                return None;
+            }
+            match self.rx.try_recv() {
+                Ok(env) => self.route(env),
+                Err(_) => return None,
             }
         }
     }
@@ -340,7 +405,8 @@ impl Events {
 
     fn route(&mut self, env: Arc<Envelope>) {
         let course = env.event().course_id();
-        let has_job = self.stream.state.lock().jobs.contains_key(course);
+        let has_job = self.stream.work.load(Ordering::Acquire)
+            && self.stream.state.lock().jobs.contains_key(course);
         if has_job {
             self.holdback
                 .entry(course.to_string())

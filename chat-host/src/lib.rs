@@ -21,6 +21,7 @@ pub mod auth;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub(crate) mod frames;
 pub mod multipart;
 pub mod response;
 pub mod rest;

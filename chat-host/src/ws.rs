@@ -1,14 +1,13 @@
 //! The native event protocol on `GET /ws`, over fastwebsockets.
 //!
-//! One socket is three small tasks around one [`chat_core::Connection`]:
+//! One socket is two small tasks around one [`chat_core::Connection`]:
 //! - the **reader** (this module's loop) turns text frames into [`crate::dispatch`] calls, one at a
 //!   time so a client's events apply in the order sent, and queues the acknowledgement;
-//! - the **pump** copies the connection's [`chat_core::Events`] into the socket's bounded queue,
-//!   waiting while it is full (the engine's per-subscriber queue and store catch-up absorb that,
-//!   so it never stalls its rooms); a queue full for `write_timeout` disconnects the client;
-//! - the **writer** is the only one writing: queued frames, pings every `ping_interval`, the close
-//!   frame on idle timeout or shutdown; a write that takes longer than `write_timeout` ends the
-//!   socket.
+//! - the **writer** is the only one writing: the connection's [`chat_core::Events`] straight from
+//!   the engine, the reader's acks, pings every `ping_interval`, the close frame on idle timeout or
+//!   shutdown. Whatever is ready at once goes out in one write ([`crate::frames`]). A write that
+//!   takes longer than `write_timeout` ends the socket; meanwhile the engine's per-subscriber queue
+//!   and store catch-up absorb the room's events, so a slow reader never stalls its rooms.
 //!
 //! Every frame from the client counts as life (pongs included); a socket silent for
 //! `idle_timeout` is closed, and closing the connection updates presence. Bad frames get an
@@ -86,7 +85,7 @@ pub fn upgrade(state: AppState, mut req: Request<Incoming>) -> Response<Body> {
     resp.map(|_| Full::new(Bytes::new()))
 }
 
-/// What the writer sends: a text frame made by the pump or the reader.
+/// What the reader asks the writer to send.
 enum Out {
     Text(String),
 }
@@ -119,7 +118,7 @@ type Io = TokioIo<Upgraded>;
 async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot) {
     let cfg = state.config().clone();
     let engine = state.engine().clone();
-    let (mut rd, mut wr) = ws.split(tokio::io::split);
+    let (mut rd, mut wr) = crate::frames::split(ws);
     rd.set_max_message_size(cfg.max_frame_bytes);
     rd.set_auto_close(true);
     rd.set_auto_pong(true);
@@ -127,9 +126,8 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
         Ok(pair) => pair,
         Err(e) => {
             tracing::warn!(user = %actor.id, error = %e, "cannot open a connection");
-            let _ = wr
-                .write_frame(Frame::close(close::INTERNAL, b"unavailable"))
-                .await;
+            wr.push(Frame::close(close::INTERNAL, b"unavailable"));
+            let _ = wr.flush(cfg.write_timeout).await;
             return;
         }
     };
@@ -140,18 +138,13 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
     let activity = Activity::new();
     let writer = tokio::spawn(writer(
         wr,
+        events,
         out_rx,
         ctl_rx,
         stop.clone(),
         state.shutdown().clone(),
         activity.clone(),
         cfg.clone(),
-    ));
-    let pump = tokio::spawn(pump(
-        events,
-        out_tx.clone(),
-        stop.clone(),
-        cfg.write_timeout,
     ));
 
     let mut send_obligated = |frame: Frame<'static>| {
@@ -225,7 +218,6 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
     }
     stop.cancel();
     conn.close().await;
-    pump.abort();
     let mut writer = writer;
     let grace = cfg.write_timeout.min(Duration::from_secs(2));
     if tokio::time::timeout(grace, &mut writer).await.is_err() {
@@ -266,48 +258,32 @@ fn error_event(e: &Error) -> String {
     json!({"event": "error", "data": error_json(e)}).to_string()
 }
 
-/// Copies events into the socket's queue, waiting while it is full: meanwhile the engine keeps
-/// the subscriber's own bounded queue and, past it, catches message changes up from the store
-/// (a long `sinceSeq` replay arrives faster than any socket drains). A queue that stays full for
-/// `write_timeout` disconnects the client.
-async fn pump(
-    mut events: Events,
-    out: mpsc::Sender<Out>,
-    stop: CancellationToken,
-    write_timeout: Duration,
-) {
-    loop {
-        let env = tokio::select! {
-            _ = stop.cancelled() => return,
-            env = events.recv() => env,
-        };
-        let Some(env) = env else { return };
-        let text = format!(
-            "{{\"event\":\"{}\",\"data\":{}}}",
-            env.name(),
-            env.data_json()
-        );
-        let queued = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = tokio::time::timeout(write_timeout, out.send(Out::Text(text))) => r,
-        };
-        match queued {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return,
-            Err(_) => {
-                tracing::info!("socket queue full, disconnecting a slow client");
-                stop.cancel();
-                return;
-            }
-        }
-    }
+/// The event frame `{"event":name,"data":...}`.
+fn event_frame(env: &chat_core::Envelope) -> String {
+    format!(
+        "{{\"event\":\"{}\",\"data\":{}}}",
+        env.name(),
+        env.data_json()
+    )
 }
 
-type Writer = fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<Io>>;
+type Writer = crate::frames::FrameWriter<tokio::io::WriteHalf<Io>>;
+
+/// What one turn of the writer loop decided.
+enum Turn {
+    /// Frames were added to the batch.
+    Write,
+    /// A close frame was added: write it and end.
+    Last,
+    /// Nothing to write.
+    Idle,
+}
 
 /// The only task writing to the socket.
+#[allow(clippy::too_many_arguments)]
 async fn writer(
     mut wr: Writer,
+    mut events: Events,
     mut out: mpsc::Receiver<Out>,
     mut ctl: mpsc::Receiver<Frame<'static>>,
     stop: CancellationToken,
@@ -317,48 +293,99 @@ async fn writer(
 ) {
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Long-lived futures: one registration for the socket's life, not one per frame.
+    let stopped = stop.cancelled();
+    let shutting_down = shutdown.cancelled();
+    let idle = tokio::time::sleep_until(activity.last() + cfg.idle_timeout);
+    tokio::pin!(stopped, shutting_down, idle);
+    let mut events_open = true;
     loop {
-        let idle_deadline = activity.last() + cfg.idle_timeout;
-        let (frame, last): (Frame<'static>, bool) = tokio::select! {
+        let mut turn = tokio::select! {
             biased;
             Some(f) = ctl.recv() => {
-                let is_close = f.opcode == OpCode::Close;
-                (f, is_close)
+                let last = f.opcode == OpCode::Close;
+                wr.push(f);
+                if last { Turn::Last } else { Turn::Write }
             }
-            _ = stop.cancelled() => {
+            _ = &mut stopped => {
                 while let Ok(f) = ctl.try_recv() {
-                    let _ = tokio::time::timeout(cfg.write_timeout, wr.write_frame(f)).await;
+                    wr.push(f);
                 }
+                let _ = wr.flush(cfg.write_timeout).await;
                 return;
             }
-            _ = shutdown.cancelled() => (Frame::close(close::GOING_AWAY, b"server shutting down"), true),
+            _ = &mut shutting_down => {
+                wr.push(Frame::close(close::GOING_AWAY, b"server shutting down"));
+                Turn::Last
+            }
             msg = out.recv() => match msg {
-                Some(Out::Text(s)) => (Frame::text(Payload::Owned(s.into_bytes())), false),
-                None => (Frame::close(close::NORMAL, b""), true),
-            },
-            _ = ping.tick() => (Frame::new(true, OpCode::Ping, None, Payload::Owned(Vec::new())), false),
-            _ = tokio::time::sleep_until(idle_deadline) => {
-                if activity.last() + cfg.idle_timeout > Instant::now() {
-                    continue;
+                Some(Out::Text(s)) => {
+                    wr.text(s.as_bytes());
+                    Turn::Write
                 }
-                tracing::debug!("socket idle, closing");
-                (Frame::close(close::GOING_AWAY, b"idle timeout"), true)
+                None => {
+                    wr.push(Frame::close(close::NORMAL, b""));
+                    Turn::Last
+                }
+            },
+            env = events.recv(), if events_open => match env {
+                Some(env) => {
+                    wr.text(event_frame(&env).as_bytes());
+                    Turn::Write
+                }
+                None => {
+                    events_open = false;
+                    Turn::Idle
+                }
+            },
+            _ = ping.tick() => {
+                wr.push(Frame::new(true, OpCode::Ping, None, Payload::Borrowed(&[])));
+                Turn::Write
+            }
+            _ = &mut idle => {
+                let deadline = activity.last() + cfg.idle_timeout;
+                if deadline > Instant::now() {
+                    idle.as_mut().reset(deadline);
+                    Turn::Idle
+                } else {
+                    tracing::debug!("socket idle, closing");
+                    wr.push(Frame::close(close::GOING_AWAY, b"idle timeout"));
+                    Turn::Last
+                }
             }
         };
-        match tokio::time::timeout(cfg.write_timeout, wr.write_frame(frame)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "socket write failed");
-                stop.cancel();
-                return;
-            }
-            Err(_) => {
-                tracing::info!("socket write stalled, disconnecting");
-                stop.cancel();
-                return;
+        if matches!(turn, Turn::Write) {
+            // Whatever else is ready goes out in the same write.
+            while wr.has_room() {
+                if let Ok(f) = ctl.try_recv() {
+                    let last = f.opcode == OpCode::Close;
+                    wr.push(f);
+                    if last {
+                        turn = Turn::Last;
+                        break;
+                    }
+                } else if let Ok(Out::Text(s)) = out.try_recv() {
+                    wr.text(s.as_bytes());
+                } else if let Some(env) = events_open.then(|| events.try_recv()).flatten() {
+                    wr.text(event_frame(&env).as_bytes());
+                } else {
+                    break;
+                }
             }
         }
-        if last {
+        if let Err(e) = wr.flush(cfg.write_timeout).await {
+            match e {
+                crate::frames::WriteError::Stalled => {
+                    tracing::info!("socket write stalled, disconnecting")
+                }
+                crate::frames::WriteError::Io(e) => {
+                    tracing::debug!(error = %e, "socket write failed")
+                }
+            }
+            stop.cancel();
+            return;
+        }
+        if matches!(turn, Turn::Last) {
             stop.cancel();
             return;
         }

@@ -262,8 +262,20 @@ pub fn disconnect(nsp: &str) -> String {
 
 /// `42["name",data]` with `data` already JSON text (events share one serialization).
 pub fn event_raw(name: &str, data_json: &str) -> String {
-    let name = Value::String(name.to_string());
-    format!("42[{name},{data_json}]")
+    let plain = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !plain {
+        let name = Value::String(name.to_string());
+        return format!("42[{name},{data_json}]");
+    }
+    let mut out = String::with_capacity(name.len() + data_json.len() + 6);
+    out.push_str("42[\"");
+    out.push_str(name);
+    out.push_str("\",");
+    out.push_str(data_json);
+    out.push(']');
+    out
 }
 
 /// `42["name",data]`.

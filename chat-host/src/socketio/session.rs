@@ -156,6 +156,11 @@ impl Session {
     /// disconnected. The room never waits: the engine's stream behind this one is bounded and
     /// catches up from the store.
     async fn push_paced(&self, text: String, timeout: Duration) -> bool {
+        let text = match self.out_tx.try_send(text) {
+            Ok(()) => return true,
+            Err(mpsc::error::TrySendError::Closed(_)) => return false,
+            Err(mpsc::error::TrySendError::Full(text)) => text,
+        };
         match tokio::time::timeout(timeout, self.out_tx.send(text)).await {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
@@ -243,12 +248,8 @@ pub(crate) fn open(
         map.insert(sid, session.clone());
         session
     };
-    state.tasks().spawn(drive(
-        state.clone(),
-        session.clone(),
-        in_rx,
-        handshake_token,
-    ));
+    let f = drive(state.clone(), session.clone(), in_rx, handshake_token);
+    state.tasks().spawn(f);
     Some(session)
 }
 
@@ -309,15 +310,25 @@ async fn drive(
     let mut next_ping = Instant::now() + cfg.ping_interval;
     let mut pong_deadline: Option<Instant> = None;
     let mut skip_binary = 0usize;
+    // Long-lived futures: one registration for the session's life, not one per packet.
+    let closed = session.closed.clone();
+    let shutdown = state.shutdown().clone();
+    let closed = closed.cancelled();
+    let shutting_down = shutdown.cancelled();
+    let sleep = tokio::time::sleep_until(connect_deadline.min(next_ping));
+    tokio::pin!(closed, shutting_down, sleep);
     let end = 'session: loop {
         let mut timer = pong_deadline.unwrap_or(next_ping);
         if !ever_connected {
             timer = timer.min(connect_deadline);
         }
+        if sleep.deadline() != timer {
+            sleep.as_mut().reset(timer);
+        }
         tokio::select! {
             biased;
-            _ = session.closed.cancelled() => break End::Closed,
-            _ = state.shutdown().cancelled() => break End::Shutdown,
+            _ = &mut closed => break End::Closed,
+            _ = &mut shutting_down => break End::Shutdown,
             batch = inbound.recv() => {
                 let Some(batch) = batch else { break End::Closed };
                 for packet in batch {
@@ -343,7 +354,9 @@ async fn drive(
                                     break 'session End::ParseError;
                                 }
                             };
-                            on_packet(&state, &session, &handshake_token, &mut ns, &mut skip_binary, p).await;
+                            // Boxed: the handling of a packet (dispatch into the engine) is a large
+                            // future that an idle session should not carry.
+                            Box::pin(on_packet(&state, &session, &handshake_token, &mut ns, &mut skip_binary, p)).await;
                             ever_connected |= ns.is_some();
                         }
                     }
@@ -353,10 +366,17 @@ async fn drive(
                 Some(env) => {
                     let text = packet::event_raw(env.name(), env.data_json());
                     session.push_paced(text, cfg.write_timeout).await;
+                    // What else is ready goes to the writer now, to leave in the same write.
+                    while let Some(env) = ns.as_mut().and_then(|ns| ns.events.try_recv()) {
+                        let text = packet::event_raw(env.name(), env.data_json());
+                        if !session.push_paced(text, cfg.write_timeout).await {
+                            break;
+                        }
+                    }
                 }
                 None => break End::EventsEnded,
             },
-            _ = tokio::time::sleep_until(timer) => {
+            _ = &mut sleep => {
                 let now = Instant::now();
                 if !ever_connected && now >= connect_deadline {
                     break End::ConnectTimeout;
@@ -377,7 +397,7 @@ async fn drive(
     session.close();
     state.socketio().remove(&session.sid);
     if let Some(ns) = ns.take() {
-        ns.conn.close().await;
+        Box::pin(ns.conn.close()).await;
     }
 }
 

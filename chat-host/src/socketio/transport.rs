@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError, WebSocketRead};
+use fastwebsockets::{Frame, OpCode, WebSocket, WebSocketError, WebSocketRead};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming as HttpBody;
 use hyper::header::{
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::packet::{self, eio, EioPacket, Handshake};
 use super::session::{self, Incoming, Session, Transport};
+use crate::frames::{FrameWriter, WriteError};
 use crate::response::Body;
 use crate::state::AppState;
 
@@ -290,7 +291,7 @@ fn websocket(
         }
     };
     let task_state = state.clone();
-    state.tasks().spawn(async move {
+    let f = async move {
         match fut.await {
             Ok(ws) => run(task_state, session, ws, probe).await,
             Err(e) => {
@@ -300,7 +301,8 @@ fn websocket(
                 }
             }
         }
-    });
+    };
+    state.tasks().spawn(f);
     resp.map(|_| Full::new(Bytes::new()))
 }
 
@@ -359,21 +361,18 @@ where
     }
 }
 
-type Writer = fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<Io>>;
+type Writer = FrameWriter<tokio::io::WriteHalf<Io>>;
 
 async fn write_text(wr: &mut Writer, text: &str, timeout: Duration) -> bool {
-    let frame = Frame::text(Payload::Owned(text.as_bytes().to_vec()));
-    matches!(
-        tokio::time::timeout(timeout, wr.write_frame(frame)).await,
-        Ok(Ok(()))
-    )
+    wr.text(text.as_bytes());
+    wr.flush(timeout).await.is_ok()
 }
 
 /// One WebSocket of a session: the upgrade probe (when `probe`) or the open packet, then the
 /// reader loop here and the writer task.
 async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: bool) {
     let cfg = state.config().clone();
-    let (mut rd, mut wr) = ws.split(tokio::io::split);
+    let (mut rd, mut wr) = crate::frames::split(ws);
     rd.set_max_message_size(cfg.sio_max_payload.max(1024));
     if probe {
         // No control frames are answered during the probe (nothing to answer them with yet).
@@ -430,14 +429,15 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
         _ = session.closed().cancelled() => return,
     };
     let (ctl_tx, ctl_rx) = mpsc::channel::<Frame<'static>>(8);
-    let writer = tokio::spawn(writer(
+    let f = writer(
         wr,
         rx,
         ctl_rx,
         session.clone(),
         state.shutdown().clone(),
         cfg.write_timeout,
-    ));
+    );
+    let writer = tokio::spawn(f);
     let mut send_obligated = |frame: Frame<'static>| {
         let tx = ctl_tx.clone();
         async move { tx.send(frame).await.map_err(|_| "socket writer is gone") }
@@ -479,7 +479,8 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
     }
 }
 
-/// The only task writing to a session's WebSocket once it carries the session.
+/// The only task writing to a session's WebSocket once it carries the session. Whatever is
+/// queued at once goes out in one write.
 async fn writer(
     mut wr: Writer,
     mut rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<String>>,
@@ -488,37 +489,57 @@ async fn writer(
     shutdown: CancellationToken,
     write_timeout: Duration,
 ) {
+    let closed = session.closed().clone();
+    let closed = closed.cancelled();
+    tokio::pin!(closed);
     loop {
-        let (frame, last) = tokio::select! {
+        let mut last = tokio::select! {
             biased;
             Some(f) = ctl.recv() => {
                 let is_close = f.opcode == OpCode::Close;
-                (f, is_close)
+                wr.push(f);
+                is_close
             }
-            _ = session.closed().cancelled() => {
+            _ = &mut closed => {
                 while let Ok(f) = ctl.try_recv() {
-                    let _ = tokio::time::timeout(write_timeout, wr.write_frame(f)).await;
+                    wr.push(f);
                 }
                 let code = if shutdown.is_cancelled() { 1001 } else { 1000 };
-                (Frame::close(code, b""), true)
+                wr.push(Frame::close(code, b""));
+                true
             }
             p = rx.recv() => match p {
-                Some(text) => (Frame::text(Payload::Owned(text.into_bytes())), false),
-                None => (Frame::close(1000, b""), true),
+                Some(text) => {
+                    wr.text(text.as_bytes());
+                    false
+                }
+                None => {
+                    wr.push(Frame::close(1000, b""));
+                    true
+                }
             },
         };
-        match tokio::time::timeout(write_timeout, wr.write_frame(frame)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "Socket.IO WebSocket write failed");
-                session.close();
-                return;
+        while !last && wr.has_room() {
+            if let Ok(f) = ctl.try_recv() {
+                last = f.opcode == OpCode::Close;
+                wr.push(f);
+            } else if let Ok(text) = rx.try_recv() {
+                wr.text(text.as_bytes());
+            } else {
+                break;
             }
-            Err(_) => {
-                tracing::info!("Socket.IO WebSocket write stalled, disconnecting");
-                session.close();
-                return;
+        }
+        if let Err(e) = wr.flush(write_timeout).await {
+            match e {
+                WriteError::Stalled => {
+                    tracing::info!("Socket.IO WebSocket write stalled, disconnecting")
+                }
+                WriteError::Io(e) => {
+                    tracing::debug!(error = %e, "Socket.IO WebSocket write failed")
+                }
             }
+            session.close();
+            return;
         }
         if last {
             session.close();
