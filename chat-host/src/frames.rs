@@ -12,6 +12,10 @@ use std::time::Duration;
 use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket, WebSocketRead};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
+/// A control frame (pong, close) the reader asks the writer to send. Boxed because a channel
+/// preallocates its slots for every socket and these frames are rare.
+pub(crate) type Control = Box<Frame<'static>>;
+
 /// A writer stops adding frames to a batch once it holds this many bytes.
 pub(crate) const BATCH_BYTES: usize = 64 * 1024;
 

@@ -134,7 +134,7 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
     tracing::debug!(user = %actor.id, conn = conn.id(), "socket open");
     let stop = CancellationToken::new();
     let (out_tx, out_rx) = mpsc::channel::<Out>(cfg.send_queue);
-    let (ctl_tx, ctl_rx) = mpsc::channel::<Frame<'static>>(8);
+    let (ctl_tx, ctl_rx) = mpsc::channel::<crate::frames::Control>(8);
     let activity = Activity::new();
     let writer = tokio::spawn(writer(
         wr,
@@ -149,7 +149,11 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
 
     let mut send_obligated = |frame: Frame<'static>| {
         let tx = ctl_tx.clone();
-        async move { tx.send(frame).await.map_err(|_| "socket writer is gone") }
+        async move {
+            tx.send(Box::new(frame))
+                .await
+                .map_err(|_| "socket writer is gone")
+        }
     };
     let mut partial: Option<(OpCode, Vec<u8>)> = None;
     loop {
@@ -160,7 +164,7 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
         let frame = match read {
             Ok(f) => f,
             Err(WebSocketError::FrameTooLarge) => {
-                let _ = ctl_tx.try_send(Frame::close(close::TOO_BIG, b"frame too large"));
+                let _ = ctl_tx.try_send(Box::new(Frame::close(close::TOO_BIG, b"frame too large")));
                 break;
             }
             Err(e) => {
@@ -180,12 +184,15 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
             }
             OpCode::Continuation => {
                 let Some((_, buf)) = partial.as_mut() else {
-                    let _ =
-                        ctl_tx.try_send(Frame::close(close::POLICY, b"unexpected continuation"));
+                    let _ = ctl_tx.try_send(Box::new(Frame::close(
+                        close::POLICY,
+                        b"unexpected continuation",
+                    )));
                     break;
                 };
                 if buf.len() + frame.payload.len() > cfg.max_frame_bytes {
-                    let _ = ctl_tx.try_send(Frame::close(close::TOO_BIG, b"message too large"));
+                    let _ = ctl_tx
+                        .try_send(Box::new(Frame::close(close::TOO_BIG, b"message too large")));
                     break;
                 }
                 buf.extend_from_slice(&frame.payload);
@@ -285,7 +292,7 @@ async fn writer(
     mut wr: Writer,
     mut events: Events,
     mut out: mpsc::Receiver<Out>,
-    mut ctl: mpsc::Receiver<Frame<'static>>,
+    mut ctl: mpsc::Receiver<crate::frames::Control>,
     stop: CancellationToken,
     shutdown: CancellationToken,
     activity: Activity,
@@ -304,12 +311,12 @@ async fn writer(
             biased;
             Some(f) = ctl.recv() => {
                 let last = f.opcode == OpCode::Close;
-                wr.push(f);
+                wr.push(*f);
                 if last { Turn::Last } else { Turn::Write }
             }
             _ = &mut stopped => {
                 while let Ok(f) = ctl.try_recv() {
-                    wr.push(f);
+                    wr.push(*f);
                 }
                 let _ = wr.flush(cfg.write_timeout).await;
                 return;
@@ -359,7 +366,7 @@ async fn writer(
             while wr.has_room() {
                 if let Ok(f) = ctl.try_recv() {
                     let last = f.opcode == OpCode::Close;
-                    wr.push(f);
+                    wr.push(*f);
                     if last {
                         turn = Turn::Last;
                         break;

@@ -379,7 +379,9 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
         rd.set_auto_close(false);
         rd.set_auto_pong(false);
         let mut ignore = |_| async { Ok::<(), std::convert::Infallible>(()) };
-        let upgraded = tokio::time::timeout(UPGRADE_TIMEOUT, async {
+        // Boxed: the probe exchange happens once; the reader loop that follows should not carry
+        // its state for the socket's life.
+        let upgraded = Box::pin(tokio::time::timeout(UPGRADE_TIMEOUT, async {
             let first = read_message(&mut rd, &mut ignore, cfg.sio_max_payload).await;
             if !matches!(&first, Ok(Msg::Text(t)) if t == "2probe") {
                 return false;
@@ -400,7 +402,7 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
                     _ => return false,
                 }
             }
-        });
+        }));
         let ok = tokio::select! {
             r = upgraded => r.unwrap_or(false),
             _ = session.closed().cancelled() => false,
@@ -428,7 +430,7 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
         rx = queue.lock_owned() => rx,
         _ = session.closed().cancelled() => return,
     };
-    let (ctl_tx, ctl_rx) = mpsc::channel::<Frame<'static>>(8);
+    let (ctl_tx, ctl_rx) = mpsc::channel::<crate::frames::Control>(8);
     let f = writer(
         wr,
         rx,
@@ -440,7 +442,11 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
     let writer = tokio::spawn(f);
     let mut send_obligated = |frame: Frame<'static>| {
         let tx = ctl_tx.clone();
-        async move { tx.send(frame).await.map_err(|_| "socket writer is gone") }
+        async move {
+            tx.send(Box::new(frame))
+                .await
+                .map_err(|_| "socket writer is gone")
+        }
     };
     loop {
         let msg = tokio::select! {
@@ -459,7 +465,7 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
             Ok(Msg::Close) => break,
             Err(e) => {
                 if matches!(e, WebSocketError::FrameTooLarge) {
-                    let _ = ctl_tx.try_send(Frame::close(1009, b"message too large"));
+                    let _ = ctl_tx.try_send(Box::new(Frame::close(1009, b"message too large")));
                 }
                 tracing::debug!(sid = %session.sid(), error = %e, "Socket.IO WebSocket read ended");
                 break;
@@ -484,7 +490,7 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
 async fn writer(
     mut wr: Writer,
     mut rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<String>>,
-    mut ctl: mpsc::Receiver<Frame<'static>>,
+    mut ctl: mpsc::Receiver<crate::frames::Control>,
     session: Arc<Session>,
     shutdown: CancellationToken,
     write_timeout: Duration,
@@ -497,12 +503,12 @@ async fn writer(
             biased;
             Some(f) = ctl.recv() => {
                 let is_close = f.opcode == OpCode::Close;
-                wr.push(f);
+                wr.push(*f);
                 is_close
             }
             _ = &mut closed => {
                 while let Ok(f) = ctl.try_recv() {
-                    wr.push(f);
+                    wr.push(*f);
                 }
                 let code = if shutdown.is_cancelled() { 1001 } else { 1000 };
                 wr.push(Frame::close(code, b""));
@@ -522,7 +528,7 @@ async fn writer(
         while !last && wr.has_room() {
             if let Ok(f) = ctl.try_recv() {
                 last = f.opcode == OpCode::Close;
-                wr.push(f);
+                wr.push(*f);
             } else if let Ok(text) = rx.try_recv() {
                 wr.text(text.as_bytes());
             } else {
