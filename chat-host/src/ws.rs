@@ -210,7 +210,9 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
                 "binary frames are not supported".into(),
             )))
         } else {
-            handle_text(&conn, &payload).await
+            // Boxed: handling an event (a call into the engine) is a large future that an idle
+            // socket's task should not carry.
+            Box::pin(handle_text(&conn, &payload)).await
         };
         if let Some(text) = reply {
             let queued = tokio::select! {
@@ -224,7 +226,7 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
         }
     }
     stop.cancel();
-    conn.close().await;
+    Box::pin(conn.close()).await;
     let mut writer = writer;
     let grace = cfg.write_timeout.min(Duration::from_secs(2));
     if tokio::time::timeout(grace, &mut writer).await.is_err() {
