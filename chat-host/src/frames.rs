@@ -16,6 +16,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 /// preallocates its slots for every socket and these frames are rare.
 pub(crate) type Control = Box<Frame<'static>>;
 
+/// The longest frame head: 2 bytes, an 8-byte extended length and a 4-byte mask.
+const MAX_HEAD: usize = 14;
+
 /// A writer stops adding frames to a batch once it holds this many bytes.
 pub(crate) const BATCH_BYTES: usize = 64 * 1024;
 
@@ -53,16 +56,18 @@ impl std::fmt::Display for WriteError {
 pub(crate) struct FrameWriter<W> {
     io: W,
     batch: Vec<u8>,
-    scratch: Vec<u8>,
     closed: bool,
 }
+
+/// A flushed batch buffer larger than this is released rather than kept: most sockets are idle
+/// most of the time, and one burst (an `online-users` list, a replay) should not stay resident.
+const KEEP_BYTES: usize = 512;
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub(crate) fn new(io: W) -> Self {
         FrameWriter {
             io,
             batch: Vec::new(),
-            scratch: Vec::new(),
             closed: false,
         }
     }
@@ -78,8 +83,10 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
             return;
         }
         self.closed = frame.opcode == OpCode::Close;
-        let encoded = frame.write(&mut self.scratch);
-        self.batch.extend_from_slice(encoded);
+        let mut head = [0u8; MAX_HEAD];
+        let n = frame.fmt_head(&mut head);
+        self.batch.extend_from_slice(&head[..n]);
+        self.batch.extend_from_slice(&frame.payload);
     }
 
     /// Bytes waiting in the batch.
@@ -100,12 +107,8 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         }
         let written = tokio::time::timeout(timeout, self.io.write_all(&self.batch)).await;
         self.batch.clear();
-        // An idle socket should not keep a burst's buffers.
-        if self.batch.capacity() > BATCH_BYTES {
+        if self.batch.capacity() > KEEP_BYTES {
             self.batch = Vec::new();
-        }
-        if self.scratch.capacity() > BATCH_BYTES {
-            self.scratch = Vec::new();
         }
         match written {
             Ok(Ok(())) => Ok(()),

@@ -85,9 +85,11 @@ pub fn upgrade(state: AppState, mut req: Request<Incoming>) -> Response<Body> {
     resp.map(|_| Full::new(Bytes::new()))
 }
 
-/// What the reader asks the writer to send.
+/// What the reader asks the writer to send: an ack or `error` event, or a control frame it owes
+/// the client (pong, close). One queue for both keeps an idle socket small.
 enum Out {
     Text(String),
+    Control(crate::frames::Control),
 }
 
 /// When the client last sent anything, in milliseconds since `base`.
@@ -116,7 +118,7 @@ impl Activity {
 type Io = TokioIo<Upgraded>;
 
 async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot) {
-    let cfg = state.config().clone();
+    let cfg = state.config();
     let engine = state.engine().clone();
     let (mut rd, mut wr) = crate::frames::split(ws);
     rd.set_max_message_size(cfg.max_frame_bytes);
@@ -134,23 +136,25 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
     tracing::debug!(user = %actor.id, conn = conn.id(), "socket open");
     let stop = CancellationToken::new();
     let (out_tx, out_rx) = mpsc::channel::<Out>(cfg.send_queue);
-    let (ctl_tx, ctl_rx) = mpsc::channel::<crate::frames::Control>(8);
     let activity = Activity::new();
     let writer = tokio::spawn(writer(
         wr,
         events,
         out_rx,
-        ctl_rx,
         stop.clone(),
         state.shutdown().clone(),
         activity.clone(),
-        cfg.clone(),
+        Clocks {
+            ping_interval: cfg.ping_interval,
+            idle_timeout: cfg.idle_timeout,
+            write_timeout: cfg.write_timeout,
+        },
     ));
 
     let mut send_obligated = |frame: Frame<'static>| {
-        let tx = ctl_tx.clone();
+        let tx = out_tx.clone();
         async move {
-            tx.send(Box::new(frame))
+            tx.send(Out::Control(Box::new(frame)))
                 .await
                 .map_err(|_| "socket writer is gone")
         }
@@ -164,7 +168,10 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
         let frame = match read {
             Ok(f) => f,
             Err(WebSocketError::FrameTooLarge) => {
-                let _ = ctl_tx.try_send(Box::new(Frame::close(close::TOO_BIG, b"frame too large")));
+                let _ = out_tx.try_send(Out::Control(Box::new(Frame::close(
+                    close::TOO_BIG,
+                    b"frame too large",
+                ))));
                 break;
             }
             Err(e) => {
@@ -184,15 +191,17 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
             }
             OpCode::Continuation => {
                 let Some((_, buf)) = partial.as_mut() else {
-                    let _ = ctl_tx.try_send(Box::new(Frame::close(
+                    let _ = out_tx.try_send(Out::Control(Box::new(Frame::close(
                         close::POLICY,
                         b"unexpected continuation",
-                    )));
+                    ))));
                     break;
                 };
                 if buf.len() + frame.payload.len() > cfg.max_frame_bytes {
-                    let _ = ctl_tx
-                        .try_send(Box::new(Frame::close(close::TOO_BIG, b"message too large")));
+                    let _ = out_tx.try_send(Out::Control(Box::new(Frame::close(
+                        close::TOO_BIG,
+                        b"message too large",
+                    ))));
                     break;
                 }
                 buf.extend_from_slice(&frame.payload);
@@ -288,17 +297,43 @@ enum Turn {
     Idle,
 }
 
+/// The writer's settings (copied: a socket's task should not hold a copy of the whole config).
+#[derive(Clone, Copy)]
+struct Clocks {
+    ping_interval: Duration,
+    idle_timeout: Duration,
+    write_timeout: Duration,
+}
+
+/// Adds what the reader queued to the batch.
+fn add(wr: &mut Writer, msg: Out) -> Turn {
+    match msg {
+        Out::Text(s) => {
+            wr.text(s.as_bytes());
+            Turn::Write
+        }
+        Out::Control(f) => {
+            let last = f.opcode == OpCode::Close;
+            wr.push(*f);
+            if last {
+                Turn::Last
+            } else {
+                Turn::Write
+            }
+        }
+    }
+}
+
 /// The only task writing to the socket.
 #[allow(clippy::too_many_arguments)]
 async fn writer(
     mut wr: Writer,
     mut events: Events,
     mut out: mpsc::Receiver<Out>,
-    mut ctl: mpsc::Receiver<crate::frames::Control>,
     stop: CancellationToken,
     shutdown: CancellationToken,
     activity: Activity,
-    cfg: crate::config::Config,
+    cfg: Clocks,
 ) {
     let mut ping = tokio::time::interval_at(Instant::now() + cfg.ping_interval, cfg.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -311,14 +346,12 @@ async fn writer(
     loop {
         let mut turn = tokio::select! {
             biased;
-            Some(f) = ctl.recv() => {
-                let last = f.opcode == OpCode::Close;
-                wr.push(*f);
-                if last { Turn::Last } else { Turn::Write }
-            }
             _ = &mut stopped => {
-                while let Ok(f) = ctl.try_recv() {
-                    wr.push(*f);
+                // A close frame the reader queued just before stopping goes out.
+                while let Ok(msg) = out.try_recv() {
+                    if let Out::Control(f) = msg {
+                        wr.push(*f);
+                    }
                 }
                 let _ = wr.flush(cfg.write_timeout).await;
                 return;
@@ -328,10 +361,7 @@ async fn writer(
                 Turn::Last
             }
             msg = out.recv() => match msg {
-                Some(Out::Text(s)) => {
-                    wr.text(s.as_bytes());
-                    Turn::Write
-                }
+                Some(msg) => add(&mut wr, msg),
                 None => {
                     wr.push(Frame::close(close::NORMAL, b""));
                     Turn::Last
@@ -366,15 +396,11 @@ async fn writer(
         if matches!(turn, Turn::Write) {
             // Whatever else is ready goes out in the same write.
             while wr.has_room() {
-                if let Ok(f) = ctl.try_recv() {
-                    let last = f.opcode == OpCode::Close;
-                    wr.push(*f);
-                    if last {
-                        turn = Turn::Last;
+                if let Ok(msg) = out.try_recv() {
+                    turn = add(&mut wr, msg);
+                    if matches!(turn, Turn::Last) {
                         break;
                     }
-                } else if let Ok(Out::Text(s)) = out.try_recv() {
-                    wr.text(s.as_bytes());
                 } else if let Some(env) = events_open.then(|| events.try_recv()).flatten() {
                     wr.text(event_frame(&env).as_bytes());
                 } else {

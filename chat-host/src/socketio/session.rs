@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::packet::{self, eio, SioKind};
 use crate::dispatch::{dispatch, error_json};
+use crate::frames::Control;
 use crate::state::{AppState, SocketSlot};
 
 /// How long a session may stay without a namespace connection (like Socket.IO's `connectTimeout`).
@@ -77,11 +78,18 @@ impl Incoming {
     }
 }
 
+/// What a session sends: Engine.IO packets (on any transport), and on a WebSocket the control
+/// frames its reader owes the client (pong, close). One queue for both keeps an idle socket small.
+pub(crate) enum Outgoing {
+    Packet(String),
+    Control(Control),
+}
+
 /// One Engine.IO session.
 pub(crate) struct Session {
     sid: String,
-    out_tx: mpsc::Sender<String>,
-    out_rx: Arc<AsyncMutex<mpsc::Receiver<String>>>,
+    out_tx: mpsc::Sender<Outgoing>,
+    out_rx: Arc<AsyncMutex<mpsc::Receiver<Outgoing>>>,
     inbound: mpsc::Sender<Vec<Incoming>>,
     transport: parking_lot::Mutex<Transport>,
     kick: Notify,
@@ -122,7 +130,7 @@ impl Session {
     }
 
     /// The outgoing queue's receiver (held by a long-poll, or by the WebSocket writer).
-    pub(crate) fn outgoing(&self) -> Arc<AsyncMutex<mpsc::Receiver<String>>> {
+    pub(crate) fn outgoing(&self) -> Arc<AsyncMutex<mpsc::Receiver<Outgoing>>> {
         self.out_rx.clone()
     }
 
@@ -140,7 +148,7 @@ impl Session {
     /// Queues a packet for the client; false when the queue is full (the session is then closed)
     /// or the session is gone.
     fn push(&self, text: String) -> bool {
-        match self.out_tx.try_send(text) {
+        match self.out_tx.try_send(Outgoing::Packet(text)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::info!(sid = %self.sid, "Socket.IO queue full, disconnecting a slow client");
@@ -156,7 +164,7 @@ impl Session {
     /// disconnected. The room never waits: the engine's stream behind this one is bounded and
     /// catches up from the store.
     async fn push_paced(&self, text: String, timeout: Duration) -> bool {
-        let text = match self.out_tx.try_send(text) {
+        let text = match self.out_tx.try_send(Outgoing::Packet(text)) {
             Ok(()) => return true,
             Err(mpsc::error::TrySendError::Closed(_)) => return false,
             Err(mpsc::error::TrySendError::Full(text)) => text,
@@ -170,6 +178,17 @@ impl Session {
                 false
             }
         }
+    }
+
+    /// Queues a control frame for the WebSocket writer, waiting for room; false when the
+    /// session is gone.
+    pub(crate) async fn control(&self, frame: Control) -> bool {
+        self.out_tx.send(Outgoing::Control(frame)).await.is_ok()
+    }
+
+    /// Queues a control frame if there is room.
+    pub(crate) fn try_control(&self, frame: Control) {
+        let _ = self.out_tx.try_send(Outgoing::Control(frame));
     }
 
     /// Makes the sid unknown to new requests (the client said it is closing).
@@ -303,7 +322,7 @@ async fn drive(
     mut inbound: mpsc::Receiver<Vec<Incoming>>,
     handshake_token: Option<String>,
 ) {
-    let cfg = state.config().clone();
+    let cfg = state.config();
     let mut ns: Option<Namespace> = None;
     let mut ever_connected = false;
     let connect_deadline = Instant::now() + CONNECT_TIMEOUT;

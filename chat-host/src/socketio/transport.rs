@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::packet::{self, eio, EioPacket, Handshake};
-use super::session::{self, Incoming, Session, Transport};
+use super::session::{self, Incoming, Outgoing, Session, Transport};
 use crate::frames::{FrameWriter, WriteError};
 use crate::response::Body;
 use crate::state::AppState;
@@ -182,28 +182,36 @@ async fn poll(state: &AppState, session: &Arc<Session>) -> Response<Body> {
     };
     let budget = state.config().sio_max_payload.max(1024);
     let mut packets: Vec<String> = Vec::new();
-    tokio::select! {
-        biased;
-        first = rx.recv() => match first {
-            Some(p) => packets.push(p),
-            None => packets.push(eio::CLOSE.into()),
-        },
-        _ = session.closed().cancelled() => {
-            while let Ok(p) = rx.try_recv() {
-                packets.push(p);
+    // Control frames only exist on a WebSocket; a long-poll never sees one.
+    loop {
+        tokio::select! {
+            biased;
+            first = rx.recv() => match first {
+                Some(Outgoing::Packet(p)) => packets.push(p),
+                Some(Outgoing::Control(_)) => continue,
+                None => packets.push(eio::CLOSE.into()),
+            },
+            _ = session.closed().cancelled() => {
+                while let Ok(p) = rx.try_recv() {
+                    if let Outgoing::Packet(p) = p {
+                        packets.push(p);
+                    }
+                }
+                packets.push(eio::CLOSE.into());
+                return text(packet::encode_payload(&packets));
             }
-            packets.push(eio::CLOSE.into());
-            return text(packet::encode_payload(&packets));
+            _ = &mut kicked => return text(eio::NOOP.into()),
         }
-        _ = &mut kicked => return text(eio::NOOP.into()),
+        break;
     }
     let mut size = packets[0].len();
     while size < budget {
         match rx.try_recv() {
-            Ok(p) => {
+            Ok(Outgoing::Packet(p)) => {
                 size += p.len() + 1;
                 packets.push(p);
             }
+            Ok(Outgoing::Control(_)) => {}
             Err(_) => break,
         }
     }
@@ -371,7 +379,7 @@ async fn write_text(wr: &mut Writer, text: &str, timeout: Duration) -> bool {
 /// One WebSocket of a session: the upgrade probe (when `probe`) or the open packet, then the
 /// reader loop here and the writer task.
 async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: bool) {
-    let cfg = state.config().clone();
+    let cfg = state.config();
     let (mut rd, mut wr) = crate::frames::split(ws);
     rd.set_max_message_size(cfg.sio_max_payload.max(1024));
     if probe {
@@ -430,22 +438,22 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
         rx = queue.lock_owned() => rx,
         _ = session.closed().cancelled() => return,
     };
-    let (ctl_tx, ctl_rx) = mpsc::channel::<crate::frames::Control>(8);
     let f = writer(
         wr,
         rx,
-        ctl_rx,
         session.clone(),
         state.shutdown().clone(),
         cfg.write_timeout,
     );
     let writer = tokio::spawn(f);
     let mut send_obligated = |frame: Frame<'static>| {
-        let tx = ctl_tx.clone();
+        let session = session.clone();
         async move {
-            tx.send(Box::new(frame))
-                .await
-                .map_err(|_| "socket writer is gone")
+            if session.control(Box::new(frame)).await {
+                Ok(())
+            } else {
+                Err("socket writer is gone")
+            }
         }
     };
     loop {
@@ -465,7 +473,7 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
             Ok(Msg::Close) => break,
             Err(e) => {
                 if matches!(e, WebSocketError::FrameTooLarge) {
-                    let _ = ctl_tx.try_send(Box::new(Frame::close(1009, b"message too large")));
+                    session.try_control(Box::new(Frame::close(1009, b"message too large")));
                 }
                 tracing::debug!(sid = %session.sid(), error = %e, "Socket.IO WebSocket read ended");
                 break;
@@ -489,8 +497,7 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
 /// queued at once goes out in one write.
 async fn writer(
     mut wr: Writer,
-    mut rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<String>>,
-    mut ctl: mpsc::Receiver<crate::frames::Control>,
+    mut rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<Outgoing>>,
     session: Arc<Session>,
     shutdown: CancellationToken,
     write_timeout: Duration,
@@ -498,27 +505,36 @@ async fn writer(
     let closed = session.closed().clone();
     let closed = closed.cancelled();
     tokio::pin!(closed);
-    loop {
-        let mut last = tokio::select! {
-            biased;
-            Some(f) = ctl.recv() => {
+    // Adds one queued item to the batch; true when it was a close frame.
+    fn add(wr: &mut Writer, out: Outgoing) -> bool {
+        match out {
+            Outgoing::Packet(text) => {
+                wr.text(text.as_bytes());
+                false
+            }
+            Outgoing::Control(f) => {
                 let is_close = f.opcode == OpCode::Close;
                 wr.push(*f);
                 is_close
             }
+        }
+    }
+    loop {
+        let mut last = tokio::select! {
+            biased;
             _ = &mut closed => {
-                while let Ok(f) = ctl.try_recv() {
-                    wr.push(*f);
+                // A close frame the reader queued just before closing goes first.
+                while let Ok(out) = rx.try_recv() {
+                    if let Outgoing::Control(f) = out {
+                        wr.push(*f);
+                    }
                 }
                 let code = if shutdown.is_cancelled() { 1001 } else { 1000 };
                 wr.push(Frame::close(code, b""));
                 true
             }
-            p = rx.recv() => match p {
-                Some(text) => {
-                    wr.text(text.as_bytes());
-                    false
-                }
+            out = rx.recv() => match out {
+                Some(out) => add(&mut wr, out),
                 None => {
                     wr.push(Frame::close(1000, b""));
                     true
@@ -526,13 +542,9 @@ async fn writer(
             },
         };
         while !last && wr.has_room() {
-            if let Ok(f) = ctl.try_recv() {
-                last = f.opcode == OpCode::Close;
-                wr.push(*f);
-            } else if let Ok(text) = rx.try_recv() {
-                wr.text(text.as_bytes());
-            } else {
-                break;
+            match rx.try_recv() {
+                Ok(out) => last = add(&mut wr, out),
+                Err(_) => break,
             }
         }
         if let Err(e) = wr.flush(write_timeout).await {

@@ -356,6 +356,7 @@ impl Ws {
                         serde_json::from_slice(&frame.payload).expect("server sends JSON")
                     }
                     OpCode::Ping => json!({"__ping": true}),
+                    OpCode::Pong => json!({"__pong": String::from_utf8_lossy(&frame.payload)}),
                     OpCode::Close => {
                         let code = if frame.payload.len() >= 2 {
                             u16::from_be_bytes([frame.payload[0], frame.payload[1]])

@@ -209,6 +209,30 @@ async fn websocket_from_the_start() {
 }
 
 #[tokio::test]
+async fn websocket_pings_are_answered_and_closes_echoed() {
+    let w = World::start().await;
+    let mut ws = ws_open(&w, "/socket.io/?EIO=4&transport=websocket").await;
+    assert!(ws_recv(&mut ws).await.starts_with('0'));
+    ws.write_frame(Frame::new(
+        true,
+        OpCode::Ping,
+        None,
+        Payload::Owned(b"hi".to_vec()),
+    ))
+    .await
+    .unwrap();
+    let pong = tokio::time::timeout(WAIT, ws.read_frame())
+        .await
+        .expect("a pong in time")
+        .unwrap();
+    assert_eq!(pong.opcode, OpCode::Pong);
+    assert_eq!(&pong.payload[..], b"hi");
+    ws.write_frame(Frame::close(1000, b"")).await.unwrap();
+    assert_eq!(ws_recv(&mut ws).await, "<close>");
+    w.server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn upgrade_from_polling_keeps_queued_packets() {
     let w = World::start().await;
     let (p, _) = Poller::open(w.addr).await;

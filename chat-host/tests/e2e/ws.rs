@@ -385,6 +385,30 @@ async fn heartbeats_keep_live_sockets_and_close_silent_ones() {
 }
 
 #[tokio::test]
+async fn client_pings_are_answered_and_closes_echoed() {
+    let w = World::start().await;
+    let mut ada = w.joined(&w.u1).await;
+    // Pongs and acks share the writer's queue: both come back, in order.
+    ada.send_frame(Frame::new(
+        true,
+        OpCode::Ping,
+        None,
+        Payload::Owned(b"are you there".to_vec()),
+    ));
+    let id = ada.emit("typing", json!({"courseId": COURSE, "isTyping": true}));
+    let pong = loop {
+        let frame = ada.next(WAIT).await.expect("a pong in time");
+        if frame.get("__pong").is_some() {
+            break frame;
+        }
+    };
+    assert_eq!(pong, json!({"__pong": "are you there"}));
+    assert_eq!(ada.ack(id).await["ok"], true);
+    ada.send_frame(Frame::close(1000, b"bye"));
+    assert_eq!(ada.closed(WAIT).await, Some(1000));
+}
+
+#[tokio::test]
 async fn oversized_frames_close_with_1009() {
     let mut c = config();
     c.max_frame_bytes = 4096;
