@@ -296,9 +296,12 @@ impl<B: KvBackend> Store for KvStore<B> {
                     kind: ChangeKind::New,
                     message,
                 };
+                // What points to a value is written after it: a backend may apply a batch's
+                // ops one by one (see `wal::apply_to_sled`), and a reader must never follow the
+                // timeline or the id to an entry not there yet.
                 let mut batch = vec![
-                    (key(b'm', &[id]), Some(enc(&meta)?)),
                     (key(b'l', &[c, &num(seq)]), Some(enc(&change)?)),
+                    (key(b'm', &[id]), Some(enc(&meta)?)),
                     (key(b's', &[c, &num(seq)]), Some(num(position).to_vec())),
                     (key(b't', &[c, &num(position)]), Some(id.to_vec())),
                     (key(b'h', &[c]), Some(enc(&next)?)),

@@ -142,16 +142,8 @@ impl KvBackend for SledKv {
     }
 
     fn apply(&self, batch: Vec<BatchOp>) -> Result<()> {
-        self.wal.append(batch, |ops| {
-            let mut b = sled::Batch::default();
-            for (k, v) in ops {
-                match v {
-                    Some(v) => b.insert(k.as_slice(), v.as_slice()),
-                    None => b.remove(k.as_slice()),
-                }
-            }
-            Ok(self.db.apply_batch(b)?)
-        })
+        self.wal
+            .append(batch, |ops| super::wal::apply_to_sled(&self.db, ops))
     }
 
     async fn sync(&self) -> Result<()> {

@@ -2,7 +2,8 @@
 //!
 //! Why: sled 0.34's `flush` blocks every writer while it runs, so making each acknowledged write
 //! durable with `flush` serializes all writers behind the disk. Instead, each atomic batch is
-//! applied to sled (in memory) and appended, in the same order, to this log; one thread writes
+//! applied to sled (in memory, with plain inserts made atomic by an intent record: see
+//! [`apply_to_sled`]) and appended, in the same order, to this log; one thread writes
 //! what accumulated and calls `fdatasync` for every writer that arrived meanwhile (group commit).
 //! Every second, a checkpoint rotates to a new segment, flushes sled once, and deletes the old
 //! segment. On open, the segments still present are replayed into sled (batches are whole-value
@@ -36,6 +37,8 @@ const CHECKPOINT_FILE: &str = "checkpoint";
 /// replay skips the records sled already holds: replaying an older record over newer state would
 /// roll some keys back (a course's last seq, a message's change list) and not others.
 const RECORD_KEY: &[u8] = b"\xffwal-record";
+/// sled key of the record being applied (see [`apply_to_sled`]).
+const INTENT_KEY: &[u8] = b"\xffwal-intent";
 const MAX_RECORD: usize = 256 * 1024 * 1024;
 
 /// The log. [`Wal::append`] runs the apply callback and logs the batch atomically;
@@ -151,6 +154,67 @@ fn decode(mut payload: &[u8]) -> Option<Vec<BatchOp>> {
     Some(ops)
 }
 
+/// The record number a record's ops carry (its [`RECORD_KEY`] put).
+fn record_of(ops: &[BatchOp]) -> Option<u64> {
+    ops.iter()
+        .find(|(k, _)| k.as_slice() == RECORD_KEY)
+        .and_then(|(_, v)| v.as_deref())
+        .and_then(|v| v.try_into().ok())
+        .map(u64::from_be_bytes)
+}
+
+/// Applies one record's ops to sled, atomically across a crash.
+///
+/// Why not `sled::Batch`: sled 0.34 seals its I/O buffer and wakes its whole I/O thread pool on
+/// every batch, which measured 3.3x the CPU of the same writes as plain inserts (172 vs 52 µs per
+/// send-sized record). Plain inserts are made atomic the way a log makes anything atomic: the
+/// whole record is put first under [`INTENT_KEY`], then its ops in order, its [`RECORD_KEY`] put
+/// last. Records are applied one at a time (under the log's lock), and what sled recovers after
+/// a crash is a prefix of what was applied, so a record whose ops are partly in sled has its
+/// intent there too, and [`redo_intent`] completes it at open. Within the process, readers may
+/// see a record's ops land one by one; the store orders them so that what points to a value is
+/// written after it.
+pub(crate) fn apply_to_sled(db: &sled::Db, ops: &[BatchOp]) -> Result<()> {
+    let mut intent = Vec::new();
+    encode(ops, &mut intent);
+    db.insert(INTENT_KEY, intent)?;
+    for (k, v) in ops {
+        match v {
+            Some(v) => db.insert(k.as_slice(), v.as_slice())?,
+            None => db.remove(k.as_slice())?,
+        };
+    }
+    Ok(())
+}
+
+/// Completes a record whose application a crash interrupted (see [`apply_to_sled`]).
+fn redo_intent(db: &sled::Db) -> Result<()> {
+    let Some(intent) = db.get(INTENT_KEY)? else {
+        return Ok(());
+    };
+    let ops = decode_record(&intent)
+        .ok_or_else(|| Error::Corrupt("the store's pending write is damaged".into()))?;
+    let no = record_of(&ops)
+        .ok_or_else(|| Error::Corrupt("the store's pending write has no number".into()))?;
+    if no > record_no(db)? {
+        tracing::warn!(record = no, "completing a write a crash interrupted");
+        apply_to_sled(db, &ops)?;
+        db.flush()?;
+    }
+    Ok(())
+}
+
+/// Decodes one whole encoded record (header and payload).
+fn decode_record(bytes: &[u8]) -> Option<Vec<BatchOp>> {
+    let len = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
+    let crc = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
+    let payload = bytes.get(8..)?;
+    if payload.len() != len || crc32fast::hash(payload) != crc {
+        return None;
+    }
+    decode(payload)
+}
+
 /// Reads the records of a segment. `Err` with the offset of the first bad record.
 fn read_segment(path: &Path) -> Result<(Vec<Vec<BatchOp>>, Option<u64>)> {
     let mut bytes = Vec::new();
@@ -187,6 +251,7 @@ impl Wal {
         std::fs::create_dir_all(dir)?;
         let found = segments(dir)?;
         let last = found.last().map(|(n, _)| *n);
+        redo_intent(db)?;
         let mut record = record_no(db)?;
         let in_db = record;
         for (n, path) in &found {
@@ -201,13 +266,7 @@ impl Wal {
                 tracing::warn!(segment = %path.display(), offset, "dropping a torn record at the log's tail");
             }
             for ops in records {
-                let no = ops
-                    .iter()
-                    .find(|(k, _)| k.as_slice() == RECORD_KEY)
-                    .and_then(|(_, v)| v.as_deref())
-                    .and_then(|v| v.try_into().ok())
-                    .map(u64::from_be_bytes);
-                if let Some(no) = no {
+                if let Some(no) = record_of(&ops) {
                     if no <= in_db {
                         continue; // sled already holds it, and possibly newer values
                     }
@@ -522,6 +581,58 @@ mod tests {
         })
         .unwrap();
         wal.stop();
+    }
+
+    #[test]
+    fn a_record_interrupted_half_applied_is_completed_at_open() {
+        // The crash came after the intent and one op of record 5 reached sled, before the rest
+        // and its number: opening completes record 5, and only record 5.
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .open()
+            .unwrap();
+        db.insert(RECORD_KEY, &4u64.to_be_bytes()).unwrap();
+        db.insert(b"a", b"old").unwrap();
+        db.insert(b"gone", b"x").unwrap();
+        let record: Vec<BatchOp> = vec![
+            (b"a".to_vec(), Some(b"new".to_vec())),
+            (b"b".to_vec(), Some(b"also new".to_vec())),
+            (b"gone".to_vec(), None),
+            (RECORD_KEY.to_vec(), Some(5u64.to_be_bytes().to_vec())),
+        ];
+        let mut intent = Vec::new();
+        encode(&record, &mut intent);
+        db.insert(INTENT_KEY, intent).unwrap();
+        db.insert(b"a", b"new").unwrap();
+        let mut wal = Wal::open(&dir.path().join("wal"), &db).unwrap();
+        assert_eq!(db.get(b"b").unwrap().unwrap().as_ref(), b"also new");
+        assert_eq!(db.get(b"gone").unwrap(), None);
+        assert_eq!(record_no(&db).unwrap(), 5);
+        // A completed record is not applied again over newer values.
+        db.insert(b"b", b"newer").unwrap();
+        wal.stop();
+        drop(wal);
+        let mut wal = Wal::open(&dir.path().join("wal"), &db).unwrap();
+        assert_eq!(db.get(b"b").unwrap().unwrap().as_ref(), b"newer");
+        // The next record applies in order and leaves its own intent.
+        wal.append(vec![(b"c".to_vec(), Some(b"1".to_vec()))], |ops| {
+            apply_to_sled(&db, ops)
+        })
+        .unwrap();
+        assert_eq!(record_no(&db).unwrap(), 6);
+        assert_eq!(
+            record_of(&decode_record(&db.get(INTENT_KEY).unwrap().unwrap()).unwrap()),
+            Some(6)
+        );
+        // A damaged intent is refused, not ignored.
+        wal.stop();
+        drop(wal);
+        db.insert(INTENT_KEY, b"garbage").unwrap();
+        assert!(matches!(
+            Wal::open(&dir.path().join("wal"), &db),
+            Err(Error::Corrupt(_))
+        ));
     }
 
     #[test]
