@@ -66,6 +66,10 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// How long shutdown waits for in-flight requests and sockets (default 10 s).
     pub shutdown_grace: Duration,
+    /// Page origins (`https://lms.example.edu`) whose browser requests to the REST routes and
+    /// `/socket.io/` get CORS headers; empty (the default) allows every origin. See
+    /// [`crate::cors`] for why that is safe with token authentication.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -87,6 +91,7 @@ impl Default for Config {
             sio_max_sessions: 10_000,
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -169,6 +174,29 @@ pub struct Cli {
     /// Seconds shutdown waits for in-flight work.
     #[arg(long, env = "CHAT_SHUTDOWN_GRACE", default_value_t = 10)]
     pub shutdown_grace: u64,
+    /// Comma-separated page origins allowed to call the API from a browser (CORS); empty or `*`
+    /// allows every origin (tokens, not cookies, authenticate).
+    #[arg(
+        long,
+        env = "CHAT_CORS_ORIGINS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub cors_origins: Vec<String>,
+}
+
+/// The listed origins, or an empty list (every origin) when the list names `*` or nothing.
+fn cors_list(given: &[String]) -> Vec<String> {
+    let list: Vec<String> = given
+        .iter()
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if list.iter().any(|o| o == "*") {
+        Vec::new()
+    } else {
+        list
+    }
 }
 
 impl Cli {
@@ -214,6 +242,31 @@ impl Cli {
             sio_max_sessions: self.sio_max_sessions.max(1),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            cors_origins: cors_list(&self.cors_origins),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Config {
+        let mut all = vec!["chat-host", "--jwt-secret", "s"];
+        all.extend_from_slice(args);
+        Cli::try_parse_from(all).unwrap().into_config().unwrap()
+    }
+
+    #[test]
+    fn cors_origins_default_to_every_origin() {
+        assert!(cli(&[]).cors_origins.is_empty());
+        assert!(cli(&["--cors-origins", "*"]).cors_origins.is_empty());
+        assert!(cli(&["--cors-origins", "https://a.example,*"])
+            .cors_origins
+            .is_empty());
+        assert_eq!(
+            cli(&["--cors-origins", "https://a.example/, https://b.example"]).cors_origins,
+            vec!["https://a.example", "https://b.example"]
+        );
     }
 }

@@ -10,6 +10,7 @@
 //! - [`state`]: what connections share (engine, token checker, limits, socket counts);
 //! - [`auth`]: bearer JWT to [`chat_core::Actor`];
 //! - [`rest`]: the HTTP routes; [`multipart`]: uploads; [`response`]: the JSON envelope;
+//!   `cors`: which browser pages may call them;
 //! - [`ws`]: the WebSocket transport; [`dispatch`]: client events to engine calls (shared by
 //!   every event transport);
 //! - [`socketio`]: Socket.IO v4 (Engine.IO long-polling and WebSocket) on `/socket.io/`;
@@ -19,6 +20,7 @@
 
 pub mod auth;
 pub mod config;
+pub(crate) mod cors;
 pub mod dispatch;
 pub mod error;
 pub(crate) mod frames;

@@ -39,13 +39,31 @@ type Answer = Result<Response<Body>, Fail>;
 
 /// Answers one request. Never fails and never panics outward.
 pub async fn handle(state: AppState, req: Request<Incoming>) -> Response<Body> {
-    match AssertUnwindSafe(route(state, req)).catch_unwind().await {
+    // Browser pages on other origins may call the REST routes ([`crate::cors`]); `/socket.io/`
+    // answers CORS itself and WebSockets have none.
+    let path = req.uri().path();
+    let cross_origin = path == "/healthz" || path == API || path.starts_with(&format!("{API}/"));
+    let allowed = &state.config().cors_origins;
+    if cross_origin && req.method() == Method::OPTIONS {
+        return crate::cors::preflight(req.headers(), allowed, "GET, POST, PUT, DELETE, OPTIONS");
+    }
+    let origin = cross_origin
+        .then(|| crate::cors::origin(req.headers(), allowed))
+        .flatten();
+    let mut resp = match AssertUnwindSafe(route(state.clone(), req))
+        .catch_unwind()
+        .await
+    {
         Ok(Ok(resp)) | Ok(Err(Fail(resp))) => resp,
         Err(_) => {
             tracing::error!("a request handler panicked");
             response::fail(ErrorCode::Internal, "internal error")
         }
+    };
+    if cross_origin {
+        crate::cors::allow(&mut resp, origin);
     }
+    resp
 }
 
 async fn route(state: AppState, req: Request<Incoming>) -> Answer {

@@ -13,11 +13,7 @@ use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, WebSocket, WebSocketError, WebSocketRead};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming as HttpBody;
-use hyper::header::{
-    HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS,
-    ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE,
-    ACCESS_CONTROL_REQUEST_HEADERS, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ORIGIN, VARY,
-};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::upgrade::Upgraded;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -35,43 +31,15 @@ const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Io = TokioIo<Upgraded>;
 
-/// Answers a request to `/socket.io/`.
+/// Answers a request to `/socket.io/` (CORS as the REST routes: [`crate::cors`]).
 pub async fn handle(state: AppState, req: Request<HttpBody>) -> Response<Body> {
-    let origin = req.headers().get(ORIGIN).cloned();
-    let mut resp = if req.method() == Method::OPTIONS {
-        preflight(&req)
-    } else {
-        route(state, req).await
-    };
-    if let Some(origin) = origin {
-        // Authentication is by explicit token (auth payload, header or query), never by an
-        // ambient cookie, so any page may use the API with a token it holds.
-        let h = resp.headers_mut();
-        h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-        h.insert(
-            ACCESS_CONTROL_ALLOW_CREDENTIALS,
-            HeaderValue::from_static("true"),
-        );
-        h.append(VARY, HeaderValue::from_static("Origin"));
+    let allowed = &state.config().cors_origins;
+    if req.method() == Method::OPTIONS {
+        return crate::cors::preflight(req.headers(), allowed, "GET, POST, OPTIONS");
     }
-    resp
-}
-
-fn preflight(req: &Request<HttpBody>) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::new()));
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    let h = resp.headers_mut();
-    h.insert(
-        ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST, OPTIONS"),
-    );
-    let allow = req
-        .headers()
-        .get(ACCESS_CONTROL_REQUEST_HEADERS)
-        .cloned()
-        .unwrap_or_else(|| HeaderValue::from_static("content-type, authorization"));
-    h.insert(ACCESS_CONTROL_ALLOW_HEADERS, allow);
-    h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
+    let origin = crate::cors::origin(req.headers(), allowed);
+    let mut resp = route(state.clone(), req).await;
+    crate::cors::allow(&mut resp, origin);
     resp
 }
 

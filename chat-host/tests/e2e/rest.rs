@@ -533,3 +533,85 @@ async fn uploads_are_sniffed_and_served_safely() {
     assert_eq!(w.delete(&w.u1, &del).await.status, 200);
     assert_eq!(w.get(&w.u1, &url).await.status, 404);
 }
+
+#[tokio::test]
+async fn browser_pages_on_other_origins_may_call_the_api() {
+    let w = World::start().await;
+    let page = "https://lms.example.edu";
+    let history = format!("/api/v1/chat/course/{COURSE}");
+    let pre = request_headers(
+        w.addr,
+        "OPTIONS",
+        "/api/v1/chat/send",
+        &[
+            ("origin", page),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "authorization, content-type",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(pre.status, 204);
+    assert_eq!(
+        pre.header("access-control-allow-origin").as_deref(),
+        Some(page)
+    );
+    assert_eq!(
+        pre.header("access-control-allow-methods").as_deref(),
+        Some("GET, POST, PUT, DELETE, OPTIONS")
+    );
+    assert_eq!(
+        pre.header("access-control-allow-headers").as_deref(),
+        Some("authorization, content-type")
+    );
+    let auth = format!("Bearer {}", w.u1);
+    let ok = request_headers(
+        w.addr,
+        "GET",
+        &history,
+        &[("origin", page), ("authorization", &auth)],
+    )
+    .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(
+        ok.header("access-control-allow-origin").as_deref(),
+        Some(page)
+    );
+    assert_eq!(ok.header("vary").as_deref(), Some("Origin"));
+    // Refusals carry the headers too, so the page can read the error envelope.
+    let refused = request_headers(w.addr, "GET", &history, &[("origin", page)]).await;
+    assert_eq!(refused.status, 401);
+    assert_eq!(
+        refused.header("access-control-allow-origin").as_deref(),
+        Some(page)
+    );
+    // Without an Origin (not a browser page), no CORS headers.
+    let plain = request_headers(w.addr, "GET", &history, &[("authorization", &auth)]).await;
+    assert!(plain.header("access-control-allow-origin").is_none());
+
+    // An operator can restrict the pages: others get no CORS headers, REST and Socket.IO alike.
+    let mut c = config();
+    c.cors_origins = vec![page.to_string()];
+    let w = World::with(c).await;
+    let evil = "https://evil.example";
+    for (method, path) in [
+        ("GET", "/healthz"),
+        ("OPTIONS", "/api/v1/chat/send"),
+        ("GET", "/socket.io/?EIO=4&transport=polling"),
+        ("OPTIONS", "/socket.io/?EIO=4&transport=polling"),
+    ] {
+        let r = request_headers(w.addr, method, path, &[("origin", evil)]).await;
+        assert!(
+            r.header("access-control-allow-origin").is_none(),
+            "{method} {path} allowed {evil}"
+        );
+        let r = request_headers(w.addr, method, path, &[("origin", page)]).await;
+        assert_eq!(
+            r.header("access-control-allow-origin").as_deref(),
+            Some(page),
+            "{method} {path}"
+        );
+    }
+}
