@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::mpsc;
 
 use crate::engine::Engine;
 use crate::error::Result;
@@ -29,7 +28,11 @@ const REPLAY_CHUNK: usize = 256;
 
 /// What a stream shares with the hubs feeding it.
 pub(crate) struct StreamShared {
-    pub(crate) tx: mpsc::Sender<Arc<Envelope>>,
+    /// Events delivered and not yet taken by the reader, at most `capacity`. A plain locked
+    /// queue rather than a channel: a room's publish pushes to every member's queue, and this
+    /// costs one uncontended lock and no allocation per delivery (and nothing while idle).
+    queue: Mutex<Queue>,
+    capacity: usize,
     state: Mutex<StreamState>,
     /// Whether `state` holds a replay job or a lag to handle (kept under the state's lock), so
     /// that a live event costs no look at it when there is none.
@@ -38,6 +41,21 @@ pub(crate) struct StreamShared {
     waker: AtomicWaker,
     woken: AtomicBool,
     closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Queue {
+    items: VecDeque<Arc<Envelope>>,
+    /// The reader ([`Events`]) is gone: hubs drop this subscriber.
+    reader_gone: bool,
+}
+
+/// Why [`StreamShared::try_push`] did not queue an event.
+pub(crate) enum PushError {
+    /// The queue holds `capacity` events: the subscriber is too slow.
+    Full,
+    /// Nobody reads this stream any more.
+    Gone,
 }
 
 #[derive(Default)]
@@ -51,17 +69,45 @@ struct StreamState {
 }
 
 impl StreamShared {
-    fn new(queue: usize) -> (Arc<Self>, mpsc::Receiver<Arc<Envelope>>) {
-        let (tx, rx) = mpsc::channel(queue.max(1));
-        let shared = StreamShared {
-            tx,
+    fn new(capacity: usize) -> Arc<Self> {
+        Arc::new(StreamShared {
+            queue: Mutex::new(Queue::default()),
+            capacity: capacity.max(1),
             state: Mutex::new(StreamState::default()),
             work: AtomicBool::new(false),
             waker: AtomicWaker::new(),
             woken: AtomicBool::new(false),
             closed: AtomicBool::new(false),
-        };
-        (Arc::new(shared), rx)
+        })
+    }
+
+    /// Queues an event for the reader, unless the queue is full or the reader gone.
+    pub(crate) fn try_push(&self, env: Arc<Envelope>) -> std::result::Result<(), PushError> {
+        let mut q = self.queue.lock();
+        if q.reader_gone {
+            return Err(PushError::Gone);
+        }
+        if q.items.len() >= self.capacity {
+            return Err(PushError::Full);
+        }
+        q.items.push_back(env);
+        drop(q);
+        self.waker.wake();
+        Ok(())
+    }
+
+    /// Moves every queued event to `into`; false when there was none.
+    fn take_all(&self, into: &mut VecDeque<Arc<Envelope>>) -> bool {
+        let mut q = self.queue.lock();
+        if q.items.is_empty() {
+            return false;
+        }
+        if into.is_empty() {
+            std::mem::swap(into, &mut q.items);
+        } else {
+            into.extend(q.items.drain(..));
+        }
+        true
     }
 
     /// Wakes the reader so it looks at `state` (or notices the stream closed).
@@ -120,7 +166,7 @@ impl StreamShared {
 
     /// Queues an event for this stream only (e.g. `online-users` to a joiner).
     pub(crate) fn push(&self, env: Arc<Envelope>) {
-        if self.tx.try_send(env).is_err() {
+        if self.try_push(env).is_err() {
             tracing::debug!("stream full, direct event dropped");
         }
     }
@@ -145,7 +191,7 @@ pub(crate) struct ConnInner {
 
 impl Connection {
     pub(crate) fn open(engine: Engine, actor: Actor, id: u64, presence: bool) -> (Self, Events) {
-        let (stream, rx) = StreamShared::new(engine.config().subscriber_queue);
+        let stream = StreamShared::new(engine.config().subscriber_queue);
         let inner = Arc::new(ConnInner {
             engine: engine.clone(),
             actor,
@@ -158,7 +204,7 @@ impl Connection {
         let events = Events {
             engine,
             stream,
-            rx,
+            incoming: VecDeque::new(),
             pending: VecDeque::new(),
             holdback: HashMap::new(),
             conn: Arc::downgrade(&inner),
@@ -244,6 +290,15 @@ impl std::fmt::Debug for Events {
     }
 }
 
+impl Drop for Events {
+    fn drop(&mut self) {
+        // Hubs drop a subscriber whose reader is gone at their next publish.
+        let mut q = self.stream.queue.lock();
+        q.reader_gone = true;
+        q.items.clear();
+    }
+}
+
 impl Drop for ConnInner {
     fn drop(&mut self) {
         if self.closed.swap(true, Ordering::SeqCst) {
@@ -280,7 +335,8 @@ pub(crate) struct Detached {
 pub struct Events {
     engine: Engine,
     stream: Arc<StreamShared>,
-    rx: mpsc::Receiver<Arc<Envelope>>,
+    /// Events taken from the shared queue, not yet routed.
+    incoming: VecDeque<Arc<Envelope>>,
     pending: VecDeque<Arc<Envelope>>,
     holdback: HashMap<String, Vec<Arc<Envelope>>>,
     conn: std::sync::Weak<ConnInner>,
@@ -334,30 +390,24 @@ impl Events {
                 }
                 continue;
             }
-            let stream = &self.stream;
-            let rx = &mut self.rx;
-            // Either an event, or a wake-up to look at the state again.
-            let next = std::future::poll_fn(|cx| {
-                if stream.woken.swap(false, Ordering::AcqRel) {
-                    return Poll::Ready(None);
-                }
-                match rx.poll_recv(cx) {
-                    Poll::Ready(env) => Poll::Ready(Some(env)),
-                    Poll::Pending => {
-                        stream.waker.register(cx.waker());
-                        if stream.woken.swap(false, Ordering::AcqRel) {
-                            Poll::Ready(None)
-                        } else {
-                            Poll::Pending
-                        }
+            if self.incoming.is_empty() {
+                // Wait for events, or for a wake-up to look at the state again.
+                let stream = &self.stream;
+                let incoming = &mut self.incoming;
+                std::future::poll_fn(|cx| {
+                    if stream.take_all(incoming) || stream.woken.swap(false, Ordering::AcqRel) {
+                        return Poll::Ready(());
                     }
-                }
-            })
-            .await;
-            match next {
-                Some(Some(env)) => self.route(env),
-                Some(None) => return None,
-                None => {}
+                    stream.waker.register(cx.waker());
+                    if stream.take_all(incoming) || stream.woken.swap(false, Ordering::AcqRel) {
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending
+                })
+                .await;
+            }
+            while let Some(env) = self.incoming.pop_front() {
+                self.route(env);
             }
         }
     }
@@ -377,9 +427,11 @@ impl Events {
             {
                 return None;
             }
-            match self.rx.try_recv() {
-                Ok(env) => self.route(env),
-                Err(_) => return None,
+            if self.incoming.is_empty() && !self.stream.take_all(&mut self.incoming) {
+                return None;
+            }
+            while let Some(env) = self.incoming.pop_front() {
+                self.route(env);
             }
         }
     }

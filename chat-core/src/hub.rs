@@ -9,10 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::OnceCell;
 
-use crate::connection::StreamShared;
+use crate::connection::{PushError, StreamShared};
 use crate::error::Result;
 use crate::event::Envelope;
 use crate::plugin::Plugins;
@@ -186,13 +185,13 @@ impl Hub {
             if !env.is_for(sub.user.as_deref()) {
                 return true;
             }
-            match sub.sink.tx.try_send(env.clone()) {
+            match sub.sink.try_push(env.clone()) {
                 Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
+                Err(PushError::Full) => {
                     sub.sink.lagged(course);
                     false
                 }
-                Err(TrySendError::Closed(_)) => false,
+                Err(PushError::Gone) => false,
             }
         });
     }
