@@ -175,13 +175,18 @@ struct Shared {
     send_failures: AtomicU64,
     latency: Vec<Mutex<Histogram<u64>>>,
     ack_latency: Vec<Mutex<Histogram<u64>>>,
+    /// Per client: deliveries of the window's sends; per course: the window's acked sends. When
+    /// deliveries are missing, these say which clients missed how many.
+    delivered_by_client: Vec<AtomicU64>,
+    acked_by_course: Vec<AtomicU64>,
+    clients_per_course: usize,
 }
 
 const SHARDS: usize = 16;
 const JOIN_ACK: u64 = 1;
 
 impl Shared {
-    fn new(proto: Proto) -> Self {
+    fn new(proto: Proto, courses: usize, clients_per_course: usize) -> Self {
         let hist = || {
             (0..SHARDS)
                 .map(|_| {
@@ -208,6 +213,11 @@ impl Shared {
             send_failures: AtomicU64::new(0),
             latency: hist(),
             ack_latency: hist(),
+            delivered_by_client: (0..courses * clients_per_course)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+            acked_by_course: (0..courses).map(|_| AtomicU64::new(0)).collect(),
+            clients_per_course: clients_per_course.max(1),
         }
     }
 
@@ -276,6 +286,9 @@ impl ClientCtx {
         if let Some(t) = marker_time(payload) {
             if s.in_window(t) {
                 s.deliveries_of_window_sends.fetch_add(1, Relaxed);
+                if let Some(c) = s.delivered_by_client.get(self.idx) {
+                    c.fetch_add(1, Relaxed);
+                }
                 Shared::record(&s.latency, self.idx, now.saturating_sub(t));
             }
         }
@@ -299,6 +312,9 @@ impl ClientCtx {
                     s.ack_ok.fetch_add(1, Relaxed);
                     if s.in_window(t) {
                         s.acked_window.fetch_add(1, Relaxed);
+                        if let Some(c) = s.acked_by_course.get(self.idx / s.clients_per_course) {
+                            c.fetch_add(1, Relaxed);
+                        }
                         Shared::record(&s.ack_latency, self.idx, now.saturating_sub(t));
                     }
                 } else {
@@ -582,6 +598,27 @@ async fn send_loop(
     let _ = s.idx;
 }
 
+/// Names the clients that missed deliveries of acknowledged sends (at most ten), on stderr.
+fn report_missing(s: &Shared) {
+    let mut shown = 0;
+    for (i, got) in s.delivered_by_client.iter().enumerate() {
+        let course = i / s.clients_per_course;
+        let want = s.acked_by_course[course].load(Relaxed);
+        let got = got.load(Relaxed);
+        if got < want {
+            shown += 1;
+            if shown <= 10 {
+                eprintln!(
+                    "chat-bench: client {i} (course {course}) got {got} of the {want} acknowledged sends of its course"
+                );
+            }
+        }
+    }
+    if shown > 10 {
+        eprintln!("chat-bench: ... {} clients in all missed deliveries", shown);
+    }
+}
+
 fn percentile(h: &Histogram<u64>, q: f64) -> Value {
     if h.is_empty() {
         Value::Null
@@ -614,7 +651,7 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
     if total == 0 {
         return Err("no clients".into());
     }
-    let shared = Arc::new(Shared::new(a.proto));
+    let shared = Arc::new(Shared::new(a.proto, a.courses, a.clients_per_course));
     let course_of = |i: usize| format!("{}-c{}", a.prefix, i / a.clients_per_course);
     let user_of = |i: usize| format!("{}-u{i}", a.prefix);
     let t0 = Instant::now();
@@ -808,6 +845,7 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
     }
     let rss_end = rss_kib(a.server_pid);
     shared.closing.store(true, Relaxed);
+    report_missing(&shared);
 
     let lat = Shared::merged(&shared.latency);
     let ack = Shared::merged(&shared.ack_latency);
