@@ -234,36 +234,11 @@ pub async fn request_with(
     authorization: Option<String>,
     body: Option<(String, Bytes)>,
 ) -> Resp {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
-    if let Some(a) = authorization {
-        req = req.header("authorization", a);
+    let mut headers = Vec::new();
+    if let Some(a) = &authorization {
+        headers.push(("authorization", a.as_str()));
     }
-    let bytes = match body {
-        Some((ctype, bytes)) => {
-            req = req.header("content-type", ctype);
-            bytes
-        }
-        None => Bytes::new(),
-    };
-    let resp = sender
-        .send_request(req.body(Full::new(bytes)).unwrap())
-        .await
-        .unwrap();
-    let (parts, body) = resp.into_parts();
-    let body = body.collect().await.unwrap().to_bytes();
-    Resp {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-    }
+    send(addr, method, path, &headers, body).await
 }
 
 /// One bodiless request with the given headers.
@@ -272,6 +247,16 @@ pub async fn request_headers(
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
+) -> Resp {
+    send(addr, method, path, headers, None).await
+}
+
+async fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<(String, Bytes)>,
 ) -> Resp {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -285,8 +270,15 @@ pub async fn request_headers(
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
+    let bytes = match body {
+        Some((ctype, bytes)) => {
+            req = req.header("content-type", ctype);
+            bytes
+        }
+        None => Bytes::new(),
+    };
     let resp = sender
-        .send_request(req.body(Full::new(Bytes::new())).unwrap())
+        .send_request(req.body(Full::new(bytes)).unwrap())
         .await
         .unwrap();
     let (parts, body) = resp.into_parts();
