@@ -1,10 +1,11 @@
 //! Engine.IO sessions: one per `sid`, whatever transport carries it, and the task that drives it.
 //!
 //! A [`Session`] is what the transports share with its driver:
-//! - one bounded **outgoing queue** of encoded Engine.IO packets. Its receiver is behind an async
-//!   mutex: a long-poll `GET` holds it while it waits, and after an upgrade the WebSocket writer
-//!   holds it for good, so packets queued during the switch are neither lost nor duplicated. A
-//!   queue that fills up (a client that does not read) closes the session: it never stalls a room.
+//! - one bounded **outgoing queue** of encoded Engine.IO packets (and, on a WebSocket, the pong
+//!   and close frames its reader owes the client). Its receiver is behind an async mutex: a
+//!   long-poll `GET` holds it while it waits, and after an upgrade the WebSocket writer holds it
+//!   for good, so packets queued during the switch are neither lost nor duplicated. A client that
+//!   reads nothing for `write_timeout` while it is full is disconnected: it never stalls a room.
 //! - one bounded **incoming queue** of decoded packets, fed by `POST` bodies and WebSocket
 //!   messages, read by the driver one at a time, so a client's events apply in the order sent;
 //! - the transport state (`Polling` → `Upgrading` → `WebSocket`), a [`Notify`] to end a pending
