@@ -31,8 +31,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// lost data it had made durable (a truncated or rolled-back database): refused at open.
 const CHECKPOINT_KEY: &[u8] = b"\xffcheckpoint";
 const CHECKPOINT_FILE: &str = "checkpoint";
-/// sled key of the number of the last log record applied, written in the same atomic batch as
-/// the record's own writes. sled may hold more than the log's durable tail (its flush at a
+/// sled key of the number of the last log record applied, written last of the record's own writes
+/// (see [`apply_to_sled`]). sled may hold more than the log's durable tail (its flush at a
 /// checkpoint, or its own buffer writes, can carry batches whose record was not yet synced), so
 /// replay skips the records sled already holds: replaying an older record over newer state would
 /// roll some keys back (a course's last seq, a message's change list) and not others.
@@ -193,6 +193,8 @@ fn redo_intent(db: &sled::Db) -> Result<()> {
         return Ok(());
     };
     let ops = decode_record(&intent)
+        .filter(|(_, len)| *len == intent.len())
+        .map(|(ops, _)| ops)
         .ok_or_else(|| Error::Corrupt("the store's pending write is damaged".into()))?;
     let no = record_of(&ops)
         .ok_or_else(|| Error::Corrupt("the store's pending write has no number".into()))?;
@@ -204,15 +206,19 @@ fn redo_intent(db: &sled::Db) -> Result<()> {
     Ok(())
 }
 
-/// Decodes one whole encoded record (header and payload).
-fn decode_record(bytes: &[u8]) -> Option<Vec<BatchOp>> {
+/// Decodes the record at the start of `bytes` (header and payload); returns its ops and its
+/// encoded length. `None` for a short, oversized, corrupt or undecodable record.
+fn decode_record(bytes: &[u8]) -> Option<(Vec<BatchOp>, usize)> {
     let len = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
-    let payload = bytes.get(8..)?;
-    if payload.len() != len || crc32fast::hash(payload) != crc {
+    if len > MAX_RECORD {
         return None;
     }
-    decode(payload)
+    let payload = bytes.get(8..8 + len)?;
+    if crc32fast::hash(payload) != crc {
+        return None;
+    }
+    Some((decode(payload)?, 8 + len))
 }
 
 /// Reads the records of a segment. `Err` with the offset of the first bad record.
@@ -222,25 +228,13 @@ fn read_segment(path: &Path) -> Result<(Vec<Vec<BatchOp>>, Option<u64>)> {
     let mut records = Vec::new();
     let mut at = 0usize;
     while at < bytes.len() {
-        let bad = Some(at as u64);
-        if bytes.len() - at < 8 {
-            return Ok((records, bad));
+        match decode_record(&bytes[at..]) {
+            Some((ops, len)) => {
+                records.push(ops);
+                at += len;
+            }
+            None => return Ok((records, Some(at as u64))),
         }
-        let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
-        let crc = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
-        let len = len as usize;
-        if len > MAX_RECORD || bytes.len() - at - 8 < len {
-            return Ok((records, bad));
-        }
-        let payload = &bytes[at + 8..at + 8 + len];
-        if crc32fast::hash(payload) != crc {
-            return Ok((records, bad));
-        }
-        match decode(payload) {
-            Some(ops) => records.push(ops),
-            None => return Ok((records, bad)),
-        }
-        at += 8 + len;
     }
     Ok((records, None))
 }
@@ -272,6 +266,8 @@ impl Wal {
                     }
                     record = record.max(no);
                 }
+                // One sled batch, not `apply_to_sled`: a record from an older log may carry no
+                // number, and an intent without one could not be completed at the next open.
                 let mut b = sled::Batch::default();
                 for (k, v) in ops {
                     match v {
@@ -622,7 +618,11 @@ mod tests {
         .unwrap();
         assert_eq!(record_no(&db).unwrap(), 6);
         assert_eq!(
-            record_of(&decode_record(&db.get(INTENT_KEY).unwrap().unwrap()).unwrap()),
+            record_of(
+                &decode_record(&db.get(INTENT_KEY).unwrap().unwrap())
+                    .unwrap()
+                    .0
+            ),
             Some(6)
         );
         // A damaged intent is refused, not ignored.
