@@ -159,6 +159,10 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
                 .map_err(|_| "socket writer is gone")
         }
     };
+    // A close the socket owes the client before it ends (if the queue has room).
+    let close_with = |code: u16, reason: &'static [u8]| {
+        let _ = out_tx.try_send(Out::Control(Box::new(Frame::close(code, reason))));
+    };
     let mut partial: Option<(OpCode, Vec<u8>)> = None;
     loop {
         let read = tokio::select! {
@@ -168,10 +172,7 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
         let frame = match read {
             Ok(f) => f,
             Err(WebSocketError::FrameTooLarge) => {
-                let _ = out_tx.try_send(Out::Control(Box::new(Frame::close(
-                    close::TOO_BIG,
-                    b"frame too large",
-                ))));
+                close_with(close::TOO_BIG, b"frame too large");
                 break;
             }
             Err(e) => {
@@ -191,17 +192,11 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
             }
             OpCode::Continuation => {
                 let Some((_, buf)) = partial.as_mut() else {
-                    let _ = out_tx.try_send(Out::Control(Box::new(Frame::close(
-                        close::POLICY,
-                        b"unexpected continuation",
-                    ))));
+                    close_with(close::POLICY, b"unexpected continuation");
                     break;
                 };
                 if buf.len() + frame.payload.len() > cfg.max_frame_bytes {
-                    let _ = out_tx.try_send(Out::Control(Box::new(Frame::close(
-                        close::TOO_BIG,
-                        b"message too large",
-                    ))));
+                    close_with(close::TOO_BIG, b"message too large");
                     break;
                 }
                 buf.extend_from_slice(&frame.payload);
