@@ -106,27 +106,7 @@ async fn a_corrupt_or_foreign_store_is_refused() {
     );
 
     // A truncated store of ours.
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let cfg = chat_core::Config {
-            rate_limit_burst: 100,
-            ..Default::default()
-        };
-        let engine = Engine::builder()
-            .config(cfg)
-            .data_dir(dir.path())
-            .open()
-            .await
-            .unwrap();
-        let w = world_with(engine).await;
-        for i in 0..50 {
-            w.engine
-                .send(&w.admin, text("c1", &format!("m{i}")))
-                .await
-                .unwrap();
-        }
-        w.engine.close().await.unwrap();
-    }
+    let dir = populated_store().await;
     let db = dir.path().join("store/db");
     let len = std::fs::metadata(&db).unwrap().len();
     let f = std::fs::OpenOptions::new().write(true).open(&db).unwrap();

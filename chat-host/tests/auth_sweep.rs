@@ -12,21 +12,6 @@ use serde_json::{json, Value};
 
 const PRIVATE: &str = include_str!("e2e/keys/private.pem");
 
-fn b64(bytes: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 /// (what, Authorization header value or None): every way a token must be refused. The claims
 /// are an admin's, so a token that got through would be allowed everything.
 fn bad_tokens() -> Vec<(&'static str, Option<String>)> {
@@ -186,16 +171,7 @@ async fn every_route_refuses_every_bad_token() {
         if what == "basic scheme" {
             continue;
         }
-        let r = request(
-            w.addr,
-            "GET",
-            "/socket.io/?EIO=4&transport=polling",
-            None,
-            None,
-        )
-        .await;
-        assert_eq!(r.status, 200, "{}", r.text());
-        let open: Value = serde_json::from_str(r.text().trim_start_matches('0')).unwrap();
+        let open = sio_open(w.addr).await;
         let sid = open["sid"].as_str().unwrap();
         let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
         let t = auth

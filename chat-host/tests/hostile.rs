@@ -101,7 +101,6 @@ async fn slowloris_connections_are_cut_and_others_carry_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_never_reads_is_dropped_and_others_carry_on() {
-    use tokio::net::TcpSocket;
     let mut c = busy_config();
     c.send_queue = 8;
     c.write_timeout = Duration::from_millis(500);
@@ -109,12 +108,7 @@ async fn a_client_that_never_reads_is_dropped_and_others_carry_on() {
     c.max_body_bytes = 128 * 1024;
     let w = World::with(c).await;
     let mut bob = w.joined(&w.u2).await;
-    let sock = TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let stream = sock.connect(w.addr).await.unwrap();
-    let mut deaf = handshake(w.addr, stream, &format!("/ws?token={}", w.u1), None)
-        .await
-        .unwrap();
+    let mut deaf = small_buffer_ws(w.addr, &w.u1).await;
     let join = json!({"event": "join-course", "data": {"courseId": COURSE}}).to_string();
     deaf.write_frame(Frame::text(Payload::Owned(join.into_bytes())))
         .await

@@ -6,21 +6,6 @@ use serde_json::json;
 
 use crate::common::*;
 
-fn b64(bytes: &[u8]) -> String {
-    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 const PRIVATE: &str = include_str!("keys/private.pem");
 const PUBLIC: &str = include_str!("keys/public.pem");
 const OTHER_PRIVATE: &str = include_str!("keys/other_private.pem");

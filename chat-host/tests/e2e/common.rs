@@ -32,6 +32,50 @@ pub fn now() -> u64 {
         .as_secs()
 }
 
+/// A `/ws` socket for `token` whose receive buffer is tiny: once it stops reading, the server's
+/// writes back up at once (a slow or dead client).
+pub async fn small_buffer_ws(addr: SocketAddr, token: &str) -> WebSocket<TokioIo<Upgraded>> {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let stream = sock.connect(addr).await.unwrap();
+    handshake(addr, stream, &format!("/ws?token={token}"), None)
+        .await
+        .unwrap()
+}
+
+/// Unpadded base64url, to hand-make JWT parts that no library would sign.
+pub fn b64(bytes: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// `GET /socket.io/?EIO=4&transport=polling`: a new Engine.IO session's open packet (checked to
+/// be a `200` starting with `0`).
+pub async fn sio_open(addr: SocketAddr) -> Value {
+    let r = request(
+        addr,
+        "GET",
+        "/socket.io/?EIO=4&transport=polling",
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    assert!(text.starts_with('0'), "{text}");
+    serde_json::from_str(&text[1..]).unwrap()
+}
+
 /// An HS256 token with the test secret for these claims (plus `exp` in an hour unless given).
 pub fn token_with(claims: Value) -> String {
     let mut claims = claims.as_object().unwrap().clone();

@@ -23,18 +23,7 @@ struct Poller {
 
 impl Poller {
     async fn open(addr: std::net::SocketAddr) -> (Poller, Value) {
-        let r = request(
-            addr,
-            "GET",
-            "/socket.io/?EIO=4&transport=polling",
-            None,
-            None,
-        )
-        .await;
-        assert_eq!(r.status, 200, "{}", r.text());
-        let text = r.text();
-        assert!(text.starts_with('0'), "{text}");
-        let open: Value = serde_json::from_str(&text[1..]).unwrap();
+        let open = sio_open(addr).await;
         let sid = open["sid"].as_str().unwrap().to_string();
         let backlog = Default::default();
         (Poller { addr, sid, backlog }, open)
@@ -84,6 +73,16 @@ impl Poller {
         let p = self.until("4").await;
         assert!(p.starts_with("40{\"sid\""), "{p}");
     }
+
+    /// Joins the test course with ack id 1; returns the ack's payload.
+    async fn join(&self) -> Value {
+        self.post(&format!(
+            "421{}",
+            json!(["join-course", {"courseId": COURSE}])
+        ))
+        .await;
+        ack_of(&self.until("43").await, 1)
+    }
 }
 
 fn ack_of(packet: &str, id: u64) -> Value {
@@ -102,12 +101,7 @@ async fn polling_connect_events_acks_and_refusal() {
     assert_eq!(open["pingTimeout"], json!(20000));
     assert_eq!(open["maxPayload"], json!(1_000_000));
     p.connect(&w.u1).await;
-    p.post(&format!(
-        "421{}",
-        json!(["join-course", {"courseId": COURSE}])
-    ))
-    .await;
-    let ack = ack_of(&p.until("43").await, 1);
+    let ack = p.join().await;
     assert_eq!(ack["ok"], true);
     assert_eq!(ack["data"]["courseId"], COURSE);
     // Someone else's message arrives as an event.
@@ -237,12 +231,7 @@ async fn upgrade_from_polling_keeps_queued_packets() {
     let w = World::start().await;
     let (p, _) = Poller::open(w.addr).await;
     p.connect(&w.u1).await;
-    p.post(&format!(
-        "421{}",
-        json!(["join-course", {"courseId": COURSE}])
-    ))
-    .await;
-    ack_of(&p.until("43").await, 1);
+    p.join().await;
     // A long-poll is pending when the probe comes: it ends with a noop.
     let pending = tokio::spawn({
         let addr = w.addr;
@@ -291,12 +280,7 @@ async fn a_silent_session_is_closed_after_the_ping_timeout() {
     assert_eq!(open["pingInterval"], json!(200));
     assert_eq!(open["pingTimeout"], json!(300));
     p.connect(&w.u1).await;
-    p.post(&format!(
-        "421{}",
-        json!(["join-course", {"courseId": COURSE}])
-    ))
-    .await;
-    ack_of(&p.until("43").await, 1);
+    p.join().await;
     // No more polls, no pong: closed within interval + timeout, and u1 leaves the room.
     let left = watcher
         .expect_where("user-left", |d| d["user"]["id"] == "u1")

@@ -481,7 +481,6 @@ async fn connections_per_user_are_capped() {
 
 #[tokio::test]
 async fn a_slow_client_is_disconnected_and_never_stalls_the_room() {
-    use tokio::net::TcpSocket;
     let mut c = config();
     c.send_queue = 4;
     c.write_timeout = Duration::from_millis(300);
@@ -492,12 +491,7 @@ async fn a_slow_client_is_disconnected_and_never_stalls_the_room() {
     let mut bob = w.joined(&w.u2).await;
 
     // Ada joins from a socket with a tiny receive buffer, then never reads again.
-    let sock = TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let stream = sock.connect(w.addr).await.unwrap();
-    let mut slow = handshake(w.addr, stream, &format!("/ws?token={}", w.u1), None)
-        .await
-        .unwrap();
+    let mut slow = small_buffer_ws(w.addr, &w.u1).await;
     let join = json!({"event": "join-course", "data": {"courseId": COURSE}, "ack": 1}).to_string();
     slow.write_frame(Frame::text(Payload::Owned(join.into_bytes())))
         .await

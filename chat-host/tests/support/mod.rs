@@ -77,22 +77,13 @@ impl HostProcess {
         log: &Path,
         extra: &[(&str, &str)],
     ) -> Result<HostProcess, String> {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-host"));
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .map_err(|e| e.to_string())?;
-        cmd.current_dir(data_dir.parent().unwrap_or(data_dir))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("CHAT_ADDR", "127.0.0.1:0")
-            .env("CHAT_DATA_DIR", data_dir)
-            .env("JWT_SECRET", SECRET)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(stderr));
+        let mut cmd = host_command(data_dir);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::from(stderr));
         for (k, v) in extra {
             cmd.env(k, v);
         }
@@ -161,19 +152,24 @@ impl Drop for HostProcess {
     }
 }
 
-/// Runs the binary on `data_dir` expecting it to refuse to start; returns (exit code, stderr).
-pub fn start_expecting_failure(data_dir: &Path) -> (Option<i32>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_chat-host"))
-        .current_dir(data_dir.parent().unwrap_or(data_dir))
+/// The built binary on `127.0.0.1:0` with `data_dir`, the test secret and nothing else from the
+/// environment.
+fn host_command(data_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chat-host"));
+    cmd.current_dir(data_dir.parent().unwrap_or(data_dir))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("CHAT_ADDR", "127.0.0.1:0")
         .env("CHAT_DATA_DIR", data_dir)
         .env("JWT_SECRET", SECRET)
         .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs the binary on `data_dir` expecting it to refuse to start; returns (exit code, stderr).
+pub fn start_expecting_failure(data_dir: &Path) -> (Option<i32>, String) {
+    let out = host_command(data_dir).output().unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout),
