@@ -619,21 +619,33 @@ impl Engine {
             created_at: now,
             updated_at: now,
         };
-        let hub = self.ready_hub(&course.id).await?;
-        match self.inner.store.insert_message(message).await {
-            Ok(Inserted::New(m)) => {
-                if self.inner.typing.stop(&course.id, &actor.id) {
-                    hub.publish(typing_event(&course.id, actor, false));
+        let engine = self.clone();
+        let sender = actor.clone();
+        let inserted = committed(async move {
+            let hub = engine.ready_hub(&course.id).await?;
+            match engine.inner.store.insert_message(message).await {
+                Ok(Inserted::New(m)) => {
+                    if engine.inner.typing.stop(&course.id, &sender.id) {
+                        hub.publish(typing_event(&course.id, &sender, false));
+                    }
+                    hub.publish_seq(m.seq, Envelope::new(Event::NewMessage(m.clone())));
+                    Ok(Inserted::New(m))
                 }
-                hub.publish_seq(m.seq, Envelope::new(Event::NewMessage(m.clone())));
-                Ok(m)
+                Ok(duplicate) => Ok(duplicate),
+                Err(e) => {
+                    engine.after_failed_write(&hub, &course.id).await;
+                    Err(e)
+                }
             }
+        })
+        .await;
+        match inserted {
+            Ok(Inserted::New(m)) => Ok(m),
             Ok(Inserted::Duplicate(m)) => {
                 self.drop_blob(file.as_ref()).await;
                 self.hydrate_one(m).await
             }
             Err(e) => {
-                self.after_failed_write(&hub, &course.id).await;
                 self.drop_blob(file.as_ref()).await;
                 Err(e)
             }
@@ -824,30 +836,34 @@ impl Engine {
     /// Writes an edit or deletion and publishes it; `None` when the message changed meanwhile
     /// (the caller re-reads and re-checks).
     async fn commit_update(&self, update: Update) -> Result<Option<Message>> {
-        let course = update.message.course_id.clone();
-        let kind = update.kind;
-        let hub = self.ready_hub(&course).await?;
-        let stored = match self.inner.store.update_message(update).await {
-            Ok(m) => m,
-            Err(Error::Conflict) => return Ok(None),
-            Err(e) => {
-                self.after_failed_write(&hub, &course).await;
-                return Err(e);
-            }
-        };
-        // The change is durable and its seq taken: it is published whatever happens next.
-        let message = match self.hydrate_one(stored.clone()).await {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(course, error = %e, "cannot fill readBy; publishing as stored");
-                stored
-            }
-        };
-        hub.publish_seq(
-            message.change_seq,
-            Envelope::new(change_event(kind, message.clone())),
-        );
-        Ok(Some(message))
+        let engine = self.clone();
+        committed(async move {
+            let course = update.message.course_id.clone();
+            let kind = update.kind;
+            let hub = engine.ready_hub(&course).await?;
+            let stored = match engine.inner.store.update_message(update).await {
+                Ok(m) => m,
+                Err(Error::Conflict) => return Ok(None),
+                Err(e) => {
+                    engine.after_failed_write(&hub, &course).await;
+                    return Err(e);
+                }
+            };
+            // The change is durable and its seq taken: it is published whatever happens next.
+            let message = match engine.hydrate_one(stored.clone()).await {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(course, error = %e, "cannot fill readBy; publishing as stored");
+                    stored
+                }
+            };
+            hub.publish_seq(
+                message.change_seq,
+                Envelope::new(change_event(kind, message.clone())),
+            );
+            Ok(Some(message))
+        })
+        .await
     }
 
     /// Marks a message, and every earlier message of its course, read for the caller.
@@ -858,26 +874,32 @@ impl Engine {
         self.ensure_profile(actor).await?;
         let (message, course, _) = self.message_for(actor, message_id).await?;
         let now = Timestamp::now();
-        let advance = self
-            .inner
-            .store
-            .advance_read(&course.id, &actor.id, message.seq, now)
-            .await?;
-        let (read_at, advanced) = match advance {
-            ReadAdvance::Advanced(mark) => (mark.at, true),
-            ReadAdvance::Already(mark) => (mark.at, false),
-        };
-        let receipt = ReadReceipt {
-            message_id: message.id,
-            course_id: course.id.clone(),
-            user_id: actor.id.clone(),
-            read_at,
-        };
-        if advanced {
-            let hub = self.ready_hub(&course.id).await?;
-            hub.publish(Envelope::new(Event::MessageRead(receipt.clone())));
-        }
-        Ok(receipt)
+        let engine = self.clone();
+        let reader = actor.id.clone();
+        // A stored receipt is announced even if the caller stops waiting.
+        committed(async move {
+            let advance = engine
+                .inner
+                .store
+                .advance_read(&course.id, &reader, message.seq, now)
+                .await?;
+            let (read_at, advanced) = match advance {
+                ReadAdvance::Advanced(mark) => (mark.at, true),
+                ReadAdvance::Already(mark) => (mark.at, false),
+            };
+            let receipt = ReadReceipt {
+                message_id: message.id,
+                course_id: course.id.clone(),
+                user_id: reader,
+                read_at,
+            };
+            if advanced {
+                let hub = engine.ready_hub(&course.id).await?;
+                hub.publish(Envelope::new(Event::MessageRead(receipt.clone())));
+            }
+            Ok(receipt)
+        })
+        .await
     }
 
     /// How many messages of the course the caller has not read.
@@ -1379,6 +1401,24 @@ impl Engine {
             }
         });
         Ok(())
+    }
+}
+
+/// Runs a write with the publish that must follow it to the end even if the caller stops
+/// waiting: a REST client that disconnects mid-request drops its request's future, and a seq
+/// taken but never published would hold back every later change of the course (a receipt stored
+/// but never announced would leave the room's view behind). Outside a Tokio runtime the write runs
+/// in place.
+async fn committed<T: Send + 'static>(
+    write: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => match rt.spawn(write).await {
+            Ok(outcome) => outcome,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(Error::Closed),
+        },
+        Err(_) => write.await,
     }
 }
 

@@ -386,3 +386,48 @@ async fn typing_spam_is_limited_and_never_reaches_the_room_beyond_the_limit() {
         w.engine.typing(&w.prof, "c1", true).await.unwrap();
     }
 }
+
+/// A caller that stops waiting for its send (a REST client that disconnects mid-request drops
+/// the request's future) must not leave a seq taken and never published: every later change of
+/// the course would wait behind it. On disk, a send waits for the log's fsync, so its future is
+/// still pending after the write took its seq.
+#[tokio::test]
+async fn an_abandoned_send_or_edit_still_reaches_the_room_and_later_ones_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder().data_dir(dir.path()).open().await.unwrap();
+    let w = world_with(engine).await;
+    let first = w.say(&w.ada, "warm up").await; // profiles written, hub loaded
+    let (_conn, mut events) = w.engine.connect(&w.bob).await.unwrap();
+    _conn.join("c1", None).await.unwrap();
+
+    let mut abandoned = 0;
+    for i in 0..20 {
+        // Poll each once, up to its first wait, then drop it.
+        let send = w.engine.send(&w.ada, text("c1", &format!("abandoned {i}")));
+        if futures_poll_once(send).await {
+            abandoned += 1;
+        }
+        let body = format!("edit {i}");
+        if futures_poll_once(w.engine.edit(&w.ada, &first.id, &body)).await {
+            abandoned += 1;
+        }
+    }
+    assert!(abandoned > 0, "no write was ever pending on its fsync");
+    let last = w.say(&w.bob, "after").await;
+    // Everything up to the last seq arrives, in order, with no gap.
+    let mut seqs = Vec::new();
+    while seqs.last() != Some(&last.seq) {
+        let env = next(&mut events).await;
+        if let Some(seq) = env.event().seq() {
+            seqs.push(seq);
+        }
+    }
+    let expected: Vec<u64> = (first.seq + 1..=last.seq).collect();
+    assert_eq!(seqs, expected);
+}
+
+/// Polls a future once; true when it was still pending (and is then dropped).
+async fn futures_poll_once<F: std::future::Future>(fut: F) -> bool {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_pending())).await
+}
