@@ -199,3 +199,50 @@ async fn a_store_whose_database_files_are_gone_is_refused() {
         .await
         .unwrap();
 }
+
+/// A first start that dies while creating the store (sled's files there, our marker not yet on
+/// disk) leaves a folder that the next start creates again, rather than one refused forever.
+#[tokio::test]
+async fn an_interrupted_first_start_is_started_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    drop(SledStore::open(&store).unwrap());
+    assert!(
+        !store.join("creating").exists(),
+        "a created store has no creation flag"
+    );
+    // Re-enact the interrupted creation: the flag, and sled's files without our marker.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    {
+        let db = sled::open(&store).unwrap();
+        db.insert(b"half", b"made").unwrap();
+        db.flush().unwrap();
+    }
+    std::fs::write(
+        store.join("creating"),
+        b"chat-core: this store is being created\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(store.join("wal")).unwrap();
+    let w = world_with(Engine::open(dir.path()).await.unwrap()).await;
+    let m = w.say(&w.ada, "first").await;
+    assert_eq!(m.seq, 1);
+    drop(w);
+    assert!(!store.join("creating").exists());
+    // Reopened, it is an ordinary store.
+    let engine = Engine::open(dir.path()).await.unwrap();
+    assert_eq!(engine.user("ada").await.unwrap().name, "Ada");
+
+    // A flag file that is not ours does not make a foreign folder disposable.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    {
+        let db = sled::open(&store).unwrap();
+        db.insert(b"k", b"v").unwrap();
+        db.flush().unwrap();
+    }
+    std::fs::write(store.join("creating"), b"someone else's file").unwrap();
+    let err = Engine::open(dir.path()).await.unwrap_err();
+    assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
+}

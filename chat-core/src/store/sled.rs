@@ -6,6 +6,7 @@
 //! by the log's checkpoints, not on every write (its flush blocks all writers).
 
 use async_trait::async_trait;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::kv::{BatchOp, KvBackend, KvStore};
@@ -17,6 +18,11 @@ pub type SledStore = KvStore<SledKv>;
 
 const MARKER_KEY: &[u8] = b"\xffformat";
 const MARKER: &[u8] = b"chat-core/1";
+/// A file that exists while a new store is being created, until its marker is on disk. A folder
+/// holding it holds nothing anyone was told is stored (no write is accepted before the marker),
+/// so a creation that a crash interrupted is started over instead of refused as foreign.
+const CREATING_FILE: &str = "creating";
+const CREATING_TEXT: &[u8] = b"chat-core: this store is being created\n";
 
 impl SledStore {
     /// Opens (or creates) a store in `path`.
@@ -37,9 +43,31 @@ pub struct SledKv {
 
 impl SledKv {
     fn open(path: &Path) -> Result<Self> {
+        let creating = path.join(CREATING_FILE);
+        if std::fs::read(&creating).is_ok_and(|text| text == CREATING_TEXT) {
+            tracing::warn!(path = %path.display(), "the store's creation was interrupted; starting it over");
+            for entry in std::fs::read_dir(path)? {
+                let entry = entry?;
+                if entry.file_name() == CREATING_FILE {
+                    continue;
+                }
+                if entry.file_type()?.is_dir() {
+                    std::fs::remove_dir_all(entry.path())?;
+                } else {
+                    std::fs::remove_file(entry.path())?;
+                }
+            }
+        }
         // A fresh store is a folder that does not exist or is empty. Anything else without our
         // marker (sled's files, or only the log left of them) is not a new, empty chat.
-        let existed = std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some());
+        let existed = std::fs::read_dir(path)
+            .is_ok_and(|d| d.flatten().any(|e| e.file_name() != CREATING_FILE));
+        if !existed {
+            std::fs::create_dir_all(path)?;
+            std::fs::write(&creating, CREATING_TEXT)?;
+            File::open(&creating)?.sync_all()?;
+            sync_dir(path)?;
+        }
         let db = open_db(path)?;
         match db.get(MARKER_KEY)? {
             Some(v) if v.as_ref() == MARKER => {}
@@ -60,6 +88,8 @@ impl SledKv {
             None => {
                 db.insert(MARKER_KEY, MARKER)?;
                 db.flush()?;
+                std::fs::remove_file(&creating)?;
+                sync_dir(path)?;
             }
         }
         let wal = Wal::open(&path.join("wal"), &db)?;
@@ -74,6 +104,11 @@ impl SledKv {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
 }
 
 /// Opens sled, waiting a little for a lock that a just-dropped handle in this process (whose
