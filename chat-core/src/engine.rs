@@ -347,10 +347,17 @@ impl Engine {
             .force(&actor.id, is_online, now)
             .is_some()
         {
-            if !is_online {
-                self.save_last_seen(&actor.id, now).await?;
-            }
-            self.presence_changed(&actor.id).await;
+            // The change is announced even if the caller stops waiting.
+            let engine = self.clone();
+            let user = actor.id.clone();
+            committed(async move {
+                if !is_online {
+                    engine.save_last_seen(&user, now).await?;
+                }
+                engine.presence_changed(&user).await;
+                Ok(())
+            })
+            .await?;
         }
         self.user_view(&actor.id).await
     }
@@ -464,22 +471,29 @@ impl Engine {
         Self::require_admin(actor)?;
         check_id("courseId", course_id)?;
         check_id("userId", user_id)?;
-        if !self
-            .inner
-            .store
-            .remove_participant(course_id, user_id)
-            .await?
-        {
-            return Err(Error::NotFound("participant"));
-        }
-        let hub = self.inner.hubs.lock().get(course_id).cloned();
-        if let Some(hub) = hub {
-            for stream in hub.kick(user_id) {
-                stream.unfollow(course_id);
+        let engine = self.clone();
+        let (course_id, user_id) = (course_id.to_string(), user_id.to_string());
+        // Once the store forgot the enrollment, the user's connections leave the room whatever
+        // the caller does.
+        committed(async move {
+            if !engine
+                .inner
+                .store
+                .remove_participant(&course_id, &user_id)
+                .await?
+            {
+                return Err(Error::NotFound("participant"));
             }
-            self.online_changed(course_id);
-        }
-        Ok(())
+            let hub = engine.inner.hubs.lock().get(&course_id).cloned();
+            if let Some(hub) = hub {
+                for stream in hub.kick(&user_id) {
+                    stream.unfollow(&course_id);
+                }
+                engine.online_changed(&course_id);
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Checks that the course exists and the caller is a participant or an admin.

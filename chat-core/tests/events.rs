@@ -431,3 +431,24 @@ async fn futures_poll_once<F: std::future::Future>(fut: F) -> bool {
     let mut fut = std::pin::pin!(fut);
     std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_pending())).await
 }
+
+/// An unenrollment whose caller stops waiting still takes the user out of the room.
+#[tokio::test]
+async fn an_abandoned_unenrollment_still_stops_the_users_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder().data_dir(dir.path()).open().await.unwrap();
+    let w = world_with(engine).await;
+    w.say(&w.ada, "warm up").await;
+    let (conn, mut events) = w.engine.connect(&w.bob).await.unwrap();
+    conn.join("c1", None).await.unwrap();
+    let pending = futures_poll_once(w.engine.unenroll(&w.admin, "c1", "bob")).await;
+    assert!(pending, "the unenrollment did not wait for its fsync");
+    w.say(&w.ada, "after bob left").await;
+    quiet(&mut events, "new-message", 300).await;
+    let err = w
+        .engine
+        .send(&w.bob, text("c1", "still here?"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotEnrolled), "{err:?}");
+}
