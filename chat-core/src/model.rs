@@ -38,8 +38,36 @@ impl Timestamp {
 }
 
 impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with milliseconds, `2026-11-24T09:05:00.250Z`. Written digit by digit:
+    /// every stored message and event carries timestamps, and chrono's format strings cost more
+    /// than the rest of a message's encoding.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+        use chrono::{Datelike, Timelike};
+        let d = self.0;
+        let Ok(year) = u32::try_from(d.year()) else {
+            return write!(f, "{}", d.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+        };
+        if year > 9999 {
+            return write!(f, "{}", d.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+        }
+        // A leap second's nanoseconds run past 1e9; it prints as the second's last millisecond.
+        let ms = (d.nanosecond() / 1_000_000).min(999);
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, d.month());
+        put(8, 2, d.day());
+        put(11, 2, d.hour());
+        put(14, 2, d.minute());
+        put(17, 2, d.second());
+        put(20, 3, ms);
+        // Only ASCII digits and separators were written.
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -390,6 +418,26 @@ mod tests {
         let t = Timestamp::from_millis(1_700_000_000_123).unwrap();
         assert_eq!(t.to_string(), "2023-11-14T22:13:20.123Z");
         assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
+    }
+
+    #[test]
+    fn timestamps_print_as_chrono_would() {
+        let mut ms: i64 = 0;
+        let samples = (0..20_000).map(|i| {
+            ms = ms
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407 + i);
+            ms.rem_euclid(253_402_300_800_000) // up to 9999-12-31
+        });
+        for ms in samples.chain([0, 1, 999, 1_000, 946_684_799_999, 253_402_300_799_999]) {
+            let t = Timestamp::from_millis(ms).unwrap();
+            let chrono = t.0.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            assert_eq!(t.to_string(), chrono, "{ms}");
+            assert_eq!(t.to_string().parse::<Timestamp>().unwrap(), t);
+        }
+        // Before year 0 and after 9999, chrono's own form.
+        let far = Timestamp::from_millis(253_402_300_800_000).unwrap();
+        assert_eq!(far.to_string(), "+10000-01-01T00:00:00.000Z");
     }
 
     #[test]
