@@ -607,62 +607,65 @@ impl Engine {
             return Err(Error::validation("a message needs text or a file"));
         }
         let now = Timestamp::now();
-        let file = match (upload, &req.attachment) {
-            (Some((bytes, mime)), Some(att)) => Some(
-                self.store_file(actor, &course.id, &att.name, bytes, mime, now)
-                    .await?,
-            ),
-            _ => None,
-        };
-        let message = Message {
-            id: ulid::Ulid::new().to_string(),
-            course_id: course.id.clone(),
-            seq: 0,
-            change_seq: 0,
-            sender: actor.sender(),
-            message: text,
-            message_type,
-            file: file.clone(),
-            reply_to,
-            read_by: Vec::new(),
-            is_edited: false,
-            edited_at: None,
-            is_deleted: false,
-            deleted_at: None,
-            client_id: req.client_id.clone(),
-            created_at: now,
-            updated_at: now,
-        };
         let engine = self.clone();
         let sender = actor.clone();
+        let name = req.attachment.as_ref().map(|a| a.name.clone());
+        // From the file's upload to the message's publish (or the file's removal), one step that
+        // the caller cannot cut short.
         let inserted = committed(async move {
-            let hub = engine.ready_hub(&course.id).await?;
-            match engine.inner.store.insert_message(message).await {
-                Ok(Inserted::New(m)) => {
-                    if engine.inner.typing.stop(&course.id, &sender.id) {
-                        hub.publish(typing_event(&course.id, &sender, false));
+            let file = match (upload, name) {
+                (Some((bytes, mime)), Some(name)) => Some(
+                    engine
+                        .store_file(&sender, &course.id, &name, bytes, mime, now)
+                        .await?,
+                ),
+                _ => None,
+            };
+            let message = Message {
+                id: ulid::Ulid::new().to_string(),
+                course_id: course.id.clone(),
+                seq: 0,
+                change_seq: 0,
+                sender: sender.sender(),
+                message: text,
+                message_type,
+                file: file.clone(),
+                reply_to,
+                read_by: Vec::new(),
+                is_edited: false,
+                edited_at: None,
+                is_deleted: false,
+                deleted_at: None,
+                client_id: req.client_id,
+                created_at: now,
+                updated_at: now,
+            };
+            let hub = engine.ready_hub(&course.id).await;
+            let outcome = match hub {
+                Ok(hub) => match engine.inner.store.insert_message(message).await {
+                    Ok(Inserted::New(m)) => {
+                        if engine.inner.typing.stop(&course.id, &sender.id) {
+                            hub.publish(typing_event(&course.id, &sender, false));
+                        }
+                        hub.publish_seq(m.seq, Envelope::new(Event::NewMessage(m.clone())));
+                        return Ok(Inserted::New(m));
                     }
-                    hub.publish_seq(m.seq, Envelope::new(Event::NewMessage(m.clone())));
-                    Ok(Inserted::New(m))
-                }
-                Ok(duplicate) => Ok(duplicate),
-                Err(e) => {
-                    engine.after_failed_write(&hub, &course.id).await;
-                    Err(e)
-                }
-            }
+                    Ok(duplicate) => Ok(duplicate),
+                    Err(e) => {
+                        engine.after_failed_write(&hub, &course.id).await;
+                        Err(e)
+                    }
+                },
+                Err(e) => Err(e),
+            };
+            // Nothing refers to the file: a repeated clientId, or a failed write.
+            engine.drop_blob(file.as_ref()).await;
+            outcome
         })
         .await;
-        match inserted {
-            Ok(Inserted::New(m)) => Ok(m),
-            Ok(Inserted::Duplicate(m)) => {
-                self.drop_blob(file.as_ref()).await;
-                self.hydrate_one(m).await
-            }
-            Err(e) => {
-                self.drop_blob(file.as_ref()).await;
-                Err(e)
-            }
+        match inserted? {
+            Inserted::New(m) => Ok(m),
+            Inserted::Duplicate(m) => self.hydrate_one(m).await,
         }
     }
 
@@ -807,7 +810,7 @@ impl Engine {
                 message: next,
                 expected_change_seq: current.change_seq,
             };
-            if let Some(m) = self.commit_update(update).await? {
+            if let Some(m) = self.commit_update(update, None).await? {
                 return Ok(m);
             }
         }
@@ -839,17 +842,21 @@ impl Engine {
                 message: tombstone,
                 expected_change_seq: current.change_seq,
             };
-            if let Some(m) = self.commit_update(update).await? {
-                self.drop_blob(current.file.as_ref()).await;
+            if let Some(m) = self.commit_update(update, current.file).await? {
                 return Ok(m);
             }
         }
         Err(Error::Conflict)
     }
 
-    /// Writes an edit or deletion and publishes it; `None` when the message changed meanwhile
-    /// (the caller re-reads and re-checks).
-    async fn commit_update(&self, update: Update) -> Result<Option<Message>> {
+    /// Writes an edit or deletion and publishes it, then removes `unused_file` (a deleted
+    /// message's attachment); `None` when the message changed meanwhile (the caller re-reads and
+    /// re-checks).
+    async fn commit_update(
+        &self,
+        update: Update,
+        unused_file: Option<FileInfo>,
+    ) -> Result<Option<Message>> {
         let engine = self.clone();
         committed(async move {
             let course = update.message.course_id.clone();
@@ -875,6 +882,7 @@ impl Engine {
                 message.change_seq,
                 Envelope::new(change_event(kind, message.clone())),
             );
+            engine.drop_blob(unused_file.as_ref()).await;
             Ok(Some(message))
         })
         .await
