@@ -41,12 +41,83 @@ async fn insert(store: &dyn Store, m: Message) -> Message {
 
 /// Runs every check against fresh stores from `make`.
 pub async fn run<S: Store, F: Fn() -> S>(make: F) {
+    concurrent_inserts(std::sync::Arc::new(make())).await;
     profiles_and_courses(&make()).await;
     seqs_and_log(&make()).await;
     client_ids(&make()).await;
     updates(&make()).await;
     timeline(&make()).await;
     receipts(&make()).await;
+}
+
+/// Sends from many threads at once: every new message takes
+/// its own seq with no gap, and a client id used concurrently stores one message.
+async fn concurrent_inserts<S: Store>(store: std::sync::Arc<S>) {
+    const THREADS: usize = 8;
+    const EACH: usize = 60;
+    let rt = tokio::runtime::Handle::current();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (store, rt) = (store.clone(), rt.clone());
+            std::thread::spawn(move || {
+                (0..EACH)
+                    .map(|i| {
+                        // Every other send reuses one of five client ids of one sender.
+                        let m = if i % 2 == 0 {
+                            let cid = format!("k{}", i % 5);
+                            message("c9", "u1", &format!("{t}/{i}"), Some(&cid))
+                        } else {
+                            message("c9", &format!("u{t}"), &format!("{t}/{i}"), None)
+                        };
+                        rt.block_on(store.insert_message(m)).expect("insert")
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut new = Vec::new();
+    let mut duplicates = Vec::new();
+    for t in threads {
+        for outcome in t.join().expect("sender thread") {
+            match outcome {
+                Inserted::New(m) => new.push(m),
+                Inserted::Duplicate(m) => duplicates.push(m),
+            }
+        }
+    }
+    assert_eq!(new.len() + duplicates.len(), THREADS * EACH);
+    let mut seqs: Vec<u64> = new.iter().map(|m| m.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(
+        seqs,
+        (1..=new.len() as u64).collect::<Vec<_>>(),
+        "seqs without gap or repeat"
+    );
+    assert_eq!(store.last_seq("c9").await.unwrap(), new.len() as u64);
+    assert_eq!(store.message_count("c9").await.unwrap(), new.len() as u64);
+    let with_cid: Vec<_> = new.iter().filter(|m| m.client_id.is_some()).collect();
+    assert_eq!(with_cid.len(), 5, "one message per client id");
+    for d in &duplicates {
+        let original = with_cid
+            .iter()
+            .find(|m| m.client_id == d.client_id)
+            .expect("a duplicate of a stored message");
+        assert_eq!(&d, original);
+    }
+    let log = store.changes("c9", 0, u64::MAX, 10_000).await.unwrap();
+    assert_eq!(log.len(), new.len());
+    for change in &log {
+        assert_eq!(
+            store.message(&change.message.id).await.unwrap().as_ref(),
+            Some(&change.message)
+        );
+    }
+    let timeline = store.messages_at("c9", 0, 10_000).await.unwrap();
+    assert_eq!(
+        timeline.iter().map(|m| m.seq).collect::<Vec<_>>(),
+        (1..=new.len() as u64).collect::<Vec<_>>(),
+        "the timeline is in seq order"
+    );
 }
 
 async fn profiles_and_courses(store: &dyn Store) {
