@@ -774,6 +774,11 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
     }
     let join_s = t2.elapsed().as_secs_f64();
     let connected = total as u64 - connect_errors;
+    // A progress line (bench/profile starts recording after it and the warm-up).
+    eprintln!(
+        "chat-bench: {} of {total} clients joined in {join_s:.1} s; load starts",
+        connected.saturating_sub(join_errors)
+    );
 
     // Load (or idle hold).
     let mut expected = 0u64;
