@@ -1,6 +1,7 @@
 //! Engine benchmarks (criterion): durable sends per second on sled and in memory with 1, 8 and 64
-//! concurrent senders, the raw sled ceiling for the same bytes (insert + flush, no engine), a
-//! history page deep in a large course, and a resume of 1,000 events.
+//! concurrent senders, the raw sled ceiling for the same bytes (insert + flush, no engine) and
+//! sled's cost of the nine keys one send writes, a history page deep in a large course, and a
+//! resume of 1,000 events.
 //!
 //! `cargo bench -p chat-core` runs them all; `CHAT_BENCH_MESSAGES` sets how many messages the
 //! history course holds (default 100,000; the issue's figure is for 1,000,000).
@@ -126,6 +127,43 @@ fn raw_sled_ceiling(c: &mut Criterion) {
             },
         );
     }
+    // The keys one durable send writes on sled (sizes as stored: change log entry, message meta,
+    // timeline both ways, read mark and its history, the course's head, the log's intent and
+    // record number), as plain inserts without the engine or a flush: the floor of a send's cost.
+    let entry = vec![b'x'; 480];
+    let intent = vec![b'y'; 1_200];
+    let mut seq = 0u64;
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("inserts-of-one-send", |b| {
+        b.iter(|| {
+            seq += 1;
+            let s = seq.to_be_bytes();
+            let id = format!("01JB{:022}", seq.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            let k = |tag: &[u8], rest: &[u8]| [tag, b"\0bench\0", rest].concat();
+            db.insert(b"\xffwal-intent", intent.as_slice()).unwrap();
+            db.insert(k(b"l", &s), entry.as_slice()).unwrap();
+            db.insert(
+                k(b"m", id.as_bytes()),
+                &b"{\"course\":\"bench\",\"history\":[1]}"[..],
+            )
+            .unwrap();
+            db.insert(k(b"s", &s), &s[..]).unwrap();
+            db.insert(k(b"t", &s), id.as_bytes()).unwrap();
+            db.insert(
+                k(b"w", b"u1"),
+                &b"{\"userId\":\"u1\",\"seq\":1,\"at\":\"2026-11-24T00:00:00.000Z\"}"[..],
+            )
+            .unwrap();
+            db.insert(
+                k(b"r", &[b"u1\0".as_slice(), &s].concat()),
+                &b"\"2026-11-24T00:00:00.000Z\""[..],
+            )
+            .unwrap();
+            db.insert(k(b"h", b""), &b"{\"last_seq\":1,\"count\":1}"[..])
+                .unwrap();
+            db.insert(b"\xffwal-record", &s[..]).unwrap();
+        })
+    });
     group.finish();
 }
 
