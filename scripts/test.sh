@@ -7,7 +7,8 @@
 #   4. the real npm socket.io-client against a running chat-host,
 #   5. the reliability checks' short versions: a fuzz smoke run of every cargo-fuzz target and
 #      schemathesis against docs/openapi.yaml (the crash, hostile-client and auth tests run in 2),
-#   6. the benchmark harness's quick run (so it cannot rot).
+#   6. the benchmark harness's quick run and a second of the in-process send load (so they cannot
+#      rot).
 # Long versions of the reliability checks: CHAT_LONG_TESTS=1 scripts/test.sh (see README).
 set -euo pipefail
 
@@ -41,5 +42,8 @@ bash scripts/reliability.sh
 
 step "benchmark harness (quick)"
 bash bench/run --quick
+# The in-process load that bench/profile records, for a second; and the profiler script parses.
+cargo run --release --quiet -p chat-core --example send_load -- sled 8 1
+bash -n bench/profile
 
 step "all tests passed in $(( $(date +%s) - started )) s"
