@@ -7,6 +7,7 @@
 //! hub. REST handlers, WebSocket codecs and the FFI all call these same methods.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -1431,17 +1432,33 @@ impl Engine {
 /// taken but never published would hold back every later change of the course (a receipt stored
 /// but never announced would leave the room's view behind). Outside a Tokio runtime the write runs
 /// in place.
-async fn committed<T: Send + 'static>(
-    write: impl std::future::Future<Output = Result<T>> + Send + 'static,
-) -> Result<T> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => match rt.spawn(write).await {
-            Ok(outcome) => outcome,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(Error::Closed),
-        },
-        Err(_) => write.await,
+///
+/// The write is spawned when this is called, not when the result is first awaited, so the
+/// caller's future holds a task handle instead of the whole write: a connection handling a request
+/// stays small.
+fn committed<T: Send + 'static>(
+    write: impl Future<Output = Result<T>> + Send + 'static,
+) -> impl Future<Output = Result<T>> {
+    let run = match tokio::runtime::Handle::try_current() {
+        Ok(rt) => Committed::Spawned(rt.spawn(write)),
+        Err(_) => Committed::InPlace(Box::pin(write)),
+    };
+    async move {
+        match run {
+            Committed::Spawned(task) => match task.await {
+                Ok(outcome) => outcome,
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(_) => Err(Error::Closed),
+            },
+            Committed::InPlace(write) => write.await,
+        }
     }
+}
+
+/// How [`committed`] runs its write.
+enum Committed<T> {
+    Spawned(tokio::task::JoinHandle<Result<T>>),
+    InPlace(std::pin::Pin<Box<dyn Future<Output = Result<T>> + Send>>),
 }
 
 fn typing_event(course_id: &str, actor: &Actor, is_typing: bool) -> Arc<Envelope> {
