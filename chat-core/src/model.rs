@@ -44,12 +44,11 @@ impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use chrono::{Datelike, Timelike};
         let d = self.0;
-        let Ok(year) = u32::try_from(d.year()) else {
-            return write!(f, "{}", d.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
+        // Years outside 0..=9999 take chrono's signed, wider form.
+        let year = match u32::try_from(d.year()) {
+            Ok(year) if year <= 9999 => year,
+            _ => return write!(f, "{}", d.format("%Y-%m-%dT%H:%M:%S%.3fZ")),
         };
-        if year > 9999 {
-            return write!(f, "{}", d.format("%Y-%m-%dT%H:%M:%S%.3fZ"));
-        }
         // A leap second's nanoseconds run past 1e9; it prints as the second's last millisecond.
         let ms = (d.nanosecond() / 1_000_000).min(999);
         let mut out = *b"0000-00-00T00:00:00.000Z";

@@ -50,8 +50,8 @@ pub async fn run<S: Store, F: Fn() -> S>(make: F) {
     receipts(&make()).await;
 }
 
-/// Sends from many threads at once: every new message takes
-/// its own seq with no gap, and a client id used concurrently stores one message.
+/// Sends from many threads at once: every new message takes its own seq with no gap, and a client
+/// id used concurrently stores one message.
 async fn concurrent_inserts<S: Store>(store: std::sync::Arc<S>) {
     const THREADS: usize = 8;
     const EACH: usize = 60;

@@ -10,7 +10,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::kv::{BatchOp, KvBackend, KvStore};
-use super::wal::Wal;
+use super::wal::{sync_dir, Wal};
 use crate::error::{Error, Result};
 
 /// A [`Store`](super::Store) on disk.
@@ -104,11 +104,6 @@ impl SledKv {
     pub fn path(&self) -> &Path {
         &self.path
     }
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
 }
 
 /// Opens sled, waiting a little for a lock that a just-dropped handle in this process (whose

@@ -100,7 +100,8 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+/// Makes a folder's entries (files created, renamed or removed in it) durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)?.sync_all()?;
     Ok(())
 }
@@ -537,15 +538,21 @@ fn checkpoint(shared: &Shared, db: &sled::Db) -> Result<Option<u64>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn replay_never_rolls_back_what_sled_already_holds() {
-        // sled got records 1 and 2 (a checkpoint flush, or its own buffer writes), but the crash
-        // tore record 2 in the log: replaying record 1 must not put the older value back.
+    /// A sled database in a fresh folder (kept while the folder lives).
+    fn temp_db() -> (tempfile::TempDir, sled::Db) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::Config::new()
             .path(dir.path().join("db"))
             .open()
             .unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn replay_never_rolls_back_what_sled_already_holds() {
+        // sled got records 1 and 2 (a checkpoint flush, or its own buffer writes), but the crash
+        // tore record 2 in the log: replaying record 1 must not put the older value back.
+        let (dir, db) = temp_db();
         let rec = |no: u64, v: &[u8]| -> Vec<BatchOp> {
             vec![
                 (b"head".to_vec(), Some(v.to_vec())),
@@ -583,11 +590,7 @@ mod tests {
     fn a_record_interrupted_half_applied_is_completed_at_open() {
         // The crash came after the intent and one op of record 5 reached sled, before the rest
         // and its number: opening completes record 5, and only record 5.
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new()
-            .path(dir.path().join("db"))
-            .open()
-            .unwrap();
+        let (dir, db) = temp_db();
         db.insert(RECORD_KEY, &4u64.to_be_bytes()).unwrap();
         db.insert(b"a", b"old").unwrap();
         db.insert(b"gone", b"x").unwrap();
