@@ -42,7 +42,10 @@ pub async fn handle(state: AppState, req: Request<Incoming>) -> Response<Body> {
     // Browser pages on other origins may call the REST routes ([`crate::cors`]); `/socket.io/`
     // answers CORS itself and WebSockets have none.
     let path = req.uri().path();
-    let cross_origin = path == "/healthz" || path == API || path.starts_with(&format!("{API}/"));
+    let cross_origin = path == "/healthz"
+        || path
+            .strip_prefix(API)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     let allowed = &state.config().cors_origins;
     if cross_origin && req.method() == Method::OPTIONS {
         return crate::cors::preflight(req.headers(), allowed, "GET, POST, PUT, DELETE, OPTIONS");
@@ -50,10 +53,7 @@ pub async fn handle(state: AppState, req: Request<Incoming>) -> Response<Body> {
     let origin = cross_origin
         .then(|| crate::cors::origin(req.headers(), allowed))
         .flatten();
-    let mut resp = match AssertUnwindSafe(route(state.clone(), req))
-        .catch_unwind()
-        .await
-    {
+    let mut resp = match AssertUnwindSafe(route(state, req)).catch_unwind().await {
         Ok(Ok(resp)) | Ok(Err(Fail(resp))) => resp,
         Err(_) => {
             tracing::error!("a request handler panicked");
