@@ -38,7 +38,7 @@ pub async fn handle(state: AppState, req: Request<HttpBody>) -> Response<Body> {
         return crate::cors::preflight(req.headers(), allowed, "GET, POST, OPTIONS");
     }
     let origin = crate::cors::origin(req.headers(), allowed);
-    let mut resp = route(state.clone(), req).await;
+    let mut resp = route(state, req).await;
     crate::cors::allow(&mut resp, origin);
     resp
 }
