@@ -1,8 +1,8 @@
 //! File bytes behind a small trait, and the upload policy.
 //!
-//! The engine decides what a file is from its bytes ([`sniff`], with the `infer` crate), never
-//! from the client's name or claimed type, checks size and allow-list, and stores it under a
-//! server-made id. Backends: [`fs`] (default, one fsync'd file per blob) and [`memory`].
+//! The engine decides what a file is from its bytes ([`sniff`]: magic numbers, and the tracks of
+//! media containers), never from the client's name or claimed type, checks size and allow-list,
+//! and stores it under a server-made id. Backends: [`fs`] (default, one fsync'd file per blob) and [`memory`].
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 pub mod conformance;
 pub mod fs;
 pub mod memory;
+mod sniff;
+
+pub use sniff::sniff;
 
 /// Where uploaded bytes live.
 #[async_trait]
@@ -34,45 +37,6 @@ pub(crate) fn check_blob_id(id: &str) -> Result<()> {
     }
 }
 
-/// The content type of `bytes`, from their magic numbers; `text/plain` for UTF-8 text without
-/// control characters (other than whitespace); `application/octet-stream` when unknown.
-pub fn sniff(bytes: &[u8]) -> String {
-    if let Some(kind) = infer::get(bytes) {
-        return kind.mime_type().to_string();
-    }
-    if looks_like_html(bytes) {
-        return "text/html".to_string();
-    }
-    match std::str::from_utf8(bytes) {
-        Ok(text) if !text.chars().any(|c| c.is_control() && !c.is_whitespace()) => {
-            "text/plain".to_string()
-        }
-        _ => "application/octet-stream".to_string(),
-    }
-}
-
-fn looks_like_html(bytes: &[u8]) -> bool {
-    let head: Vec<u8> = bytes
-        .iter()
-        .take(512)
-        .map(|b| b.to_ascii_lowercase())
-        .collect();
-    let head = String::from_utf8_lossy(&head);
-    let trimmed = head.trim_start_matches('\u{feff}').trim_start();
-    [
-        "<!doctype html",
-        "<html",
-        "<script",
-        "<head",
-        "<body",
-        "<iframe",
-        "<svg",
-        "<?xml",
-    ]
-    .iter()
-    .any(|tag| trimmed.starts_with(tag))
-}
-
 /// A display name made safe: no path, no control characters, at most 255 characters.
 pub(crate) fn clean_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
@@ -88,21 +52,6 @@ pub(crate) fn clean_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sniffs_from_content_not_name() {
-        let png =
-            b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
-        assert_eq!(sniff(png), "image/png");
-        assert_eq!(sniff(b"%PDF-1.7\n"), "application/pdf");
-        assert_eq!(sniff(b"hello\nworld\t!"), "text/plain");
-        assert_eq!(
-            sniff(b"<!DOCTYPE html><html><script>alert(1)</script>"),
-            "text/html"
-        );
-        assert_eq!(sniff(b"  <html><body>x"), "text/html");
-        assert_eq!(sniff(b"\x00\x01\x02binary"), "application/octet-stream");
-    }
 
     #[test]
     fn names_lose_paths_and_controls() {
