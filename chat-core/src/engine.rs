@@ -1104,7 +1104,8 @@ impl Engine {
 
     // ---- presence, rooms, typing -------------------------------------------------------------
 
-    /// The online participants of a course (and online users in its room).
+    /// The online participants of a course. An admin watching the room without being enrolled is
+    /// not a member of it, so is not listed.
     #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn online_users(&self, actor: &Actor, course_id: &str) -> Result<Vec<User>> {
         self.access(actor, course_id).await?;
@@ -1112,22 +1113,16 @@ impl Engine {
     }
 
     async fn compute_online(&self, course_id: &str) -> Result<Vec<User>> {
-        let mut ids: HashSet<String> = self
+        // Participants come ordered by user id.
+        let ids: Vec<String> = self
             .inner
             .store
             .participants(course_id)
             .await?
             .into_iter()
             .map(|p| p.user_id)
-            .collect();
-        if let Some(hub) = self.inner.hubs.lock().get(course_id) {
-            ids.extend(hub.members());
-        }
-        let mut ids: Vec<String> = ids
-            .into_iter()
             .filter(|id| self.inner.presence.get(id).0)
             .collect();
-        ids.sort();
         let mut users = Vec::with_capacity(ids.len());
         for id in ids {
             users.push(self.user_view(&id).await?);
@@ -1145,29 +1140,23 @@ impl Engine {
         }
     }
 
-    /// A user came online or went offline: tell the rooms that show them.
+    /// A user came online or went offline: tell the rooms of the courses they take part in.
     async fn presence_changed(&self, user_id: &str) {
-        let mut courses: HashSet<String> = match self.inner.store.courses_of(user_id).await {
-            Ok(c) => c.into_iter().collect(),
+        let courses = match self.inner.store.courses_of(user_id).await {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!(user = user_id, error = %e, "cannot list courses");
-                HashSet::new()
+                return;
             }
         };
-        let hubs: Vec<(String, Arc<Hub>)> = self
-            .inner
-            .hubs
-            .lock()
-            .iter()
-            .map(|(c, h)| (c.clone(), h.clone()))
-            .collect();
-        for (course, hub) in &hubs {
-            if hub.members().iter().any(|m| m == user_id) {
-                courses.insert(course.clone());
-            }
-        }
-        for (course, hub) in hubs {
-            if courses.contains(&course) && hub.has_listeners() {
+        for course in courses {
+            let listened = self
+                .inner
+                .hubs
+                .lock()
+                .get(&course)
+                .is_some_and(|h| h.has_listeners());
+            if listened {
                 self.online_changed(&course);
             }
         }
@@ -1238,10 +1227,13 @@ impl Engine {
     ) -> Result<Vec<User>> {
         self.alive()?;
         let actor = &conn.actor;
-        self.access(actor, course_id).await?;
+        let (_, role) = self.access(actor, course_id).await?;
         let hub = self.ready_hub(course_id).await?;
         let newly = conn.joined.lock().insert(course_id.to_string());
-        let first_in_room = conn.presence && newly && hub.add_member(&actor.id);
+        // An admin who is not enrolled watches the room without being a member of it: not
+        // online in it, no `user-joined` / `user-left`.
+        let member = conn.presence && role.is_some();
+        let first_in_room = member && newly && hub.add_member(&actor.id);
         let user = conn.presence.then_some(actor.id.as_str());
         hub.subscribe(conn.id, user, conn.stream.clone(), |hi| {
             conn.stream.follow(course_id, since_seq, hi)

@@ -133,10 +133,6 @@ impl Hub {
         }
     }
 
-    pub(crate) fn members(&self) -> Vec<String> {
-        self.state.lock().members.keys().cloned().collect()
-    }
-
     pub(crate) fn has_listeners(&self) -> bool {
         let st = self.state.lock();
         !st.subs.is_empty() || !st.members.is_empty()

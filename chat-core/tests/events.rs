@@ -452,3 +452,44 @@ async fn an_abandoned_unenrollment_still_stops_the_users_events() {
         .unwrap_err();
     assert!(matches!(err, Error::NotEnrolled), "{err:?}");
 }
+
+#[tokio::test]
+async fn an_admin_watching_a_room_is_not_one_of_its_online_participants() {
+    let w = world().await;
+    let root = chat_core::Actor::new("root", "Root", chat_core::Role::Admin);
+    let (ada, mut ada_ev) = w.engine.connect(&w.ada).await.unwrap();
+    ada.join("c1", None).await.unwrap();
+    next_named(&mut ada_ev, "online-users").await;
+
+    let (watcher, mut root_ev) = w.engine.connect(&root).await.unwrap();
+    let online = watcher.join("c1", None).await.unwrap();
+    let ids = |users: &[chat_core::User]| users.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&online), ["ada"], "the join's answer");
+    let Event::OnlineUsers(o) = next_named(&mut root_ev, "online-users").await else {
+        unreachable!()
+    };
+    assert_eq!(ids(&o.users), ["ada"], "the joiner's online-users");
+    assert_eq!(
+        ids(&w.engine.online_users(&w.ada, "c1").await.unwrap()),
+        ["ada"]
+    );
+    // The watcher still sees the room, but the room is not told about the watcher.
+    quiet(&mut ada_ev, "user-joined", 400).await;
+    w.say(&w.ada, "hello").await;
+    next_named(&mut root_ev, "new-message").await;
+    watcher.close().await;
+    quiet(&mut ada_ev, "user-left", 400).await;
+
+    // Once enrolled, the same admin is a participant like any other.
+    w.engine
+        .enroll(&w.admin, "c1", "root", chat_core::Role::Admin)
+        .await
+        .unwrap();
+    let (member, _root_ev) = w.engine.connect(&root).await.unwrap();
+    let online = member.join("c1", None).await.unwrap();
+    assert_eq!(ids(&online), ["ada", "root"]);
+    let Event::UserJoined(j) = next_named(&mut ada_ev, "user-joined").await else {
+        unreachable!()
+    };
+    assert_eq!(j.user.id, "root");
+}

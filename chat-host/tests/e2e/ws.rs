@@ -544,3 +544,37 @@ async fn a_slow_client_is_disconnected_and_never_stalls_the_room() {
         "the slow client was disconnected before getting all {n} ({seen})"
     );
 }
+
+#[tokio::test]
+async fn an_admin_watching_is_not_listed_online() {
+    let w = World::start().await;
+    let mut ada = w.joined(&w.u1).await;
+    ada.expect("online-users").await;
+    // The admin is not enrolled in c1: they may watch its room, but are not one of its members.
+    let mut admin = w.ws(&w.admin).await;
+    let ack = admin.call("join-course", json!({"courseId": COURSE})).await;
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert_eq!(ids(&ack["data"]["users"]), vec!["u1"]);
+    let online = admin.expect("online-users").await;
+    assert_eq!(ids(&online["users"]), vec!["u1"]);
+    let rest = w.get(&w.u1, "/api/v1/chat/online/c1").await.data();
+    assert_eq!(ids(&rest), vec!["u1"]);
+    let frames = ada.drain(QUIET).await;
+    assert!(
+        Ws::named(&frames, "user-joined").next().is_none(),
+        "{frames:?}"
+    );
+    assert!(
+        Ws::named(&frames, "online-users").all(|d| ids(&d["users"]) == ["u1"]),
+        "{frames:?}"
+    );
+    // The watcher still gets the room's events.
+    let sent = w.send(&w.u1, "for everyone").await;
+    assert_eq!(admin.expect("new-message").await["id"], sent["id"]);
+    admin.close();
+    let frames = ada.drain(QUIET).await;
+    assert!(
+        Ws::named(&frames, "user-left").next().is_none(),
+        "{frames:?}"
+    );
+}
