@@ -4,7 +4,8 @@
 #   1. cargo fmt --check and clippy -D warnings on the whole workspace,
 #   2. cargo test --workspace (core unit/property tests, host end-to-end tests over real sockets),
 #   3. the bindings: Python package in a fresh venv + pytest, Kotlin on the JVM, Swift checks,
-#   4. the real npm socket.io-client against a running chat-host,
+#   4. the real npm socket.io-client against a running chat-host, and the browser example in
+#      headless Chromium (Debian's package),
 #   5. the reliability checks' short versions: a fuzz smoke run of every cargo-fuzz target and
 #      schemathesis against docs/openapi.yaml (the crash, hostile-client and auth tests run in 2),
 #   6. the benchmark harness's quick run and a second of the in-process send load (so they cannot
@@ -36,6 +37,9 @@ bash bindings/test.sh
 
 step "socket.io-client (npm) against chat-host"
 bash chat-host/tests/socketio/run.sh
+
+step "browser example in headless Chromium (client loaded from chat-host)"
+bash examples/browser-socketio/test.sh
 
 step "reliability: fuzz smoke and schemathesis"
 bash scripts/reliability.sh

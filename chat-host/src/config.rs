@@ -70,6 +70,9 @@ pub struct Config {
     /// `/socket.io/` get CORS headers; empty (the default) allows every origin. See
     /// [`crate::cors`] for why that is safe with token authentication.
     pub cors_origins: Vec<String>,
+    /// Serve the npm socket.io-client's browser bundles at `/socket.io/socket.io.js` (and
+    /// `.min.js`, `.esm.min.js`, their maps), as the Node.js socket.io server does (default true).
+    pub serve_client: bool,
 }
 
 impl Default for Config {
@@ -92,6 +95,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
             cors_origins: Vec::new(),
+            serve_client: true,
         }
     }
 }
@@ -183,6 +187,10 @@ pub struct Cli {
         default_value = "*"
     )]
     pub cors_origins: Vec<String>,
+    /// Serve the socket.io-client browser bundle at `/socket.io/socket.io.js` (`false` to turn
+    /// it off, e.g. when a CDN or the front end's own build provides it).
+    #[arg(long, env = "CHAT_SERVE_CLIENT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub serve_client: bool,
 }
 
 /// The listed origins, or an empty list (every origin) when the list names `*` or nothing.
@@ -243,6 +251,7 @@ impl Cli {
             idle_timeout: Duration::from_secs(self.idle_timeout),
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             cors_origins: cors_list(&self.cors_origins),
+            serve_client: self.serve_client,
         })
     }
 }
@@ -255,6 +264,13 @@ mod tests {
         let mut all = vec!["chat-host", "--jwt-secret", "s"];
         all.extend_from_slice(args);
         Cli::try_parse_from(all).unwrap().into_config().unwrap()
+    }
+
+    #[test]
+    fn the_client_bundle_is_served_unless_turned_off() {
+        assert!(cli(&[]).serve_client);
+        assert!(!cli(&["--serve-client", "false"]).serve_client);
+        assert!(!cli(&["--serve-client=false"]).serve_client);
     }
 
     #[test]

@@ -77,6 +77,15 @@ async fn route(state: AppState, req: Request<Incoming>) -> Answer {
             _ => Err(not_found()),
         };
     }
+    if let Some(file) = crate::socketio::client_bundle::lookup(&path) {
+        if state.config().serve_client {
+            let origin = crate::cors::origin(req.headers(), &state.config().cors_origins);
+            let mut resp =
+                crate::socketio::client_bundle::serve(&method, req.headers(), file).await;
+            crate::cors::allow(&mut resp, origin);
+            return Ok(resp);
+        }
+    }
     if path == crate::socketio::PATH || path == "/socket.io" {
         return Ok(crate::socketio::transport::handle(state, req).await);
     }

@@ -7,10 +7,12 @@
 //!
 //! - [`packet`]: Engine.IO and Socket.IO packets, encode and decode (pure);
 //! - [`session`]: sessions by sid, their queues, the driver (namespace, dispatch, heartbeat);
-//! - [`transport`]: the HTTP and WebSocket handling of `/socket.io/`, and CORS.
+//! - [`transport`]: the HTTP and WebSocket handling of `/socket.io/`, and CORS;
+//! - [`client_bundle`]: the npm client's browser bundles at `/socket.io/socket.io.js`.
 //!
 //! The wire format and its choices are documented in `docs/protocol.md`.
 
+pub mod client_bundle;
 pub mod packet;
 pub(crate) mod session;
 pub mod transport;

@@ -3,6 +3,7 @@
 mod common;
 
 mod auth;
+mod dropin;
 mod lifecycle;
 mod openapi;
 mod rest;

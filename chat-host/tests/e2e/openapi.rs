@@ -48,6 +48,7 @@ fn documented() -> Vec<(String, String, u16)> {
 /// The routes the server serves (kept in step with `rest.rs`).
 const ROUTES: &[(&str, &str)] = &[
     ("GET", "/healthz"),
+    ("GET", "/socket.io/{file}"),
     ("GET", "/ws"),
     ("POST", "/api/v1/chat/send"),
     ("GET", "/api/v1/chat/course/{courseId}"),
@@ -113,6 +114,21 @@ async fn every_documented_route_answers_as_documented() {
         let (tok, path, body): (Option<&str>, String, Option<(String, bytes::Bytes)>) =
             match (method.as_str(), t, *status) {
                 ("GET", "/healthz", 200) => (None, t.into(), None),
+                ("GET", "/socket.io/{file}", s) => {
+                    let path = "/socket.io/socket.io.min.js";
+                    let etag = request(w.addr, "GET", path, None, None)
+                        .await
+                        .header("etag")
+                        .unwrap_or_default();
+                    let headers: &[(&str, &str)] = match s {
+                        200 => &[],
+                        304 => &[("if-none-match", &etag)],
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    };
+                    let got = request_headers(w.addr, "GET", path, headers).await.status;
+                    assert_eq!(got, s, "{method} {t}");
+                    continue;
+                }
                 ("GET", "/ws", s) => {
                     let got = match s {
                         101 => Ws::connect(w.addr, &w.u2, true)
