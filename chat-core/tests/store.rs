@@ -246,3 +246,24 @@ async fn an_interrupted_first_start_is_started_over() {
     let err = Engine::open(dir.path()).await.unwrap_err();
     assert!(matches!(err, Error::Corrupt(_)), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_sled_store_keeps_its_epoch_across_reopen() {
+    use chat_core::Store;
+    let dir = tempfile::tempdir().unwrap();
+    let first = {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.epoch().await.unwrap()
+    };
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.epoch().await.unwrap(), first);
+    let other = tempfile::tempdir().unwrap();
+    assert_ne!(
+        SledStore::open(other.path())
+            .unwrap()
+            .epoch()
+            .await
+            .unwrap(),
+        first
+    );
+}

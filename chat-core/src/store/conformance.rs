@@ -48,6 +48,22 @@ pub async fn run<S: Store, F: Fn() -> S>(make: F) {
     updates(&make()).await;
     timeline(&make()).await;
     receipts(&make()).await;
+    epochs(&make(), &make()).await;
+}
+
+/// A store has one epoch for its whole life; two stores have different ones.
+async fn epochs<S: Store>(a: &S, b: &S) {
+    let first = a.epoch().await.expect("epoch");
+    assert!(!first.is_empty());
+    insert(a, message("c1", "u1", "hello", None)).await;
+    assert_eq!(a.epoch().await.expect("epoch"), first, "stable");
+    assert_ne!(b.epoch().await.expect("epoch"), first, "unique per store");
+    assert_eq!(
+        a.last_seqs(&["c1".into(), "none".into()])
+            .await
+            .expect("last seqs"),
+        vec![1, 0]
+    );
 }
 
 /// Sends from many threads at once: every new message takes its own seq with no gap, and a client

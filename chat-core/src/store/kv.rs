@@ -19,6 +19,7 @@
 //! | `k\0{course}\0{sender}\0{clientId}` | message id (idempotent sends) |
 //! | `w\0{course}\0{user}` / `r\0{course}\0{user}\0{seq}` | read watermark / its history |
 //! | `f\0{file}` | [`StoredFile`] |
+//! | `e` | the store's epoch (a ULID made on first use) |
 //!
 //! Numbers are big-endian so byte order is numeric order.
 
@@ -79,6 +80,8 @@ pub struct KvStore<B> {
     /// Per-course counters, loaded on first use; the lock makes "allocate seq + write" atomic for
     /// a course within this process (the backend's folder is single-process).
     heads: Mutex<HashMap<String, Arc<Mutex<Head>>>>,
+    /// The epoch, once read or made.
+    epoch: tokio::sync::OnceCell<String>,
 }
 
 fn key(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -135,6 +138,7 @@ impl<B: KvBackend> KvStore<B> {
         KvStore {
             kv,
             heads: Mutex::new(HashMap::new()),
+            epoch: tokio::sync::OnceCell::new(),
         }
     }
 
@@ -417,6 +421,22 @@ impl<B: KvBackend> Store for KvStore<B> {
             err.is_none() && out.len() < limit
         })?;
         err.map_or(Ok(out), Err)
+    }
+
+    async fn epoch(&self) -> Result<String> {
+        self.epoch
+            .get_or_try_init(|| async {
+                if let Some(v) = self.kv.get(b"e")? {
+                    return String::from_utf8(v).map_err(Error::corrupt);
+                }
+                let made = ulid::Ulid::new().to_string();
+                self.kv
+                    .apply(vec![(b"e".to_vec(), Some(made.clone().into_bytes()))])?;
+                self.kv.sync().await?;
+                Ok(made)
+            })
+            .await
+            .cloned()
     }
 
     async fn message_count(&self, course_id: &str) -> Result<u64> {

@@ -176,6 +176,19 @@ pub trait Store: Send + Sync + 'static {
     async fn message(&self, id: &str) -> Result<Option<Message>>;
     /// The highest seq allocated in a course (0 when none).
     async fn last_seq(&self, course_id: &str) -> Result<u64>;
+    /// [`last_seq`](Self::last_seq) of several courses, in the order given: what a node checks
+    /// every few seconds to notice changes it was not told about.
+    async fn last_seqs(&self, course_ids: &[String]) -> Result<Vec<u64>> {
+        let mut out = Vec::with_capacity(course_ids.len());
+        for c in course_ids {
+            out.push(self.last_seq(c).await?);
+        }
+        Ok(out)
+    }
+    /// The id of this store's history: made once when the store is created and never changed,
+    /// so a seq a client remembers can be told apart from the same number in another store (a
+    /// wiped or replaced database). Resume checks it before replaying.
+    async fn epoch(&self) -> Result<String>;
     /// Log entries with `after < seq <= upto`, oldest first, at most `limit`.
     async fn changes(
         &self,
