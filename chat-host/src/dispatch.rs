@@ -102,7 +102,7 @@ pub fn decode<T: DeserializeOwned>(data: Value) -> Result<T, Error> {
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Value, Error> {
-    serde_json::to_value(value).map_err(|e| Error::Storage(format!("encoding: {e}")))
+    serde_json::to_value(value).map_err(Error::encoding)
 }
 
 /// Runs one client event on `conn` (for the connection's actor) and returns what to acknowledge with:

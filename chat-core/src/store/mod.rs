@@ -20,10 +20,13 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::model::{Message, Participant, Role, Timestamp};
 
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod kv;
 pub mod memory;
+#[cfg(feature = "sled")]
 pub mod sled;
+#[cfg(feature = "sled")]
 mod wal;
 
 /// A user's stored profile (presence lives in memory, `last_seen` is kept).
