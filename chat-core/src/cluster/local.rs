@@ -1,16 +1,69 @@
-//! One node on its own: presence, rooms and rate limits counted in this process's memory.
+//! One process: presence, rooms and rate limits counted in memory, and a bus between the engines
+//! of one process.
 //!
-//! These are the engine's defaults, and the reference the shared backends must behave like.
+//! [`LocalPresence`] and [`LocalRateLimits`] are the engine's defaults, and the reference the
+//! shared backends must behave like. Several engines in one process (tests, or an embedder
+//! running nodes side by side) become one deployment by sharing one of each and a [`LocalBus`].
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
-use super::{Departure, Presence, RateLimits, Rule};
+use super::{Bus, Delivery, Departure, Presence, RateLimits, Rule};
 use crate::error::{Error, Result};
+
+/// A bus between the engines of one process: every message reaches every subscriber (a slow
+/// subscriber that falls more than `capacity` behind loses messages and is told it resubscribed,
+/// like a real bus that dropped its connection).
+pub struct LocalBus {
+    tx: broadcast::Sender<Vec<u8>>,
+}
+
+impl LocalBus {
+    /// A bus that keeps up to `capacity` messages for a slow subscriber.
+    pub fn new(capacity: usize) -> Self {
+        LocalBus {
+            tx: broadcast::channel(capacity.max(1)).0,
+        }
+    }
+}
+
+impl Default for LocalBus {
+    fn default() -> Self {
+        LocalBus::new(4096)
+    }
+}
+
+#[async_trait]
+impl Bus for LocalBus {
+    async fn publish(&self, message: Vec<u8>) -> Result<()> {
+        // No subscriber is not an error: a message may always be lost.
+        let _ = self.tx.send(message);
+        Ok(())
+    }
+
+    async fn subscribe(&self) -> Result<mpsc::Receiver<Delivery>> {
+        let mut rx = self.tx.subscribe();
+        let (out, deliveries) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                let delivery = match rx.recv().await {
+                    Ok(m) => Delivery::Message(m),
+                    Err(broadcast::error::RecvError::Lagged(_)) => Delivery::Resubscribed,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if out.send(delivery).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(deliveries)
+    }
+}
 
 #[derive(Default)]
 struct UserEntry {
