@@ -8,6 +8,27 @@
 //! kept by the database instead. The semantics of each method are exactly kv's; the conformance
 //! suite runs against both.
 //!
+//! # Connecting
+//!
+//! ```no_run
+//! # async fn demo() -> chat_core::Result<()> {
+//! use std::sync::Arc;
+//! use chat_core::store::postgres::PgStore;
+//!
+//! let store = PgStore::builder("postgres://chat@db.internal:5432/chat")
+//!     .schema("chat")
+//!     .max_connections(20)
+//!     .connect()
+//!     .await?;
+//! let engine = chat_core::Engine::builder().store(Arc::new(store)).open().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! sqlx is built without a TLS backend for now: connections are plain TCP, and a URL with
+//! `sslmode=require` is refused. Connection errors are [`Error::Storage`] with sqlx's reason
+//! (refused, authentication, unknown database); data that does not decode is
+//! [`Error::Corrupt`].
+//!
 //! # Seqs: one counter row per course
 //!
 //! `chat_heads(course_id, last_seq, message_count)` holds a course's counters. A new message or
