@@ -177,6 +177,17 @@ impl Error {
         Error::Storage(source.into())
     }
 
+    /// A storage failure caused by `source` while doing `what` (kept as the source's context).
+    pub fn storage_during(
+        what: impl std::fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Storage(Source(Arc::new(During {
+            what: what.to_string(),
+            source: Box::new(source),
+        })))
+    }
+
     /// An encoding failure caused by `source`.
     pub fn encoding(source: impl Into<Source>) -> Self {
         Error::Encoding(source.into())
@@ -220,6 +231,25 @@ impl PartialEq for Source {
 }
 
 impl Eq for Source {}
+
+/// An error with what was being done when it happened.
+#[derive(Debug)]
+struct During {
+    what: String,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for During {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.source)
+    }
+}
+
+impl std::error::Error for During {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
 
 /// A message with no error behind it.
 #[derive(Debug)]
