@@ -220,6 +220,15 @@ impl Hub {
         }
     }
 
+    /// The store's head is `head`: a known seq above it came from a wrong notice (another
+    /// deployment's, say) and is forgotten, so nothing is skipped for it.
+    pub(crate) fn distrust(&self, head: u64) {
+        let mut st = self.state.lock();
+        let top_pending = st.pending.keys().next_back().copied().unwrap_or(0);
+        st.known = head.max(top_pending).max(st.next_seq - 1);
+        self.drain(&mut st);
+    }
+
     /// Another node (or this node's failed write) says `seq` is durable. Returns whether there
     /// is now a gap to fill.
     pub(crate) fn notify(&self, seq: u64) -> bool {

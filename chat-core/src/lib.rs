@@ -42,7 +42,9 @@ mod typing;
 
 pub use cluster::Cluster;
 pub use config::Config;
-pub use engine::{Attachment, Connection, CourseUpdate, Engine, EngineBuilder, SendMessage};
+pub use engine::{
+    Attachment, Connection, CourseUpdate, Engine, EngineBuilder, Joined, Resume, SendMessage,
+};
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Envelope, Event};
 pub use history::{HistoryPage, HistoryQuery, Pagination};

@@ -476,3 +476,25 @@ impl LastSeq for Engine {
         .unwrap_or(0)
     }
 }
+
+#[tokio::test]
+async fn a_wrong_notice_never_makes_a_node_skip_real_changes() {
+    let bus = Arc::new(LocalBus::default());
+    let (w, b) = two_nodes(Arc::new(MemoryStore::open()), bus.clone()).await;
+    let (bob_b, mut bob_ev) = b.connect(&w.bob).await.unwrap();
+    bob_b.join("c1", None).await.unwrap();
+    w.say(&w.ada, "one").await;
+    // Another deployment sharing the bus (or a bug) announces seq 1000 of "c1".
+    let forged = br#"{"node":"elsewhere","kind":"change","courseId":"c1","seq":1000}"#;
+    bus.publish(forged.to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..3 {
+        w.say(&w.ada, &format!("after {i}")).await;
+    }
+    let got: Vec<u64> = seqs(&mut bob_ev, 4)
+        .await
+        .into_iter()
+        .map(|x| x.1)
+        .collect();
+    assert_eq!(got, [1, 2, 3, 4]);
+}

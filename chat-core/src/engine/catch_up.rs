@@ -145,7 +145,18 @@ impl Engine {
                         .replay(hub.course_id(), after, upto, FILL_CHUNK)
                         .await
                     {
-                        Ok(events) if events.is_empty() => hub.skip_to(upto),
+                        Ok(events) if events.is_empty() => {
+                            // Nothing there: a seq a failed write took (skip it), or a notice
+                            // that was wrong (believe the store's head instead).
+                            match engine.inner.store.last_seq(hub.course_id()).await {
+                                Ok(head) if head >= upto => hub.skip_to(upto),
+                                Ok(head) => hub.distrust(head),
+                                Err(e) => {
+                                    tracing::warn!(course = hub.course_id(), error = %e, "cannot read a course's head");
+                                    tokio::time::sleep(Duration::from_millis(200)).await;
+                                }
+                            }
+                        }
                         Ok(events) => {
                             for event in events {
                                 if let Some(seq) = event.seq() {
