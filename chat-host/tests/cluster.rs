@@ -137,7 +137,9 @@ impl Node {
     }
 
     async fn ws(&self, token: &str) -> Ws {
-        Ws::connect(self.addr, token, true).await.expect("socket opens")
+        Ws::connect(self.addr, token, true)
+            .await
+            .expect("socket opens")
     }
 
     async fn joined(&self, token: &str) -> Ws {
@@ -190,10 +192,9 @@ impl Deployment {
             u2: token("u2", "Bob", "student"),
             _data: data,
         };
-        let r = d
-            .a
-            .put(&d.admin, "/api/v1/chat/courses/c1", json!({"name": "C1"}))
-            .await;
+        let r =
+            d.a.put(&d.admin, "/api/v1/chat/courses/c1", json!({"name": "C1"}))
+                .await;
         assert_eq!(r.status, 200, "{}", r.text());
         for user in ["u1", "u2"] {
             let path = format!("/api/v1/chat/courses/c1/participants/{user}");
@@ -253,12 +254,18 @@ async fn two_nodes_serve_one_deployment() {
 
     // Messages, edits and deletions both ways.
     let ack = ada
-        .call("send-message", json!({"courseId": COURSE, "message": "from A"}))
+        .call(
+            "send-message",
+            json!({"courseId": COURSE, "message": "from A"}),
+        )
         .await;
     let m1 = ack["data"].clone();
     assert_eq!(bob.expect("new-message").await["id"], m1["id"]);
     let ack = bob
-        .call("send-message", json!({"courseId": COURSE, "message": "from B"}))
+        .call(
+            "send-message",
+            json!({"courseId": COURSE, "message": "from B"}),
+        )
         .await;
     let m2 = ack["data"].clone();
     assert_eq!(ada.expect("new-message").await["id"], m2["id"]);
@@ -277,7 +284,10 @@ async fn two_nodes_serve_one_deployment() {
     // Typing both ways.
     bob.emit_no_ack("typing", json!({"courseId": COURSE, "isTyping": true}));
     let t = ada.expect("user-typing").await;
-    assert_eq!((t["userId"].as_str(), t["isTyping"].as_bool()), (Some("u2"), Some(true)));
+    assert_eq!(
+        (t["userId"].as_str(), t["isTyping"].as_bool()),
+        (Some("u2"), Some(true))
+    );
     ada.emit_no_ack("typing", json!({"courseId": COURSE, "isTyping": true}));
     assert_eq!(bob.expect("user-typing").await["userId"], "u1");
 
@@ -299,11 +309,16 @@ async fn two_nodes_serve_one_deployment() {
     let bob_on_a = d.a.joined(&d.u2).await;
     bob.close();
     let frames = ada.drain(Duration::from_millis(500)).await;
-    assert!(Ws::named(&frames, "user-left").next().is_none(), "{frames:?}");
+    assert!(
+        Ws::named(&frames, "user-left").next().is_none(),
+        "{frames:?}"
+    );
     let online = d.b.get(&d.u1, "/api/v1/chat/online/c1").await.data();
     assert_eq!(ids(&online), ["u1", "u2"]);
     bob_on_a.close();
-    let left = ada.expect_where("user-left", |x| x["user"]["id"] == "u2").await;
+    let left = ada
+        .expect_where("user-left", |x| x["user"]["id"] == "u2")
+        .await;
     assert_eq!(left["user"]["isOnline"], false);
     let online = d.b.get(&d.u1, "/api/v1/chat/online/c1").await.data();
     assert_eq!(ids(&online), ["u1"]);
@@ -322,7 +337,10 @@ async fn a_client_resumes_on_the_other_node_after_a_kill_9() {
     let mut acked = Vec::new();
     for i in 0..10 {
         let ack = ada
-            .call("send-message", json!({"courseId": COURSE, "message": format!("m{i}")}))
+            .call(
+                "send-message",
+                json!({"courseId": COURSE, "message": format!("m{i}")}),
+            )
             .await;
         acked.push(ack["data"]["seq"].as_u64().unwrap());
     }
@@ -330,7 +348,10 @@ async fn a_client_resumes_on_the_other_node_after_a_kill_9() {
     let last_seen = seen.last().unwrap().1;
     for i in 10..25 {
         let ack = ada
-            .call("send-message", json!({"courseId": COURSE, "message": format!("m{i}")}))
+            .call(
+                "send-message",
+                json!({"courseId": COURSE, "message": format!("m{i}")}),
+            )
             .await;
         acked.push(ack["data"]["seq"].as_u64().unwrap());
     }
@@ -345,10 +366,22 @@ async fn a_client_resumes_on_the_other_node_after_a_kill_9() {
         .await;
     assert_eq!(ack["data"]["recovered"], true, "{ack}");
     assert_eq!(ack["data"]["headSeq"], 25, "{ack}");
-    let got: Vec<u64> = changes(&mut bob, 15, WAIT).await.into_iter().map(|x| x.1).collect();
-    assert_eq!(got, acked[10..], "every acknowledged send after {last_seen}, once, in order");
+    let got: Vec<u64> = changes(&mut bob, 15, WAIT)
+        .await
+        .into_iter()
+        .map(|x| x.1)
+        .collect();
+    assert_eq!(
+        got,
+        acked[10..],
+        "every acknowledged send after {last_seen}, once, in order"
+    );
     // The watcher on B saw all 25 live, in order.
-    let all: Vec<u64> = changes(&mut watcher, 25, WAIT).await.into_iter().map(|x| x.1).collect();
+    let all: Vec<u64> = changes(&mut watcher, 25, WAIT)
+        .await
+        .into_iter()
+        .map(|x| x.1)
+        .collect();
     assert_eq!(all, acked);
     // Ada's only connection was on A: she goes offline within 60 s, and B's room is told.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -384,7 +417,10 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
             d.redis.spawn();
         }
         let ack = ada
-            .call("send-message", json!({"courseId": COURSE, "message": format!("m{i}")}))
+            .call(
+                "send-message",
+                json!({"courseId": COURSE, "message": format!("m{i}")}),
+            )
             .await;
         assert_eq!(ack["ok"], true, "sends do not need the bus: {ack}");
         acked.push(ack["data"]["seq"].as_u64().unwrap());
@@ -395,7 +431,10 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
         .into_iter()
         .map(|x| x.1)
         .collect();
-    assert_eq!(got, acked, "every change once, in order, across the restart");
+    assert_eq!(
+        got, acked,
+        "every change once, in order, across the restart"
+    );
     let extra = bob.drain(Duration::from_millis(500)).await;
     assert!(
         Ws::named(&extra, "new-message").next().is_none(),
