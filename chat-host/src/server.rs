@@ -172,6 +172,7 @@ async fn open_engine(config: &Config) -> Result<Engine, HostError> {
             source,
         })?;
     }
+    let mut epoch = None;
     match (&config.store, &config.data_dir) {
         (StoreSetting::Sled, Some(dir)) => builder = builder.data_dir(dir),
         (StoreSetting::Sled, None) => {}
@@ -180,6 +181,7 @@ async fn open_engine(config: &Config) -> Result<Engine, HostError> {
                 .schema(&config.store_schema)
                 .connect()
                 .await?;
+            epoch = Some(chat_core::Store::epoch(&store).await?);
             builder = builder.store(Arc::new(store));
             if let Some(dir) = dir {
                 let files = chat_core::blob::fs::FsBlobs::open(dir.join("files"))?;
@@ -192,9 +194,14 @@ async fn open_engine(config: &Config) -> Result<Engine, HostError> {
         .clone()
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
     if let Some(url) = &config.bus {
-        // TEMP until the redis backend lands
-        let _ = (url, &node_id);
-        return Err(HostError::Config("redis bus not built yet".into()));
+        // The store's epoch names the deployment, so deployments sharing a Redis never meet.
+        let options = chat_core::cluster::redis::Options {
+            prefix: format!("chat:{}", epoch.as_deref().unwrap_or("single")),
+            ..Default::default()
+        };
+        let cluster = chat_core::cluster::redis::connect(url, &node_id, options).await?;
+        tracing::info!(node = %node_id, bus = %url, "joined the deployment");
+        builder = builder.cluster(cluster);
     } else if config.node_id.is_some() {
         let mut single = chat_core::Cluster::single();
         single.node_id = node_id;

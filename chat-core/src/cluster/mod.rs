@@ -29,6 +29,8 @@ use tokio::sync::mpsc;
 use crate::error::Result;
 
 pub mod local;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// What one node tells the others.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
