@@ -28,6 +28,8 @@ use tokio::sync::mpsc;
 
 use crate::error::Result;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod conformance;
 pub mod local;
 #[cfg(feature = "redis")]
 pub mod redis;
