@@ -8,6 +8,7 @@
 
 use std::str::FromStr;
 
+use chat_core::engine::Resume;
 use chat_core::{Connection, Error, MessageType, SendMessage};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -30,6 +31,9 @@ struct Join {
     course_id: String,
     #[serde(default)]
     since_seq: Option<u64>,
+    /// The store epoch the client's `sinceSeq` belongs to (from an earlier join's answer).
+    #[serde(default)]
+    epoch: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -102,11 +106,13 @@ pub fn decode<T: DeserializeOwned>(data: Value) -> Result<T, Error> {
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Value, Error> {
-    serde_json::to_value(value).map_err(|e| Error::Storage(format!("encoding: {e}")))
+    serde_json::to_value(value).map_err(Error::encoding)
 }
 
 /// Runs one client event on `conn` (for the connection's actor) and returns what to acknowledge with:
-/// `join-course` → `{"courseId", "users"}` (the online users), `leave-course` → `{"courseId"}`,
+/// `join-course` → `{"courseId", "users", "headSeq", "epoch"}` (the online users, the seq live
+/// events follow, the store's epoch; with `sinceSeq` also `recovered`), `leave-course` →
+/// `{"courseId"}`,
 /// `send-message` / `edit-message` → the message, `delete-message` → the tombstone,
 /// `typing` → `{"courseId", "isTyping"}`, `mark-read` → the receipt.
 pub async fn dispatch(conn: &Connection, event: &str, data: Value) -> Result<Value, Error> {
@@ -115,8 +121,11 @@ pub async fn dispatch(conn: &Connection, event: &str, data: Value) -> Result<Val
     match event {
         "join-course" => {
             let j: Join = decode(data)?;
-            let users = conn.join(&j.course_id, j.since_seq).await?;
-            Ok(json!({"courseId": j.course_id, "users": encode(&users)?}))
+            let resume = j.since_seq.map(|since_seq| Resume {
+                since_seq,
+                epoch: j.epoch.filter(|e| !e.is_empty()),
+            });
+            encode(&conn.resume(&j.course_id, resume).await?)
         }
         "leave-course" => {
             let c: CourseOnly = decode(data)?;
