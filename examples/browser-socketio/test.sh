@@ -26,9 +26,11 @@ bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys
 work="$(mktemp -d)"
 pids=()
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  # Chromium's helpers (zygote, renderer) outlive its main process: end its whole process group,
+  # and never let a file they were still writing turn a passed test into a failure.
+  for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  rm -rf "$work" 2>/dev/null || { sleep 1; rm -rf "$work" 2>/dev/null; } || true
 }
 trap cleanup EXIT
 
@@ -50,7 +52,7 @@ curl -fsS -X PUT "$url/api/v1/chat/courses/demo" -H "Authorization: Bearer $toke
 text="hello from chromium $RANDOM$RANDOM"
 query="server=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$url")"
 query="$query&course=demo&token=$token&connect=1&send=$(python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$text")"
-"$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+setsid "$browser" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
   --user-data-dir="$work/profile" --remote-debugging-port=0 \
   "file://$here/index.html?$query" >"$work/browser.log" 2>&1 &
