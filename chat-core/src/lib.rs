@@ -1,6 +1,6 @@
 //! # chat-core
 //!
-//! The course-chat engine: every rule of the contract (`shared/CONTRACT.md`) in one library that
+//! The course-chat engine: every rule of the contract (`docs/CONTRACT.md`) in one library that
 //! the server (`chat-host`), the bindings (`chat-ffi`) and Rust programs embed.
 //!
 //! Start with [`Engine`]: open it on a folder ([`Engine::open`]) or in memory
