@@ -10,13 +10,43 @@ use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use serde::Serialize;
 
-use super::rooms::{Joined, Resume};
 use super::Engine;
 use crate::error::Result;
 use crate::event::Event;
 use crate::model::{Actor, User};
 use crate::stream::{Events, Feed, StreamShared};
+
+/// What joining a room answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Joined {
+    /// The course.
+    pub course_id: String,
+    /// Its online participants.
+    pub users: Vec<User>,
+    /// The seq the room's live events follow: every change up to it was published before the
+    /// connection joined (and replayed to it, when resuming).
+    pub head_seq: u64,
+    /// The store's epoch ([`Store::epoch`](crate::Store::epoch)): a client resuming later gives
+    /// it back with its seq.
+    pub epoch: String,
+    /// Only when resuming: whether every change after the client's seq is replayed. `false` when
+    /// the seq belongs to another epoch or lies beyond the course's head: nothing is replayed and
+    /// the client reloads the history instead (never a partial replay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<bool>,
+}
+
+/// Where a client that reconnects left off.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// The highest seq it saw of the course.
+    pub since_seq: u64,
+    /// The epoch its seq belongs to, when it knows it (from an earlier [`Joined`]).
+    pub epoch: Option<String>,
+}
 
 /// One open connection of a user (a socket, a tab, a device, an FFI listener).
 #[derive(Clone)]

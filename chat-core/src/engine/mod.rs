@@ -45,9 +45,8 @@ mod uncancellable;
 mod users;
 mod writes;
 
-pub use connection::Connection;
+pub use connection::{Connection, Joined, Resume};
 pub use courses::CourseUpdate;
-pub use rooms::{Joined, Resume};
 pub use writes::{Attachment, SendMessage};
 
 /// Builds an [`Engine`]: storage, limits and plugins.

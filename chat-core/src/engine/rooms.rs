@@ -8,10 +8,8 @@
 
 use std::sync::{Arc, Weak};
 
-use serde::Serialize;
-
 use super::catch_up::LOCAL_GAP_GRACE;
-use super::connection::{ConnInner, Detached};
+use super::connection::{ConnInner, Detached, Joined, Resume};
 use super::courses::Need;
 use super::{Connection, Engine, Inner};
 use crate::cluster::Notice;
@@ -21,36 +19,6 @@ use crate::hub::{Hub, Origin};
 use crate::model::{Actor, Timestamp, User};
 use crate::stream::{Events, StreamShared};
 use crate::typing::Check;
-
-/// What joining a room answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Joined {
-    /// The course.
-    pub course_id: String,
-    /// Its online participants.
-    pub users: Vec<User>,
-    /// The seq the room's live events follow: every change up to it was published before the
-    /// connection joined (and replayed to it, when resuming).
-    pub head_seq: u64,
-    /// The store's epoch ([`Store::epoch`](crate::Store::epoch)): a client resuming later gives
-    /// it back with its seq.
-    pub epoch: String,
-    /// Only when resuming: whether every change after the client's seq is replayed. `false` when
-    /// the seq belongs to another epoch or lies beyond the course's head: nothing is replayed and
-    /// the client reloads the history instead (never a partial replay).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub recovered: Option<bool>,
-}
-
-/// Where a client that reconnects left off.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Resume {
-    /// The highest seq it saw of the course.
-    pub since_seq: u64,
-    /// The epoch its seq belongs to, when it knows it (from an earlier [`Joined`]).
-    pub epoch: Option<String>,
-}
 
 impl Engine {
     pub(super) fn hub(&self, course_id: &str) -> Arc<Hub> {
