@@ -92,7 +92,7 @@ impl SledKv {
                 sync_dir(path)?;
             }
         }
-        let wal = Wal::open(&path.join("wal"), &db)?;
+        let wal = Wal::open(&path.join("wal"), path, &db)?;
         Ok(SledKv {
             db,
             wal,

@@ -51,6 +51,8 @@ pub(crate) struct Wal {
 
 struct Shared {
     dir: PathBuf,
+    /// sled's own folder, whose files a checkpoint `fsync`s (see [`sync_sled_files`]).
+    sled_dir: PathBuf,
     /// Number of the last checkpoint (see [`CHECKPOINT_KEY`]).
     checkpoint_no: std::sync::atomic::AtomicU64,
     state: Mutex<State>,
@@ -104,6 +106,25 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// `fsync`s sled's files in `dir` (its log `db`, `conf` and snapshots `snap.*`) and the folder.
+///
+/// sled 0.34's `flush` makes its writes stable with `sync_file_range`, which waits for the pages
+/// to reach the disk but neither flushes the disk's volatile write cache nor the file's metadata
+/// (its size, after it grew). A log segment may only be deleted once what it holds is durable in
+/// sled's files, so a checkpoint does the `fsync` that sled leaves out.
+fn sync_sled_files(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let sled_file = name == "db" || name == "conf" || name.starts_with("snap.");
+        if sled_file && entry.file_type()?.is_file() {
+            File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_dir(dir)
 }
 
 fn encode(batch: &[BatchOp], out: &mut Vec<u8>) {
@@ -242,7 +263,8 @@ fn read_segment(path: &Path) -> Result<(Vec<Vec<BatchOp>>, Option<u64>)> {
 
 impl Wal {
     /// Replays what the log holds into sled, then starts a fresh log in `dir`.
-    pub(crate) fn open(dir: &Path, db: &sled::Db) -> Result<Self> {
+    /// Opens the log in `dir` in front of `db`, whose files are in `sled_dir`.
+    pub(crate) fn open(dir: &Path, sled_dir: &Path, db: &sled::Db) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let found = segments(dir)?;
         let last = found.last().map(|(n, _)| *n);
@@ -290,6 +312,7 @@ impl Wal {
         let segment = Arc::new(create_segment(dir, segment_no)?);
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
+            sled_dir: sled_dir.to_path_buf(),
             checkpoint_no: std::sync::atomic::AtomicU64::new(checkpoint_no),
             state: Mutex::new(State {
                 buf: Vec::new(),
@@ -530,6 +553,7 @@ fn checkpoint(shared: &Shared, db: &sled::Db) -> Result<Option<u64>> {
         + 1;
     db.insert(CHECKPOINT_KEY, &no.to_le_bytes()[..])?;
     db.flush()?;
+    sync_sled_files(&shared.sled_dir)?;
     write_checkpoint_file(&shared.dir, no)?;
     std::fs::remove_file(segment_path(&shared.dir, old))?;
     sync_dir(&shared.dir)?;
@@ -573,7 +597,7 @@ mod tests {
         encode(&rec(2, b"2"), &mut torn);
         buf.extend_from_slice(&torn[..torn.len() - 2]);
         std::fs::write(segment_path(&wal_dir, 7), &buf).unwrap();
-        let mut wal = Wal::open(&wal_dir, &db).unwrap();
+        let mut wal = Wal::open(&wal_dir, &dir.path().join("db"), &db).unwrap();
         assert_eq!(db.get(b"head").unwrap().unwrap().as_ref(), b"2");
         // Appends go on numbering after what sled holds.
         wal.append(vec![(b"head".to_vec(), Some(b"3".to_vec()))], |ops| {
@@ -606,7 +630,7 @@ mod tests {
         encode(&record, &mut intent);
         db.insert(INTENT_KEY, intent).unwrap();
         db.insert(b"a", b"new").unwrap();
-        let mut wal = Wal::open(&dir.path().join("wal"), &db).unwrap();
+        let mut wal = Wal::open(&dir.path().join("wal"), &dir.path().join("db"), &db).unwrap();
         assert_eq!(db.get(b"b").unwrap().unwrap().as_ref(), b"also new");
         assert_eq!(db.get(b"gone").unwrap(), None);
         assert_eq!(record_no(&db).unwrap(), 5);
@@ -614,7 +638,7 @@ mod tests {
         db.insert(b"b", b"newer").unwrap();
         wal.stop();
         drop(wal);
-        let mut wal = Wal::open(&dir.path().join("wal"), &db).unwrap();
+        let mut wal = Wal::open(&dir.path().join("wal"), &dir.path().join("db"), &db).unwrap();
         assert_eq!(db.get(b"b").unwrap().unwrap().as_ref(), b"newer");
         // The next record applies in order and leaves its own intent.
         wal.append(vec![(b"c".to_vec(), Some(b"1".to_vec()))], |ops| {
@@ -635,7 +659,7 @@ mod tests {
         drop(wal);
         db.insert(INTENT_KEY, b"garbage").unwrap();
         assert!(matches!(
-            Wal::open(&dir.path().join("wal"), &db),
+            Wal::open(&dir.path().join("wal"), &dir.path().join("db"), &db),
             Err(Error::Corrupt(_))
         ));
     }
