@@ -150,7 +150,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {
-    crate::rest::query_pairs(query?)
+    crate::http::query_pairs(query?)
         .into_iter()
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v)

@@ -9,8 +9,9 @@
 //! - [`server`]: start, accept loop, graceful shutdown ([`Server`], [`serve`]);
 //! - [`state`]: what connections share (engine, token checker, limits, socket counts);
 //! - [`auth`]: bearer JWT to [`chat_core::Actor`];
-//! - [`rest`]: the HTTP routes; [`multipart`]: uploads; [`response`]: the JSON envelope;
-//!   `cors`: which browser pages may call them;
+//! - [`router`]: which request goes where, and which browser pages may call it (`cors`);
+//! - [`rest`]: the REST handlers; [`http`]: reading requests (capped bodies, queries, JSON);
+//!   [`multipart`]: uploads; [`response`]: the JSON envelope;
 //! - [`ws`]: the WebSocket transport; [`dispatch`]: client events to engine calls (shared by
 //!   every event transport);
 //! - [`socketio`]: Socket.IO v4 (Engine.IO long-polling and WebSocket) on `/socket.io/`;
@@ -24,9 +25,11 @@ pub(crate) mod cors;
 pub mod dispatch;
 pub mod error;
 pub(crate) mod frames;
+pub mod http;
 pub mod multipart;
 pub mod response;
 pub mod rest;
+pub mod router;
 pub mod server;
 pub mod socketio;
 pub mod state;

@@ -146,7 +146,7 @@ async fn serve_connection(stream: TcpStream, state: AppState) {
     let svc_state = state.clone();
     let service = service_fn(move |req| {
         let state = svc_state.clone();
-        async move { Ok::<_, Infallible>(crate::rest::handle(state, req).await) }
+        async move { Ok::<_, Infallible>(crate::router::handle(state, req).await) }
     });
     let mut builder = http1::Builder::new();
     builder

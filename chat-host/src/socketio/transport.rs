@@ -1,5 +1,5 @@
 //! The HTTP side of `/socket.io/`: the Engine.IO handshake, long-polling `GET`/`POST`, the
-//! WebSocket upgrade (probe `2probe` → `3probe`, then `5`), WebSocket from the start, and CORS.
+//! WebSocket upgrade (probe `2probe` → `3probe`, then `5`), and WebSocket from the start.
 //!
 //! Query parameters: `EIO=4` (other versions get `400` code 5), `transport=polling|websocket`,
 //! `sid` once the session exists. Errors are Engine.IO's: `400 {"code","message"}` with codes
@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, WebSocket, WebSocketError, WebSocketRead};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming as HttpBody;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::upgrade::Upgraded;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::packet::{self, eio, EioPacket, Handshake};
 use super::session::{self, Incoming, Outgoing, Session, Transport};
 use crate::frames::{FrameWriter, WriteError};
+use crate::http::BodyError;
 use crate::response::Body;
 use crate::state::AppState;
 
@@ -30,18 +31,6 @@ use crate::state::AppState;
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Io = TokioIo<Upgraded>;
-
-/// Answers a request to `/socket.io/` (CORS as the REST routes: [`crate::cors`]).
-pub async fn handle(state: AppState, req: Request<HttpBody>) -> Response<Body> {
-    let allowed = &state.config().cors_origins;
-    if req.method() == Method::OPTIONS {
-        return crate::cors::preflight(req.headers(), allowed, "GET, POST, OPTIONS");
-    }
-    let origin = crate::cors::origin(req.headers(), allowed);
-    let mut resp = route(state, req).await;
-    crate::cors::allow(&mut resp, origin);
-    resp
-}
 
 /// An Engine.IO error: `{"code","message"}` with a status.
 fn eio_error(status: StatusCode, code: u8, message: &str) -> Response<Body> {
@@ -70,12 +59,13 @@ fn unknown_sid() -> Response<Body> {
     eio_error(StatusCode::BAD_REQUEST, 1, "Session ID unknown")
 }
 
-async fn route(state: AppState, req: Request<HttpBody>) -> Response<Body> {
+/// Answers a request to `/socket.io/` (its CORS is the router's: [`crate::router`]).
+pub(crate) async fn handle(state: AppState, req: Request<HttpBody>) -> Response<Body> {
     let mut eio_version = None;
     let mut transport = None;
     let mut sid = None;
     let mut token = None;
-    for (k, v) in crate::rest::query_pairs(req.uri().query().unwrap_or("")) {
+    for (k, v) in crate::http::query_pairs(req.uri().query().unwrap_or("")) {
         match k.as_str() {
             "EIO" => eio_version = Some(v),
             "transport" => transport = Some(v),
@@ -193,18 +183,10 @@ async fn post(state: &AppState, session: &Arc<Session>, req: Request<HttpBody>) 
         session.close();
         eio_error(StatusCode::PAYLOAD_TOO_LARGE, 3, "Payload too large")
     };
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return too_large();
-    }
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(_) => return eio_error(StatusCode::BAD_REQUEST, 3, "Bad request"),
+    let body = match crate::http::read_capped(req, max).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Failed(_)) => return eio_error(StatusCode::BAD_REQUEST, 3, "Bad request"),
     };
     let Ok(body) = std::str::from_utf8(&body) else {
         session.close();
