@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::{dispatch, error_json};
+use crate::dispatch::{dispatch, error_json, Answer};
 use crate::response::{self, Body};
 use crate::state::{AppState, SocketSlot};
 
@@ -257,18 +257,22 @@ async fn handle_text(conn: &Connection, payload: &[u8]) -> Option<String> {
         Some(event) => dispatch(conn, event, data).await,
         None => Err(Error::Validation("frame has no \"event\" name".into())),
     };
-    match (ack, result) {
-        (Some(id), Ok(data)) => Some(json!({"ack": id, "ok": true, "data": data}).to_string()),
-        (Some(id), Err(e)) => {
-            Some(json!({"ack": id, "ok": false, "error": error_json(&e)}).to_string())
+    Some(match Answer::to(ack.is_some(), result)? {
+        Answer::Ack(mut reply) => {
+            // `{"ack", "ok", "data" | "error"}`: the ack id rides in the reply itself.
+            reply["ack"] = ack.unwrap_or(Value::Null);
+            reply.to_string()
         }
-        (None, Ok(_)) => None,
-        (None, Err(e)) => Some(error_event(&e)),
-    }
+        Answer::ErrorEvent(error) => error_frame(error),
+    })
 }
 
 fn error_event(e: &Error) -> String {
-    json!({"event": "error", "data": error_json(e)}).to_string()
+    error_frame(error_json(e))
+}
+
+fn error_frame(error: Value) -> String {
+    json!({"event": "error", "data": error}).to_string()
 }
 
 /// The event frame `{"event":name,"data":...}`.

@@ -28,7 +28,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::packet::{self, eio, SioKind};
-use crate::dispatch::{dispatch, error_json};
+use crate::dispatch::{dispatch, Answer};
 use crate::frames::Control;
 use crate::state::{AppState, SocketSlot};
 
@@ -505,21 +505,14 @@ async fn on_packet(
 
 /// Sends what an event's result calls for: an ack, an `error` event, or nothing.
 fn answer(session: &Session, id: Option<u64>, result: Result<Value, Error>) {
-    match (id, result) {
-        (Some(id), Ok(data)) => {
-            session.push(packet::ack("/", id, &json!({"ok": true, "data": data})));
+    match (id, Answer::to(id.is_some(), result)) {
+        (Some(id), Some(Answer::Ack(reply))) => {
+            session.push(packet::ack("/", id, &reply));
         }
-        (Some(id), Err(e)) => {
-            session.push(packet::ack(
-                "/",
-                id,
-                &json!({"ok": false, "error": error_json(&e)}),
-            ));
+        (_, Some(Answer::ErrorEvent(error))) => {
+            session.push(packet::event("error", &error));
         }
-        (None, Ok(_)) => {}
-        (None, Err(e)) => {
-            session.push(packet::event("error", &error_json(&e)));
-        }
+        _ => {}
     }
 }
 
