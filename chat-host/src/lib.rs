@@ -8,7 +8,8 @@
 //! - [`config`]: the settings (flags, environment, `.env`) and their defaults;
 //! - [`server`]: start, accept loop, graceful shutdown ([`Server`], [`serve`]);
 //! - [`state`]: what connections share (engine, token checker, limits, socket counts);
-//! - [`auth`]: bearer JWT to [`chat_core::Actor`];
+//!   `slots`: the per-user count of open sockets;
+//! - [`auth`]: where a request's token is, and bearer JWT to [`chat_core::Actor`];
 //! - [`router`]: which request goes where, and which browser pages may call it (`cors`);
 //! - [`rest`]: the REST handlers; [`http`]: reading requests (capped bodies, queries, JSON);
 //!   [`multipart`]: uploads; [`response`]: the JSON envelope;
@@ -31,6 +32,7 @@ pub mod response;
 pub mod rest;
 pub mod router;
 pub mod server;
+pub(crate) mod slots;
 pub mod socketio;
 pub mod state;
 pub mod ws;

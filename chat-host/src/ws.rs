@@ -33,7 +33,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::dispatch::{dispatch, error_json, Answer};
 use crate::response::{self, Body};
-use crate::state::{AppState, SocketSlot};
+use crate::slots::{Slot, TooManyConnections};
+use crate::state::AppState;
 
 /// Close codes the server sends.
 mod close {
@@ -57,14 +58,14 @@ pub fn upgrade(state: AppState, mut req: Request<Incoming>) -> Response<Body> {
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
         return response::fail(ErrorCode::Validation, "expected a WebSocket upgrade");
     }
-    let Some(slot) = state.take_socket_slot(&actor.id) else {
-        let mut resp = response::fail(
-            ErrorCode::RateLimited,
-            "too many open connections for this user",
-        );
-        resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("5"));
-        return resp;
+    let slot = match state.take_socket_slot(&actor.id) {
+        Ok(slot) => slot,
+        Err(TooManyConnections) => {
+            let mut resp = response::fail(TooManyConnections::CODE, TooManyConnections::MESSAGE);
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            return resp;
+        }
     };
     let (resp, fut) = match fastwebsockets::upgrade::upgrade(&mut req) {
         Ok(pair) => pair,
@@ -117,7 +118,7 @@ impl Activity {
 
 type Io = TokioIo<Upgraded>;
 
-async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot) {
+async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: Slot) {
     let cfg = state.config();
     let engine = state.engine().clone();
     let (mut rd, mut wr) = crate::frames::split(ws);

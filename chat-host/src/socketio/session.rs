@@ -30,7 +30,8 @@ use tokio_util::sync::CancellationToken;
 use super::packet::{self, eio, SioKind};
 use crate::dispatch::{dispatch, Answer};
 use crate::frames::Control;
-use crate::state::{AppState, SocketSlot};
+use crate::slots::{Slot, TooManyConnections};
+use crate::state::AppState;
 
 /// How long a session may stay without a namespace connection (like Socket.IO's `connectTimeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
@@ -294,7 +295,7 @@ pub(crate) fn random_id() -> String {
 struct Namespace {
     conn: Connection,
     events: Events,
-    _slot: SocketSlot,
+    _slot: Slot,
 }
 
 /// Why a session ended (for the log).
@@ -523,12 +524,7 @@ async fn connect(
     handshake_token: &Option<String>,
     auth: Option<&Value>,
 ) -> Result<Namespace, (ErrorCode, String)> {
-    let token = auth
-        .and_then(|a| a.get("token"))
-        .and_then(Value::as_str)
-        .map(|t| t.trim().trim_start_matches("Bearer ").trim().to_string())
-        .filter(|t| !t.is_empty())
-        .or_else(|| handshake_token.clone());
+    let token = crate::auth::auth_payload_token(auth).or_else(|| handshake_token.clone());
     let Some(token) = token else {
         return Err((ErrorCode::Unauthorized, "missing token".into()));
     };
@@ -536,12 +532,11 @@ async fn connect(
         .auth()
         .authenticate(&token)
         .map_err(|e| (e.code(), e.public_message()))?;
-    let Some(slot) = state.take_socket_slot(&actor.id) else {
-        return Err((
-            ErrorCode::RateLimited,
-            "too many open connections for this user".into(),
-        ));
-    };
+    let slot = state
+        .take_socket_slot(&actor.id)
+        .map_err(|TooManyConnections| {
+            (TooManyConnections::CODE, TooManyConnections::MESSAGE.into())
+        })?;
     let (conn, events) = state.engine().connect(&actor).await.map_err(|e| {
         tracing::warn!(user = %actor.id, error = %e, "cannot open a connection");
         (ErrorCode::Internal, "internal error".to_string())

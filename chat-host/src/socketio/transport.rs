@@ -64,20 +64,18 @@ pub(crate) async fn handle(state: AppState, req: Request<HttpBody>) -> Response<
     let mut eio_version = None;
     let mut transport = None;
     let mut sid = None;
-    let mut token = None;
     for (k, v) in crate::http::query_pairs(req.uri().query().unwrap_or("")) {
         match k.as_str() {
             "EIO" => eio_version = Some(v),
             "transport" => transport = Some(v),
             "sid" => sid = Some(v),
-            "token" if !v.is_empty() => token = Some(v),
             _ => {}
         }
     }
     if eio_version.as_deref() != Some("4") {
         return eio_error(StatusCode::BAD_REQUEST, 5, "Unsupported protocol version");
     }
-    let token = crate::auth::bearer(req.headers()).or(token);
+    let token = crate::auth::request_token(req.headers(), req.uri().query(), true);
     match (transport.as_deref(), sid, req.method()) {
         (Some("polling"), None, &Method::GET) => handshake(&state, token),
         (Some("polling"), None, _) => eio_error(StatusCode::BAD_REQUEST, 2, "Bad handshake method"),
