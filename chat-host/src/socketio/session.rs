@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::packet::{self, eio, SioKind};
 use crate::dispatch::{dispatch, Answer};
-use crate::frames::Control;
+use crate::frames::{Control, Outgoing};
 use crate::slots::{Slot, TooManyConnections};
 use crate::state::AppState;
 
@@ -78,13 +78,6 @@ impl Incoming {
             P::Open(_) | P::Upgrade | P::Noop => None,
         }
     }
-}
-
-/// What a session sends: Engine.IO packets (on any transport), and on a WebSocket the control
-/// frames its reader owes the client (pong, close). One queue for both keeps an idle socket small.
-pub(crate) enum Outgoing {
-    Packet(String),
-    Control(Control),
 }
 
 /// One Engine.IO session.
@@ -150,7 +143,7 @@ impl Session {
     /// Queues a packet for the client; false when the queue is full (the session is then closed)
     /// or the session is gone.
     fn push(&self, text: String) -> bool {
-        match self.out_tx.try_send(Outgoing::Packet(text)) {
+        match self.out_tx.try_send(Outgoing::Text(text)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::info!(sid = %self.sid, "Socket.IO queue full, disconnecting a slow client");
@@ -166,7 +159,7 @@ impl Session {
     /// disconnected. The room never waits: the engine's stream behind this one is bounded and
     /// catches up from the store.
     async fn push_paced(&self, text: String, timeout: Duration) -> bool {
-        let text = match self.out_tx.try_send(Outgoing::Packet(text)) {
+        let text = match self.out_tx.try_send(Outgoing::Text(text)) {
             Ok(()) => return true,
             Err(mpsc::error::TrySendError::Closed(_)) => return false,
             Err(mpsc::error::TrySendError::Full(text)) => text,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fastwebsockets::{Frame, OpCode, WebSocket, WebSocketError, WebSocketRead};
+use fastwebsockets::{Frame, WebSocket, WebSocketError};
 use http_body_util::Full;
 use hyper::body::Incoming as HttpBody;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::packet::{self, eio, EioPacket, Handshake};
-use super::session::{self, Incoming, Outgoing, Session, Transport};
-use crate::frames::{FrameWriter, WriteError};
+use super::session::{self, Incoming, Session, Transport};
+use crate::frames::{join_writer, read_message, FrameWriter, Message, Outgoing, ReadError};
 use crate::http::BodyError;
 use crate::response::Body;
 use crate::state::AppState;
@@ -143,13 +143,13 @@ async fn poll(state: &AppState, session: &Arc<Session>) -> Response<Body> {
         tokio::select! {
             biased;
             first = rx.recv() => match first {
-                Some(Outgoing::Packet(p)) => packets.push(p),
+                Some(Outgoing::Text(p)) => packets.push(p),
                 Some(Outgoing::Control(_)) => continue,
                 None => packets.push(eio::CLOSE.into()),
             },
             _ = session.closed().cancelled() => {
                 while let Ok(p) = rx.try_recv() {
-                    if let Outgoing::Packet(p) = p {
+                    if let Outgoing::Text(p) = p {
                         packets.push(p);
                     }
                 }
@@ -163,7 +163,7 @@ async fn poll(state: &AppState, session: &Arc<Session>) -> Response<Body> {
     let mut size = packets[0].len();
     while size < budget {
         match rx.try_recv() {
-            Ok(Outgoing::Packet(p)) => {
+            Ok(Outgoing::Text(p)) => {
                 size += p.len() + 1;
                 packets.push(p);
             }
@@ -262,61 +262,6 @@ fn websocket(
     resp.map(|_| Full::new(Bytes::new()))
 }
 
-/// A whole WebSocket message.
-enum Msg {
-    Text(String),
-    Binary,
-    Close,
-}
-
-/// Reads one message, joining fragments, at most `max` bytes.
-async fn read_message<R, E>(
-    rd: &mut WebSocketRead<tokio::io::ReadHalf<Io>>,
-    send: &mut impl FnMut(Frame<'static>) -> R,
-    max: usize,
-) -> Result<Msg, WebSocketError>
-where
-    R: std::future::Future<Output = Result<(), E>>,
-    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
-{
-    let mut partial: Option<(OpCode, Vec<u8>)> = None;
-    loop {
-        let frame = rd.read_frame(send).await?;
-        let (opcode, payload) = match frame.opcode {
-            OpCode::Close => return Ok(Msg::Close),
-            OpCode::Ping | OpCode::Pong => continue,
-            OpCode::Text | OpCode::Binary if frame.fin => (frame.opcode, frame.payload.to_vec()),
-            OpCode::Text | OpCode::Binary => {
-                partial = Some((frame.opcode, frame.payload.to_vec()));
-                continue;
-            }
-            OpCode::Continuation => {
-                let Some((_, buf)) = partial.as_mut() else {
-                    return Err(WebSocketError::InvalidContinuationFrame);
-                };
-                if buf.len() + frame.payload.len() > max {
-                    return Err(WebSocketError::FrameTooLarge);
-                }
-                buf.extend_from_slice(&frame.payload);
-                if !frame.fin {
-                    continue;
-                }
-                match partial.take() {
-                    Some(done) => done,
-                    None => continue,
-                }
-            }
-        };
-        return Ok(match opcode {
-            OpCode::Binary => Msg::Binary,
-            _ => match String::from_utf8(payload) {
-                Ok(s) => Msg::Text(s),
-                Err(_) => return Err(WebSocketError::InvalidUTF8),
-            },
-        });
-    }
-}
-
 type Writer = FrameWriter<tokio::io::WriteHalf<Io>>;
 
 async fn write_text(wr: &mut Writer, text: &str, timeout: Duration) -> bool {
@@ -338,8 +283,8 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
         // Boxed: the probe exchange happens once; the reader loop that follows should not carry
         // its state for the socket's life.
         let upgraded = Box::pin(tokio::time::timeout(UPGRADE_TIMEOUT, async {
-            let first = read_message(&mut rd, &mut ignore, cfg.sio_max_payload).await;
-            if !matches!(&first, Ok(Msg::Text(t)) if t == "2probe") {
+            let first = read_message(&mut rd, &mut ignore, cfg.sio_max_payload, || {}).await;
+            if !matches!(&first, Ok(Message::Text(t)) if t == b"2probe") {
                 return false;
             }
             if !write_text(&mut wr, eio::PONG_PROBE, cfg.write_timeout).await {
@@ -349,10 +294,10 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
                 return false;
             }
             loop {
-                match read_message(&mut rd, &mut ignore, cfg.sio_max_payload).await {
-                    Ok(Msg::Text(t)) => match packet::decode_eio(&t) {
-                        Ok(EioPacket::Upgrade) => return true,
-                        Ok(EioPacket::Noop) | Ok(EioPacket::Ping(_)) => continue,
+                match read_message(&mut rd, &mut ignore, cfg.sio_max_payload, || {}).await {
+                    Ok(Message::Text(t)) => match std::str::from_utf8(&t).map(packet::decode_eio) {
+                        Ok(Ok(EioPacket::Upgrade)) => return true,
+                        Ok(Ok(EioPacket::Noop | EioPacket::Ping(_))) => continue,
                         _ => return false,
                     },
                     _ => return false,
@@ -407,20 +352,27 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
     loop {
         let msg = tokio::select! {
             _ = session.closed().cancelled() => break,
-            m = read_message(&mut rd, &mut send_obligated, cfg.sio_max_payload) => m,
+            m = read_message(&mut rd, &mut send_obligated, cfg.sio_max_payload, || {}) => m,
         };
         let incoming = match msg {
-            Ok(Msg::Text(t)) => match packet::decode_eio(&t) {
-                Ok(p) => Incoming::from_packet(p),
+            Ok(Message::Text(t)) => match String::from_utf8(t) {
+                Ok(t) => match packet::decode_eio(&t) {
+                    Ok(p) => Incoming::from_packet(p),
+                    Err(_) => {
+                        tracing::debug!(sid = %session.sid(), "bad Engine.IO packet");
+                        break;
+                    }
+                },
                 Err(_) => {
-                    tracing::debug!(sid = %session.sid(), "bad Engine.IO packet");
+                    let e = WebSocketError::InvalidUTF8;
+                    tracing::debug!(sid = %session.sid(), error = %e, "Socket.IO WebSocket read ended");
                     break;
                 }
             },
-            Ok(Msg::Binary) => Some(Incoming::Binary),
-            Ok(Msg::Close) => break,
+            Ok(Message::Binary) => Some(Incoming::Binary),
+            Ok(Message::Close) => break,
             Err(e) => {
-                if matches!(e, WebSocketError::FrameTooLarge) {
+                if matches!(e, ReadError::FrameTooLarge | ReadError::MessageTooLarge) {
                     session.try_control(Box::new(Frame::close(1009, b"message too large")));
                 }
                 tracing::debug!(sid = %session.sid(), error = %e, "Socket.IO WebSocket read ended");
@@ -434,11 +386,7 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
         }
     }
     session.close();
-    let mut writer = writer;
-    let grace = cfg.write_timeout.min(Duration::from_secs(2));
-    if tokio::time::timeout(grace, &mut writer).await.is_err() {
-        writer.abort();
-    }
+    join_writer(writer, cfg.write_timeout).await;
 }
 
 /// The only task writing to a session's WebSocket once it carries the session. Whatever is
@@ -453,36 +401,18 @@ async fn writer(
     let closed = session.closed().clone();
     let closed = closed.cancelled();
     tokio::pin!(closed);
-    // Adds one queued item to the batch; true when it was a close frame.
-    fn add(wr: &mut Writer, out: Outgoing) -> bool {
-        match out {
-            Outgoing::Packet(text) => {
-                wr.text(text.as_bytes());
-                false
-            }
-            Outgoing::Control(f) => {
-                let is_close = f.opcode == OpCode::Close;
-                wr.push(*f);
-                is_close
-            }
-        }
-    }
     loop {
         let mut last = tokio::select! {
             biased;
             _ = &mut closed => {
                 // A close frame the reader queued just before closing goes first.
-                while let Ok(out) = rx.try_recv() {
-                    if let Outgoing::Control(f) = out {
-                        wr.push(*f);
-                    }
-                }
+                wr.add_queued_controls(&mut rx);
                 let code = if shutdown.is_cancelled() { 1001 } else { 1000 };
                 wr.push(Frame::close(code, b""));
                 true
             }
             out = rx.recv() => match out {
-                Some(out) => add(&mut wr, out),
+                Some(out) => wr.add(out),
                 None => {
                     wr.push(Frame::close(1000, b""));
                     true
@@ -491,19 +421,12 @@ async fn writer(
         };
         while !last && wr.has_room() {
             match rx.try_recv() {
-                Ok(out) => last = add(&mut wr, out),
+                Ok(out) => last = wr.add(out),
                 Err(_) => break,
             }
         }
         if let Err(e) = wr.flush(write_timeout).await {
-            match e {
-                WriteError::Stalled => {
-                    tracing::info!("Socket.IO WebSocket write stalled, disconnecting")
-                }
-                WriteError::Io(e) => {
-                    tracing::debug!(error = %e, "Socket.IO WebSocket write failed")
-                }
-            }
+            e.log("Socket.IO WebSocket");
             session.close();
             return;
         }
