@@ -41,8 +41,10 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Opens the engine, binds the address and starts accepting. Must run inside a Tokio runtime.
+    /// Checks the engine's limits, opens the engine, binds the address and starts accepting.
+    /// Must run inside a Tokio runtime.
     pub async fn start(config: Config) -> Result<Server, HostError> {
+        crate::config::check_engine(&config.engine)?;
         let keys = Authenticator::load(
             &config.jwt,
             config.data_dir.as_deref(),
