@@ -20,6 +20,9 @@
 //!
 //! The protocol is documented in `docs/protocol.md` and `docs/openapi.yaml`.
 
+// Input comes from the network: no unwrap outside tests (clippy.toml allows it in tests).
+#![warn(clippy::unwrap_used)]
+
 pub mod auth;
 pub mod config;
 pub(crate) mod cors;
