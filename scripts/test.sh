@@ -2,7 +2,10 @@
 # Every test of the project, on a fresh Debian machine (as root) or a developer's.
 # It installs what it needs (cargo components, apt packages, pip and npm packages) and runs:
 #   1. cargo fmt --check and clippy -D warnings on the whole workspace,
-#   2. cargo test --workspace (core unit/property tests, host end-to-end tests over real sockets),
+#   2. cargo test --workspace (core unit/property tests, host end-to-end tests over real sockets,
+#      the PostgreSQL store and the Redis cluster against local services, which
+#      scripts/services.sh installs and starts when a machine lacks them, and two chat-host
+#      processes serving one deployment),
 #   3. the bindings: Python package in a fresh venv + pytest, Kotlin on the JVM, Swift checks,
 #   4. the real npm socket.io-client against a running chat-host, and the browser example in
 #      headless Chromium (Debian's package),
@@ -29,8 +32,13 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "cargo test --workspace"
+step "services: PostgreSQL and Redis for the several-node tests"
+bash scripts/services.sh
+
+step "cargo test --workspace (PostgreSQL store and Redis cluster included)"
 cargo test --workspace
+# The engine without its default store still builds (sled is a feature).
+cargo check --quiet -p chat-core --no-default-features
 
 step "bindings (Python, Kotlin, Swift)"
 bash bindings/test.sh

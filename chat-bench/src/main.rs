@@ -63,9 +63,10 @@ enum Proto {
 
 #[derive(Parser, Clone)]
 struct RunArgs {
-    /// Server address (loopback only).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    addr: String,
+    /// Server address (loopback only); several, comma-separated, spread the clients over the
+    /// nodes of one deployment round robin (provisioning goes to the first).
+    #[arg(long, default_value = "127.0.0.1:8080", value_delimiter = ',')]
+    addr: Vec<String>,
     /// Wire protocol.
     #[arg(long, value_enum, default_value = "native")]
     proto: Proto,
@@ -106,9 +107,9 @@ struct RunArgs {
     /// Connect and join only; send nothing; report RSS per connection.
     #[arg(long)]
     idle: bool,
-    /// Server process id, for its RSS.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Server process ids (comma-separated, one per node), for their CPU and RSS (summed).
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Skip provisioning (the server creates courses on join, or they exist).
     #[arg(long)]
     no_provision: bool,
@@ -453,9 +454,25 @@ fn cpu_secs(pid: Option<u32>) -> Option<f64> {
     Some((utime + stime) / 100.0)
 }
 
-/// VmRSS of a process, in KiB.
-fn rss_kib(pid: Option<u32>) -> Option<u64> {
-    status_kib(pid, "VmRSS:")
+/// CPU seconds of the server processes together (`None` if there are none or one is gone).
+fn servers_cpu_secs(pids: &[u32]) -> Option<f64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| cpu_secs(Some(*p))).sum()
+}
+
+/// VmRSS of the server processes together, in KiB.
+fn rss_kib(pids: &[u32]) -> Option<u64> {
+    servers_kib(pids, "VmRSS:")
+}
+
+/// A `/proc/<pid>/status` figure summed over the server processes.
+fn servers_kib(pids: &[u32], key: &str) -> Option<u64> {
+    if pids.is_empty() {
+        return None;
+    }
+    pids.iter().map(|p| status_kib(Some(*p), key)).sum()
 }
 
 /// A `/proc/<pid>/status` figure in KiB (`VmRSS:`, `VmHWM:`...).
@@ -638,13 +655,17 @@ async fn run(a: RunArgs) -> ExitCode {
 }
 
 async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
-    let addr: SocketAddr = a
-        .addr
-        .to_socket_addrs()
-        .map_err(|e| format!("bad --addr {}: {e}", a.addr))?
-        .next()
-        .ok_or("no address")?;
-    if !addr.ip().is_loopback() || a.bind.iter().any(|ip| !ip.is_loopback()) {
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for given in &a.addr {
+        let addr = given
+            .to_socket_addrs()
+            .map_err(|e| format!("bad --addr {given}: {e}"))?
+            .next()
+            .ok_or("no address")?;
+        addrs.push(addr);
+    }
+    let addr = *addrs.first().ok_or("no --addr")?;
+    if addrs.iter().any(|a| !a.ip().is_loopback()) || a.bind.iter().any(|ip| !ip.is_loopback()) {
         return Err("only loopback addresses may be targeted or bound".into());
     }
     let total = a.courses * a.clients_per_course;
@@ -690,7 +711,7 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
         .collect();
 
     // Connections.
-    let rss_before = rss_kib(a.server_pid);
+    let rss_before = rss_kib(&a.server_pid);
     let t1 = Instant::now();
     let gate = Arc::new(Semaphore::new(a.connect_concurrency.max(1)));
     let mut opening = Vec::with_capacity(total);
@@ -698,9 +719,10 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
         let gate = gate.clone();
         let bind = (!a.bind.is_empty()).then(|| a.bind[i % a.bind.len()]);
         let proto = a.proto;
+        let node = addrs[i % addrs.len()];
         opening.push(tokio::spawn(async move {
             let _p = gate.acquire_owned().await;
-            open_client(proto, addr, bind, &tok).await
+            open_client(proto, node, bind, &tok).await
         }));
     }
     let mut joins = Vec::with_capacity(total);
@@ -744,7 +766,7 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
     if let Some(e) = &first_error {
         eprintln!("chat-bench: {connect_errors} connections failed; first: {e}");
     }
-    let rss_connected = rss_kib(a.server_pid);
+    let rss_connected = rss_kib(&a.server_pid);
 
     // Joins, `join_concurrency` in flight.
     let t2 = Instant::now();
@@ -814,12 +836,12 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
             )));
         }
         // CPU seconds of the server and of this generator over the measured window.
-        let pid = a.server_pid;
+        let pids = a.server_pid.clone();
         let cpu = tokio::spawn(async move {
             tokio::time::sleep_until(wstart).await;
-            let (s0, g0) = (cpu_secs(pid), cpu_secs(None));
+            let (s0, g0) = (servers_cpu_secs(&pids), cpu_secs(None));
             tokio::time::sleep_until(stop).await;
-            let (s1, g1) = (cpu_secs(pid), cpu_secs(None));
+            let (s1, g1) = (servers_cpu_secs(&pids), cpu_secs(None));
             (
                 s0.zip(s1).map(|(a, b)| b - a),
                 g0.zip(g1).map(|(a, b)| b - a),
@@ -848,7 +870,7 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let rss_end = rss_kib(a.server_pid);
+    let rss_end = rss_kib(&a.server_pid);
     shared.closing.store(true, Relaxed);
     report_missing(&shared);
 
@@ -875,7 +897,8 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
     let result = json!({
         "label": a.label,
         "proto": format!("{:?}", a.proto).to_lowercase(),
-        "addr": addr.to_string(),
+        "addr": addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        "nodes": addrs.len(),
         "mode": if a.idle { "idle" } else if closed_loop { "closed-loop" } else { "rate" },
         "courses": a.courses,
         "clients_per_course": a.clients_per_course,
@@ -918,7 +941,7 @@ async fn run_inner(a: RunArgs) -> Result<ExitCode, String> {
         "server_pid": a.server_pid,
         "server_cpu_s": cpu_window.0,
         "generator_cpu_s": cpu_window.1,
-        "rss_kib": {"before": rss_before, "connected": rss_connected, "end": rss_end, "peak": status_kib(a.server_pid, "VmHWM:")},
+        "rss_kib": {"before": rss_before, "connected": rss_connected, "end": rss_end, "peak": servers_kib(&a.server_pid, "VmHWM:")},
         "rss_per_conn_bytes": per_conn,
         "rss_per_conn_joined_bytes": per_conn_joined,
     });

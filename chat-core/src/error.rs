@@ -5,6 +5,7 @@
 //! all from the same value. Storage and corruption problems are `INTERNAL`: they never leak detail
 //! that a client could use, but keep it for the logs.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The result of every engine operation.
@@ -53,9 +54,21 @@ pub enum Error {
     /// The message changed between read and write; the engine retries these internally.
     #[error("concurrent change, try again")]
     Conflict,
-    /// The store failed (I/O, flush).
+    /// The store failed (I/O, flush, a database error).
     #[error("storage error: {0}")]
-    Storage(String),
+    Storage(#[source] Source),
+    /// A plugin's `before_send` failed (not a verdict: the plugin itself broke).
+    #[error("plugin {name} failed: {source}")]
+    Plugin {
+        /// The plugin's name.
+        name: String,
+        /// What it said.
+        #[source]
+        source: Source,
+    },
+    /// A value could not be encoded (a bug, never the client's input).
+    #[error("encoding error: {0}")]
+    Encoding(#[source] Source),
     /// Stored data could not be decoded.
     #[error("corrupt store: {0}")]
     Corrupt(String),
@@ -134,9 +147,12 @@ impl Error {
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Error::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             Error::RateLimited { .. } => ErrorCode::RateLimited,
-            Error::Conflict | Error::Storage(_) | Error::Corrupt(_) | Error::Closed => {
-                ErrorCode::Internal
-            }
+            Error::Conflict
+            | Error::Storage(_)
+            | Error::Plugin { .. }
+            | Error::Encoding(_)
+            | Error::Corrupt(_)
+            | Error::Closed => ErrorCode::Internal,
         }
     }
 
@@ -155,19 +171,140 @@ impl Error {
     pub(crate) fn corrupt(what: impl std::fmt::Display) -> Self {
         Error::Corrupt(what.to_string())
     }
+
+    /// A storage failure caused by `source`.
+    pub fn storage(source: impl Into<Source>) -> Self {
+        Error::Storage(source.into())
+    }
+
+    /// A storage failure caused by `source` while doing `what` (kept as the source's context).
+    pub fn storage_during(
+        what: impl std::fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Storage(Source(Arc::new(During {
+            what: what.to_string(),
+            source: Box::new(source),
+        })))
+    }
+
+    /// An encoding failure caused by `source`.
+    pub fn encoding(source: impl Into<Source>) -> Self {
+        Error::Encoding(source.into())
+    }
 }
 
+/// The cause of an internal error, kept for the logs and for [`std::error::Error::source`]
+/// chains. Cloneable (errors are shared between waiters); two are equal when they read the same.
+#[derive(Clone)]
+pub struct Source(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Source {
+    /// Wraps an error.
+    pub fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Source(Arc::new(e))
+    }
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Source {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Source {}
+
+/// An error with what was being done when it happened.
+#[derive(Debug)]
+struct During {
+    what: String,
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl std::fmt::Display for During {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.what, self.source)
+    }
+}
+
+impl std::error::Error for During {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
+
+/// A message with no error behind it.
+#[derive(Debug)]
+struct Message(String);
+
+impl std::fmt::Display for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Message {}
+
+impl From<String> for Source {
+    fn from(s: String) -> Self {
+        Source(Arc::new(Message(s)))
+    }
+}
+
+impl From<&str> for Source {
+    fn from(s: &str) -> Self {
+        Source::from(s.to_string())
+    }
+}
+
+impl From<std::io::Error> for Source {
+    fn from(e: std::io::Error) -> Self {
+        Source::new(e)
+    }
+}
+
+impl From<tokio::task::JoinError> for Source {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Source::new(e)
+    }
+}
+
+impl From<serde_json::Error> for Source {
+    fn from(e: serde_json::Error) -> Self {
+        Source::new(e)
+    }
+}
+
+#[cfg(feature = "sled")]
 impl From<sled::Error> for Error {
     fn from(e: sled::Error) -> Self {
         match e {
             sled::Error::Corruption { .. } => Error::Corrupt(e.to_string()),
-            other => Error::Storage(other.to_string()),
+            other => Error::Storage(Source::new(other)),
         }
     }
 }
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::Storage(e.to_string())
+        Error::Storage(Source::new(e))
     }
 }

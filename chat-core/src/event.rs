@@ -7,12 +7,12 @@
 use std::sync::{Arc, OnceLock};
 
 use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::model::{Message, ReadReceipt, User};
 
 /// `message-deleted` data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageDeleted {
     /// The deleted message.
@@ -24,7 +24,7 @@ pub struct MessageDeleted {
 }
 
 /// `user-joined` / `user-left` data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
     /// The course room.
@@ -34,7 +34,7 @@ pub struct Membership {
 }
 
 /// `online-users` data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct OnlineUsers {
     /// The course room.
@@ -44,7 +44,7 @@ pub struct OnlineUsers {
 }
 
 /// `user-typing` data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Typing {
     /// The course room.
@@ -112,6 +112,35 @@ impl Event {
             Event::MessageDeleted(d) => Some(d.seq),
             _ => None,
         }
+    }
+
+    /// Reads an event back from its `{"event", "data"}` form (what [`Serialize`] writes): how
+    /// events travel between nodes.
+    pub fn from_json(value: &serde_json::Value) -> Result<Event, serde_json::Error> {
+        use serde::de::Error as _;
+        let name = value
+            .get("event")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| serde_json::Error::custom("no event name"))?;
+        let data = value
+            .get("data")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        Ok(match name {
+            "new-message" => Event::NewMessage(serde_json::from_value(data)?),
+            "message-edited" => Event::MessageEdited(serde_json::from_value(data)?),
+            "message-deleted" => Event::MessageDeleted(serde_json::from_value(data)?),
+            "user-joined" => Event::UserJoined(serde_json::from_value(data)?),
+            "user-left" => Event::UserLeft(serde_json::from_value(data)?),
+            "online-users" => Event::OnlineUsers(serde_json::from_value(data)?),
+            "user-typing" => Event::UserTyping(serde_json::from_value(data)?),
+            "message-read" => Event::MessageRead(serde_json::from_value(data)?),
+            other => {
+                return Err(serde_json::Error::custom(format!(
+                    "unknown event {other:?}"
+                )))
+            }
+        })
     }
 
     /// The event's data as a JSON value.
@@ -189,6 +218,11 @@ impl Envelope {
     }
 
     /// Whether a subscriber acting for `user` should receive this envelope.
+    /// The user this event is not for (the typist of a typing event).
+    pub(crate) fn excluded_user(&self) -> Option<&str> {
+        self.exclude_user.as_deref()
+    }
+
     pub(crate) fn is_for(&self, user: Option<&str>) -> bool {
         !matches!((&self.exclude_user, user), (Some(ex), Some(u)) if ex == u)
     }

@@ -14,19 +14,21 @@
 //! Where things live:
 //! - [`model`]: users, courses, messages, receipts, files (the contract's JSON);
 //! - [`event`]: the server events;
-//! - [`engine`]: the operations and their rules;
-//! - [`connection`]: connections, rooms and ordered, gap-free event streams;
+//! - [`engine`]: the operations and their rules, one concern a file (users, courses and access,
+//!   writes, reads, rooms), and how a node works with others;
+//! - [`stream`]: a connection's ordered, gap-free event stream ([`Events`]);
 //! - [`store`]: the [`Store`] trait and its backends (sled, memory), with a conformance suite;
+//! - [`cluster`]: what the nodes of a deployment share besides the store (a bus, presence, rate
+//!   limits), with single-node defaults;
 //! - [`blob`]: uploaded bytes, content sniffing and the file policy;
 //! - [`plugin`]: moderation and notification hooks;
 //! - [`history`]: history pages;
-//! - `hub`, `presence`, `typing`, `rate_limit`: fan-out, who is online, typing expiry, token
-//!   buckets (internal);
+//! - `hub`, `typing`: a course's fan-out on this node, typing expiry (internal);
 //! - [`config`], [`error`]: limits and the one error type.
 
 pub mod blob;
+pub mod cluster;
 pub mod config;
-pub mod connection;
 pub mod engine;
 pub mod error;
 pub mod event;
@@ -34,14 +36,15 @@ pub mod history;
 mod hub;
 pub mod model;
 pub mod plugin;
-mod presence;
-mod rate_limit;
 pub mod store;
+pub mod stream;
 mod typing;
 
+pub use cluster::Cluster;
 pub use config::Config;
-pub use connection::{Connection, Events};
-pub use engine::{Attachment, CourseUpdate, Engine, EngineBuilder, SendMessage};
+pub use engine::{
+    Attachment, Connection, CourseUpdate, Engine, EngineBuilder, Joined, Resume, SendMessage,
+};
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Envelope, Event};
 pub use history::{HistoryPage, HistoryQuery, Pagination};
@@ -51,3 +54,4 @@ pub use model::{
 };
 pub use plugin::{Draft, DraftKind, Plugin, PluginError, Verdict};
 pub use store::Store;
+pub use stream::Events;

@@ -9,7 +9,7 @@ use common::*;
 
 #[tokio::test]
 async fn memory_store_conforms() {
-    chat_core::store::conformance::run(MemoryStore::open).await;
+    chat_core::store::conformance::run(|| std::future::ready(MemoryStore::open())).await;
 }
 
 #[tokio::test]
@@ -19,7 +19,7 @@ async fn sled_store_conforms() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         dirs.lock().unwrap().push(dir);
-        store
+        std::future::ready(store)
     })
     .await;
 }

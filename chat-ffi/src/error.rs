@@ -112,9 +112,12 @@ impl From<core::Error> for ChatError {
                 reason,
                 retry_after_ms: u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
             },
-            E::Conflict | E::Storage(_) | E::Corrupt(_) | E::Closed => {
-                ChatError::Internal { reason }
-            }
+            E::Conflict
+            | E::Storage(_)
+            | E::Plugin { .. }
+            | E::Encoding(_)
+            | E::Corrupt(_)
+            | E::Closed => ChatError::Internal { reason },
         }
     }
 }

@@ -24,6 +24,33 @@ pub enum JwtKey {
     Generate,
 }
 
+/// Where the server keeps messages.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoreSetting {
+    /// sled in the data folder (or memory without one): one node.
+    #[default]
+    Sled,
+    /// A PostgreSQL database (`postgres://…`), which several nodes can share.
+    Postgres(String),
+}
+
+impl std::str::FromStr for StoreSetting {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s.is_empty() || s == "sled" {
+            Ok(StoreSetting::Sled)
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(StoreSetting::Postgres(s.to_string()))
+        } else {
+            Err(format!(
+                "unknown store {s:?}: give `sled` or a postgres:// URL"
+            ))
+        }
+    }
+}
+
 /// Everything the server runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -32,6 +59,15 @@ pub struct Config {
     /// The data folder (sled store, uploaded files, generated JWT secret); `None` keeps
     /// everything in memory.
     pub data_dir: Option<PathBuf>,
+    /// Where messages are stored: the data folder's sled (the default) or a shared database.
+    pub store: StoreSetting,
+    /// The PostgreSQL schema holding the tables (default `chat`): several deployments may share
+    /// one database.
+    pub store_schema: String,
+    /// The bus between the nodes of a deployment (`redis://…`); `None` for a single node.
+    pub bus: Option<String>,
+    /// This node's id in the deployment (default: a new ULID each start).
+    pub node_id: Option<String>,
     /// The JWT key.
     pub jwt: JwtKey,
     /// Clock skew tolerated on `exp`, in seconds (default 30).
@@ -80,6 +116,10 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: Some(PathBuf::from("./data")),
+            store: StoreSetting::Sled,
+            store_schema: "chat".to_string(),
+            bus: None,
+            node_id: None,
             jwt: JwtKey::Generate,
             jwt_leeway_secs: 30,
             engine: chat_core::Config::default(),
@@ -126,6 +166,19 @@ pub struct Cli {
     /// Data folder: the sled store, uploaded files and the generated JWT secret.
     #[arg(long, env = "CHAT_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
+    /// Where messages are stored: `sled` (in the data folder) or a `postgres://` URL, which
+    /// several nodes can share.
+    #[arg(long, env = "CHAT_STORE", default_value = "sled")]
+    pub store: StoreSetting,
+    /// The PostgreSQL schema of the tables (with a postgres:// store).
+    #[arg(long, env = "CHAT_STORE_SCHEMA", default_value = "chat")]
+    pub store_schema: String,
+    /// The bus between the nodes of one deployment: a `redis://` URL (needs a shared store).
+    #[arg(long, env = "CHAT_BUS")]
+    pub bus: Option<String>,
+    /// This node's id in its deployment (default: a new one each start).
+    #[arg(long, env = "CHAT_NODE_ID")]
+    pub node_id: Option<String>,
     /// Keep everything in memory instead of the data folder (for trying things out).
     #[arg(long, env = "CHAT_IN_MEMORY", default_value_t = false)]
     pub in_memory: bool,
@@ -242,9 +295,27 @@ impl Cli {
             ..chat_core::Config::default()
         };
         check_engine(&engine)?;
+        let bus = self.bus.filter(|b| !b.trim().is_empty());
+        if let Some(url) = &bus {
+            if !url.starts_with("redis://") && !url.starts_with("rediss://") {
+                return Err(crate::HostError::Config(format!(
+                    "unknown bus {url:?}: give a redis:// URL"
+                )));
+            }
+            if self.store == StoreSetting::Sled {
+                return Err(crate::HostError::Config(
+                    "a bus joins several nodes, which need a shared store: give --store postgres://…"
+                        .into(),
+                ));
+            }
+        }
         Ok(Config {
             addr: self.addr,
             data_dir: (!self.in_memory).then_some(self.data_dir),
+            store: self.store,
+            store_schema: self.store_schema,
+            bus,
+            node_id: self.node_id.filter(|n| !n.trim().is_empty()),
             jwt,
             jwt_leeway_secs: self.jwt_leeway,
             engine,
@@ -312,6 +383,28 @@ mod tests {
             "engine limit: max_file_bytes must be at least 1"
         );
         assert!(refused(&["--ping-interval", "0"]).contains("at least 1 second"));
+    }
+
+    #[test]
+    fn stores_and_buses() {
+        assert_eq!(cli(&[]).store, StoreSetting::Sled);
+        assert_eq!(cli(&[]).bus, None);
+        let pg = "postgres://chat@db/chat";
+        let c = cli(&["--store", pg, "--bus", "redis://r:6379", "--node-id", "n1"]);
+        assert_eq!(c.store, StoreSetting::Postgres(pg.into()));
+        assert_eq!(c.bus.as_deref(), Some("redis://r:6379"));
+        assert_eq!(c.node_id.as_deref(), Some("n1"));
+        let refused = |args: &[&str]| {
+            let mut all = vec!["chat-host", "--jwt-secret", "s"];
+            all.extend_from_slice(args);
+            Cli::try_parse_from(all)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.into_config().map_err(|e| e.to_string()))
+                .expect_err("refused")
+        };
+        assert!(refused(&["--store", "mysql://x"]).contains("unknown store"));
+        assert!(refused(&["--bus", "redis://r"]).contains("shared store"));
+        assert!(refused(&["--store", pg, "--bus", "amqp://x"]).contains("unknown bus"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 use std::str::FromStr;
 
+use chat_core::engine::Resume;
 use chat_core::{Connection, Error, MessageType, SendMessage};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -46,6 +47,9 @@ pub struct Join {
     course_id: String,
     #[serde(default)]
     since_seq: Option<u64>,
+    /// The store epoch the client's `sinceSeq` belongs to (from an earlier join's answer).
+    #[serde(default)]
+    epoch: Option<String>,
 }
 
 /// The data of an event about one course.
@@ -122,7 +126,7 @@ pub fn decode<T: DeserializeOwned>(data: Value) -> Result<T, Error> {
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> Result<Value, Error> {
-    serde_json::to_value(value).map_err(|e| Error::Storage(format!("encoding: {e}")))
+    serde_json::to_value(value).map_err(Error::encoding)
 }
 
 impl ClientEvent {
@@ -142,7 +146,8 @@ impl ClientEvent {
     }
 
     /// Runs the event on `conn` (for the connection's actor) and returns what to acknowledge
-    /// with: `join-course` → `{"courseId", "users"}` (the online users), `leave-course` →
+    /// with: `join-course` → `{"courseId", "users", "headSeq", "epoch"}` (the online users, the
+    /// seq live events follow, the store's epoch; with `sinceSeq` also `recovered`), `leave-course` →
     /// `{"courseId"}`, `send-message` / `edit-message` → the message, `delete-message` → the
     /// tombstone, `typing` → `{"courseId", "isTyping"}`, `mark-read` → the receipt.
     pub async fn run(self, conn: &Connection) -> Result<Value, Error> {
@@ -150,8 +155,11 @@ impl ClientEvent {
         let actor = conn.actor();
         match self {
             ClientEvent::JoinCourse(j) => {
-                let users = conn.join(&j.course_id, j.since_seq).await?;
-                Ok(json!({"courseId": j.course_id, "users": encode(&users)?}))
+                let resume = j.since_seq.map(|since_seq| Resume {
+                    since_seq,
+                    epoch: j.epoch.filter(|e| !e.is_empty()),
+                });
+                encode(&conn.resume(&j.course_id, resume).await?)
             }
             ClientEvent::LeaveCourse(c) => {
                 conn.leave(&c.course_id).await?;

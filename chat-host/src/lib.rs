@@ -40,6 +40,6 @@ pub mod socketio;
 pub mod state;
 pub mod ws;
 
-pub use config::{Cli, Config, JwtKey};
+pub use config::{Cli, Config, JwtKey, StoreSetting};
 pub use error::HostError;
 pub use server::{serve, Server};

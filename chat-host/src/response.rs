@@ -25,7 +25,7 @@ pub fn ok<T: Serialize>(status: StatusCode, message: &str, data: &T) -> Response
         ),
         Err(e) => {
             tracing::error!(error = %e, "cannot encode a response");
-            error(&Error::Storage("encoding".into()))
+            error(&Error::encoding(e))
         }
     }
 }

@@ -10,6 +10,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chat_core::Engine;
@@ -20,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
-use crate::config::Config;
+use crate::config::{Config, StoreSetting};
 use crate::error::HostError;
 use crate::state::AppState;
 
@@ -50,15 +51,7 @@ impl Server {
             config.data_dir.as_deref(),
             config.jwt_leeway_secs,
         )?;
-        let mut builder = Engine::builder().config(config.engine.clone());
-        if let Some(dir) = &config.data_dir {
-            std::fs::create_dir_all(dir).map_err(|source| HostError::DataDir {
-                path: dir.clone(),
-                source,
-            })?;
-            builder = builder.data_dir(dir);
-        }
-        let engine = builder.open().await?;
+        let engine = open_engine(&config).await?;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| HostError::Bind {
@@ -168,4 +161,53 @@ async fn serve_connection(stream: TcpStream, state: AppState) {
     if let Err(e) = result {
         tracing::debug!(error = %e, "HTTP connection ended with an error");
     }
+}
+
+/// The engine the settings describe: its store (the data folder's sled, or a shared database),
+/// its files (the data folder's `files/`, which several nodes must share), and its place in a
+/// deployment (a bus to the other nodes, shared presence and rate limits).
+async fn open_engine(config: &Config) -> Result<Engine, HostError> {
+    let mut builder = Engine::builder().config(config.engine.clone());
+    if let Some(dir) = &config.data_dir {
+        std::fs::create_dir_all(dir).map_err(|source| HostError::DataDir {
+            path: dir.clone(),
+            source,
+        })?;
+    }
+    let mut epoch = None;
+    match (&config.store, &config.data_dir) {
+        (StoreSetting::Sled, Some(dir)) => builder = builder.data_dir(dir),
+        (StoreSetting::Sled, None) => {}
+        (StoreSetting::Postgres(url), dir) => {
+            let store = chat_core::store::postgres::PgStore::builder(url)
+                .schema(&config.store_schema)
+                .connect()
+                .await?;
+            epoch = Some(chat_core::Store::epoch(&store).await?);
+            builder = builder.store(Arc::new(store));
+            if let Some(dir) = dir {
+                let files = chat_core::blob::fs::FsBlobs::open(dir.join("files"))?;
+                builder = builder.blobs(Arc::new(files));
+            }
+        }
+    }
+    let node_id = config
+        .node_id
+        .clone()
+        .unwrap_or_else(|| ulid::Ulid::new().to_string());
+    if let Some(url) = &config.bus {
+        // The store's epoch names the deployment, so deployments sharing a Redis never meet.
+        let options = chat_core::cluster::redis::Options {
+            prefix: format!("chat:{}", epoch.as_deref().unwrap_or("single")),
+            ..Default::default()
+        };
+        let cluster = chat_core::cluster::redis::connect(url, &node_id, options).await?;
+        tracing::info!(node = %node_id, bus = %url, "joined the deployment");
+        builder = builder.cluster(cluster);
+    } else if config.node_id.is_some() {
+        let mut single = chat_core::Cluster::single();
+        single.node_id = node_id;
+        builder = builder.cluster(single);
+    }
+    Ok(builder.open().await?)
 }

@@ -33,7 +33,7 @@ impl FsBlobs {
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| Error::Storage(e.to_string()))?
+        .map_err(Error::storage)?
 }
 
 #[async_trait]

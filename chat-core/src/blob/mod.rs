@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::error::{Error, Result};
 
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod fs;
 pub mod memory;

@@ -1,5 +1,7 @@
-//! The test suite every [`Store`] backend must pass. A backend's tests call [`run`] with a
+//! The test suite every [`Store`] backend must pass. A backend's tests call [`run`] with an async
 //! function that makes a fresh, empty store.
+
+use std::future::Future;
 
 use super::{ChangeKind, CourseRecord, Inserted, ReadAdvance, Store, StoredUser, Update};
 use crate::model::{Message, MessageType, Role, Sender, Timestamp};
@@ -39,16 +41,26 @@ async fn insert(store: &dyn Store, m: Message) -> Message {
     }
 }
 
-/// Runs every check against fresh stores from `make`.
-pub async fn run<S: Store, F: Fn() -> S>(make: F) {
-    concurrent_inserts(std::sync::Arc::new(make())).await;
-    profiles_and_courses(&make()).await;
-    seqs_and_log(&make()).await;
-    client_ids(&make()).await;
-    updates(&make()).await;
-    timeline(&make()).await;
-    receipts(&make()).await;
-    epochs(&make(), &make()).await;
+/// Runs every check against fresh stores from `make`, an async factory (a database backend
+/// connects; an embedded one can answer with `std::future::ready`).
+///
+/// The concurrency check sends from plain threads through the current runtime's handle while the
+/// test's task waits for them: a backend that does I/O on the runtime (a network database) must be
+/// run from a multi-threaded runtime, e.g. `#[tokio::test(flavor = "multi_thread")]`.
+pub async fn run<S, F, Fut>(make: F)
+where
+    S: Store,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    concurrent_inserts(std::sync::Arc::new(make().await)).await;
+    profiles_and_courses(&make().await).await;
+    seqs_and_log(&make().await).await;
+    client_ids(&make().await).await;
+    updates(&make().await).await;
+    timeline(&make().await).await;
+    receipts(&make().await).await;
+    epochs(&make().await, &make().await).await;
 }
 
 /// A store has one epoch for its whole life; two stores have different ones.

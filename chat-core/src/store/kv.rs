@@ -125,7 +125,7 @@ fn tail_num(key: &[u8]) -> Result<u64> {
 }
 
 fn enc<T: Serialize>(v: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(v).map_err(|e| Error::Storage(format!("encode: {e}")))
+    serde_json::to_vec(v).map_err(Error::encoding)
 }
 
 fn dec<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {

@@ -3,7 +3,7 @@
 //! [`Store`] is what the engine needs from a database, and nothing more. Its one hard rule is the
 //! spine of the project: **every message change takes the next seq of its course in the same atomic
 //! write that stores it, and the call returns only once that write is durable.** Seq allocation
-//! lives behind the trait, never in callers, so a process-wide backend (Postgres, later) can keep
+//! lives behind the trait, never in callers, so a database shared by nodes (Postgres) can keep
 //! the same guarantee across nodes.
 //!
 //! Backends:
@@ -12,6 +12,8 @@
 //! - [`memory`]: a `BTreeMap`, for tests and ephemeral use;
 //! - [`sled`](mod@crate::store::sled): sled on disk, the default, made durable by a write-ahead
 //!   log (`wal`) with group commit;
+//! - `postgres` (cargo feature `postgres`): PostgreSQL through sqlx, one database shared by
+//!   several server processes; seqs come from a locked counter row per course;
 //! - [`conformance`]: the one test suite every backend must pass.
 
 use async_trait::async_trait;
@@ -20,10 +22,15 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::model::{Message, Participant, Role, Timestamp};
 
+#[cfg(any(test, feature = "testing"))]
 pub mod conformance;
 pub mod kv;
 pub mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "sled")]
 pub mod sled;
+#[cfg(feature = "sled")]
 mod wal;
 
 /// A user's stored profile (presence lives in memory, `last_seen` is kept).

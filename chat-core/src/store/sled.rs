@@ -119,7 +119,7 @@ fn open_db(path: &Path) -> Result<sled::Db> {
             Ok(db) => return Ok(db),
             Err(e) if e.to_string().contains("could not acquire lock") => {
                 if std::time::Instant::now() > deadline {
-                    return Err(Error::Storage(format!(
+                    return Err(Error::storage(format!(
                         "the store in {} is in use by another process",
                         path.display()
                     )));

@@ -196,9 +196,9 @@ fn redo_intent(db: &sled::Db) -> Result<()> {
     let ops = decode_record(&intent)
         .filter(|(_, len)| *len == intent.len())
         .map(|(ops, _)| ops)
-        .ok_or_else(|| Error::Corrupt("the store's pending write is damaged".into()))?;
-    let no = record_of(&ops)
-        .ok_or_else(|| Error::Corrupt("the store's pending write has no number".into()))?;
+        .ok_or_else(|| Error::corrupt("the store's pending write is damaged"))?;
+    let no =
+        record_of(&ops).ok_or_else(|| Error::corrupt("the store's pending write has no number"))?;
     if no > record_no(db)? {
         tracing::warn!(record = no, "completing a write a crash interrupted");
         apply_to_sled(db, &ops)?;
@@ -308,7 +308,7 @@ impl Wal {
         let thread = std::thread::Builder::new()
             .name("chat-wal".into())
             .spawn(move || writer_loop(&worker, &db, &tx))
-            .map_err(|e| Error::Storage(format!("cannot start the log writer: {e}")))?;
+            .map_err(|e| Error::storage(format!("cannot start the log writer: {e}")))?;
         Ok(Wal {
             shared,
             durable: rx,
@@ -320,7 +320,7 @@ impl Wal {
         self.shared
             .state
             .lock()
-            .map_err(|_| Error::Storage("log lock poisoned".into()))
+            .map_err(|_| Error::storage("log lock poisoned"))
     }
 
     /// Applies `batch` with `apply` and logs it, as one step in the log's order.
@@ -358,10 +358,10 @@ impl Wal {
         let durable = rx
             .wait_for(|d| d.lsn >= need || d.error.is_some())
             .await
-            .map_err(|_| Error::Storage("the log writer stopped".into()))?
+            .map_err(|_| Error::storage("the log writer stopped"))?
             .clone();
         match durable.error {
-            Some(e) => Err(Error::Storage(format!("log write failed: {e}"))),
+            Some(e) => Err(Error::storage(format!("log write failed: {e}"))),
             None => Ok(()),
         }
     }
@@ -382,9 +382,11 @@ impl Wal {
 fn record_no(db: &sled::Db) -> Result<u64> {
     match db.get(RECORD_KEY)? {
         None => Ok(0),
-        Some(v) => Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
-            Error::Corrupt("bad log record number in the store".into())
-        })?)),
+        Some(v) => {
+            Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                Error::corrupt("bad log record number in the store")
+            })?))
+        }
     }
 }
 
@@ -396,7 +398,7 @@ fn check_checkpoint(dir: &Path, db: &sled::Db) -> Result<u64> {
         Some(v) => u64::from_le_bytes(
             v.as_ref()
                 .try_into()
-                .map_err(|_| Error::Corrupt("bad checkpoint number in the store".into()))?,
+                .map_err(|_| Error::corrupt("bad checkpoint number in the store"))?,
         ),
     };
     let recorded = match std::fs::read(dir.join(CHECKPOINT_FILE)) {
@@ -505,7 +507,7 @@ fn checkpoint(shared: &Shared, db: &sled::Db) -> Result<Option<u64>> {
         let mut st = shared
             .state
             .lock()
-            .map_err(|_| Error::Storage("log lock poisoned".into()))?;
+            .map_err(|_| Error::storage("log lock poisoned"))?;
         if !st.segment_dirty {
             return Ok(None);
         }

@@ -578,3 +578,49 @@ async fn an_admin_watching_is_not_listed_online() {
         "{frames:?}"
     );
 }
+
+#[tokio::test]
+async fn join_answers_the_head_and_the_epoch_and_resume_says_if_it_recovered() {
+    let w = World::start().await;
+    for i in 0..3 {
+        w.send(&w.u1, &format!("m{i}")).await;
+    }
+    let mut bob = w.ws(&w.u2).await;
+    let ack = bob.call("join-course", json!({"courseId": COURSE})).await;
+    let data = &ack["data"];
+    assert_eq!(data["headSeq"], 3, "{ack}");
+    let epoch = data["epoch"].as_str().expect("an epoch").to_string();
+    assert!(
+        data.get("recovered").is_none(),
+        "no sinceSeq, no recovered: {ack}"
+    );
+
+    // Resuming within the store's history replays what followed.
+    let mut again = w.ws(&w.u2).await;
+    let ack = again
+        .call(
+            "join-course",
+            json!({"courseId": COURSE, "sinceSeq": 1, "epoch": epoch}),
+        )
+        .await;
+    assert_eq!(ack["data"]["recovered"], true, "{ack}");
+    assert_eq!(again.expect("new-message").await["seq"], 2);
+    assert_eq!(again.expect("new-message").await["seq"], 3);
+
+    // Another store's seq, or one beyond the head: told to reload, nothing replayed.
+    for resume in [
+        json!({"courseId": COURSE, "sinceSeq": 1, "epoch": "01SOMEOTHERSTORE0000000000"}),
+        json!({"courseId": COURSE, "sinceSeq": 50}),
+    ] {
+        let mut s = w.ws(&w.u2).await;
+        let ack = s.call("join-course", resume.clone()).await;
+        assert_eq!(ack["ok"], true, "{ack}");
+        assert_eq!(ack["data"]["recovered"], false, "{resume}: {ack}");
+        assert_eq!(ack["data"]["headSeq"], 3);
+        let frames = s.drain(QUIET).await;
+        assert!(
+            Ws::named(&frames, "new-message").next().is_none(),
+            "{frames:?}"
+        );
+    }
+}

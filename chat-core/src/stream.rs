@@ -1,12 +1,14 @@
-//! Connections and their event streams: what a socket (or an FFI listener) holds.
+//! Event streams: what a socket (or an FFI listener) reads, in order.
 //!
-//! [`Engine::connect`](crate::Engine::connect) gives a [`Connection`] (a cloneable handle to act:
-//! join, leave, type, close) and its [`Events`] (the stream to read). Presence counts connections;
-//! the room counts joined connections. `Events` guarantees, per joined course, that message changes
-//! arrive in seq order with no gap and no duplicate, including the replay requested with
-//! `since_seq` and the catch-up after the subscriber lagged: both read the store up to the seq the
-//! hub had published when the subscription was registered, and live events of that course are
-//! held back until the replay is out.
+//! A connection's [`Events`] guarantees, per joined course, that message changes arrive in seq
+//! order with no gap and no duplicate, including the replay requested with `since_seq` and the
+//! catch-up after the subscriber lagged: both read the store up to the seq the hub had published
+//! when the subscription was registered, and live events of that course are held back until the
+//! replay is out. [`StreamShared`] is the half the hubs push into.
+//!
+//! The stream knows nothing of the engine: what it needs from it (the change log to replay, and a
+//! new place in a room's fan-out after a lag) comes through the small [`Feed`] trait, so the
+//! engine, the hubs and the streams depend on each other in one direction only.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,14 +16,24 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use atomic_waker::AtomicWaker;
 use parking_lot::Mutex;
 
-use crate::engine::Engine;
 use crate::error::Result;
 use crate::event::{Envelope, Event, MessageDeleted};
-use crate::model::{Actor, User};
 use crate::store::ChangeKind;
+
+/// What a stream needs from the engine.
+#[async_trait]
+pub(crate) trait Feed: Send + Sync + 'static {
+    /// The course's log entries after `after` up to `upto`, at most `limit`, as events.
+    async fn replay(&self, course: &str, after: u64, upto: u64, limit: usize)
+        -> Result<Vec<Event>>;
+    /// The course's hub dropped `stream` for being slow: subscribe it again, replaying from its
+    /// cursor.
+    fn resubscribe(&self, stream: &Arc<StreamShared>, course: &str);
+}
 
 /// How many log entries a replay reads at a time.
 const REPLAY_CHUNK: usize = 256;
@@ -69,7 +81,7 @@ struct StreamState {
 }
 
 impl StreamShared {
-    fn new(capacity: usize) -> Arc<Self> {
+    pub(crate) fn new(capacity: usize) -> Arc<Self> {
         Arc::new(StreamShared {
             queue: Mutex::new(Queue::default()),
             capacity: capacity.max(1),
@@ -172,116 +184,6 @@ impl StreamShared {
     }
 }
 
-/// One open connection of a user (a socket, a tab, a device, an FFI listener).
-#[derive(Clone)]
-pub struct Connection {
-    inner: Arc<ConnInner>,
-}
-
-pub(crate) struct ConnInner {
-    pub(crate) engine: Engine,
-    pub(crate) actor: Actor,
-    pub(crate) id: u64,
-    /// Counts for presence (false for plain subscriptions).
-    pub(crate) presence: bool,
-    pub(crate) stream: Arc<StreamShared>,
-    pub(crate) joined: Mutex<HashSet<String>>,
-    pub(crate) closed: AtomicBool,
-}
-
-impl Connection {
-    pub(crate) fn open(engine: Engine, actor: Actor, id: u64, presence: bool) -> (Self, Events) {
-        let stream = StreamShared::new(engine.config().subscriber_queue);
-        let inner = Arc::new(ConnInner {
-            engine: engine.clone(),
-            actor,
-            id,
-            presence,
-            stream: stream.clone(),
-            joined: Mutex::new(HashSet::new()),
-            closed: AtomicBool::new(false),
-        });
-        let events = Events {
-            engine,
-            stream,
-            incoming: VecDeque::new(),
-            pending: VecDeque::new(),
-            holdback: HashMap::new(),
-            conn: Arc::downgrade(&inner),
-            keep_alive: None,
-        };
-        (Connection { inner }, events)
-    }
-
-    pub(crate) fn stream(&self) -> Arc<StreamShared> {
-        self.inner.stream.clone()
-    }
-
-    /// Who this connection acts for.
-    pub fn actor(&self) -> &Actor {
-        &self.inner.actor
-    }
-
-    /// The engine this connection belongs to (transports call its operations with
-    /// [`actor`](Self::actor)).
-    pub fn engine(&self) -> &Engine {
-        &self.inner.engine
-    }
-
-    /// This connection's id (unique in the engine).
-    pub fn id(&self) -> u64 {
-        self.inner.id
-    }
-
-    /// Joins a course room: its events start flowing to [`Events`]. With `since_seq`, every
-    /// message change after that seq is replayed first, in order. The joiner receives
-    /// `online-users`; the room gets `user-joined` if this is the user's first connection in it.
-    /// Returns the online users.
-    pub async fn join(&self, course_id: &str, since_seq: Option<u64>) -> Result<Vec<User>> {
-        self.inner
-            .engine
-            .join(&self.inner, course_id, since_seq)
-            .await
-    }
-
-    /// Leaves a course room (`user-left` when it was the user's last connection in it).
-    pub async fn leave(&self, course_id: &str) -> Result<()> {
-        self.inner.engine.leave(&self.inner, course_id).await
-    }
-
-    /// Starts or stops a typing indicator in a course.
-    pub async fn typing(&self, course_id: &str, is_typing: bool) -> Result<()> {
-        self.inner
-            .engine
-            .typing(&self.inner.actor, course_id, is_typing)
-            .await
-    }
-
-    /// Courses this connection has joined.
-    pub fn joined(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.inner.joined.lock().iter().cloned().collect();
-        v.sort();
-        v
-    }
-
-    /// Closes the connection: leaves every room, updates presence, ends [`Events`]. Dropping
-    /// every clone of the connection does the same in the background.
-    pub async fn close(&self) {
-        if !self.inner.closed.swap(true, Ordering::SeqCst) {
-            self.inner.engine.disconnect(&self.inner).await;
-        }
-    }
-}
-
-impl std::fmt::Debug for Connection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Connection")
-            .field("id", &self.inner.id)
-            .field("user", &self.inner.actor.id)
-            .finish_non_exhaustive()
-    }
-}
-
 impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Events")
@@ -299,54 +201,34 @@ impl Drop for Events {
     }
 }
 
-impl Drop for ConnInner {
-    fn drop(&mut self) {
-        if self.closed.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        self.stream.close();
-        let engine = self.engine.clone();
-        let snapshot = Detached {
-            actor: self.actor.clone(),
-            id: self.id,
-            presence: self.presence,
-            stream: self.stream.clone(),
-            joined: std::mem::take(&mut *self.joined.lock()),
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn(async move { engine.disconnect_detached(snapshot).await });
-            }
-            Err(_) => engine.disconnect_now(snapshot),
-        }
-    }
-}
-
-/// What is left of a dropped connection, to clean up after it.
-pub(crate) struct Detached {
-    pub(crate) actor: Actor,
-    pub(crate) id: u64,
-    pub(crate) presence: bool,
-    pub(crate) stream: Arc<StreamShared>,
-    pub(crate) joined: HashSet<String>,
-}
-
 /// The events of a connection, in order. Read with [`Events::recv`].
 pub struct Events {
-    engine: Engine,
+    feed: Arc<dyn Feed>,
     stream: Arc<StreamShared>,
     /// Events taken from the shared queue, not yet routed.
     incoming: VecDeque<Arc<Envelope>>,
     pending: VecDeque<Arc<Envelope>>,
     holdback: HashMap<String, Vec<Arc<Envelope>>>,
-    conn: std::sync::Weak<ConnInner>,
-    keep_alive: Option<Connection>,
+    /// What must live as long as the stream (a plain subscription's connection).
+    keep_alive: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Events {
-    /// Ties the connection's life to this stream (plain subscriptions have no other handle).
-    pub(crate) fn keep_alive(&mut self, conn: Connection) {
-        self.keep_alive = Some(conn);
+    pub(crate) fn new(stream: Arc<StreamShared>, feed: Arc<dyn Feed>) -> Self {
+        Events {
+            feed,
+            stream,
+            incoming: VecDeque::new(),
+            pending: VecDeque::new(),
+            holdback: HashMap::new(),
+            keep_alive: None,
+        }
+    }
+
+    /// Ties something's life (a plain subscription's connection, which has no other handle) to
+    /// this stream.
+    pub(crate) fn keep_alive(&mut self, handle: impl std::any::Any + Send + Sync) {
+        self.keep_alive = Some(Box::new(handle));
     }
 
     /// The next event, or `None` once the connection is closed.
@@ -385,8 +267,7 @@ impl Events {
             }
             if !lagged.is_empty() {
                 for course in lagged {
-                    self.engine
-                        .resubscribe(&self.stream, &course, self.sub_id(), self.user());
+                    self.feed.resubscribe(&self.stream, &course);
                 }
                 continue;
             }
@@ -444,17 +325,6 @@ impl Events {
             .flatten()
     }
 
-    fn sub_id(&self) -> u64 {
-        self.conn.upgrade().map(|c| c.id).unwrap_or(0)
-    }
-
-    fn user(&self) -> Option<String> {
-        self.conn
-            .upgrade()
-            .filter(|c| c.presence)
-            .map(|c| c.actor.id.clone())
-    }
-
     fn route(&mut self, env: Arc<Envelope>) {
         let course = env.event().course_id();
         let has_job = self.stream.work.load(Ordering::Acquire)
@@ -487,7 +357,7 @@ impl Events {
     }
 
     async fn run_job(&mut self, course: &str, after: u64, upto: u64) {
-        match self.engine.replay(course, after, upto, REPLAY_CHUNK).await {
+        match self.feed.replay(course, after, upto, REPLAY_CHUNK).await {
             Ok(events) => {
                 let last = events.last().and_then(|e| e.seq());
                 let mut st = self.stream.state.lock();
