@@ -74,3 +74,105 @@ impl Default for Config {
         }
     }
 }
+
+/// The longest duration a config may hold (one day), so that no deadline computed from it can
+/// overflow the clock.
+pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+impl Config {
+    /// Refuses limits the engine cannot run with: a zero size, count, burst or queue (a queue of
+    /// zero cannot even be made), a zero or over-a-day window or expiry, a default page larger
+    /// than the largest. Every front end (the host's settings, the FFI's `EngineConfig`) checks
+    /// its values here, so the rules are the same whichever way an engine is configured.
+    /// The error is `VALIDATION`, naming the field.
+    pub fn validate(&self) -> crate::Result<()> {
+        fn at_least_one(name: &str, value: u64) -> crate::Result<()> {
+            if value == 0 {
+                return Err(crate::Error::Validation(format!(
+                    "{name} must be at least 1"
+                )));
+            }
+            Ok(())
+        }
+        fn duration(name: &str, value: Duration, zero_allowed: bool) -> crate::Result<()> {
+            if (value.is_zero() && !zero_allowed) || value > MAX_CONFIG_DURATION {
+                let low = if zero_allowed { 0 } else { 1 };
+                return Err(crate::Error::Validation(format!(
+                    "{name} must be between {low} and {} ms",
+                    MAX_CONFIG_DURATION.as_millis()
+                )));
+            }
+            Ok(())
+        }
+        at_least_one("max_message_chars", self.max_message_chars as u64)?;
+        at_least_one("max_file_bytes", self.max_file_bytes)?;
+        at_least_one("rate_limit_burst", u64::from(self.rate_limit_burst))?;
+        duration("rate_limit_window", self.rate_limit_window, false)?;
+        at_least_one("typing_rate_burst", u64::from(self.typing_rate_burst))?;
+        duration("typing_ttl", self.typing_ttl, false)?;
+        at_least_one("subscriber_queue", self.subscriber_queue as u64)?;
+        at_least_one("plugin_queue", self.plugin_queue as u64)?;
+        at_least_one("default_page_limit", u64::from(self.default_page_limit))?;
+        at_least_one("max_page_limit", u64::from(self.max_page_limit))?;
+        if self.default_page_limit > self.max_page_limit {
+            return Err(crate::Error::Validation(format!(
+                "default_page_limit ({}) must not exceed max_page_limit ({})",
+                self.default_page_limit, self.max_page_limit
+            )));
+        }
+        duration("presence_debounce", self.presence_debounce, true)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(change: impl FnOnce(&mut Config)) -> String {
+        let mut c = Config::default();
+        change(&mut c);
+        match c.validate() {
+            Err(crate::Error::Validation(m)) => m,
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_valid() {
+        Config::default().validate().unwrap();
+        let c = Config {
+            presence_debounce: Duration::ZERO,
+            default_page_limit: 7,
+            max_page_limit: 7,
+            ..Config::default()
+        };
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn limits_the_engine_cannot_run_with_are_refused() {
+        assert_eq!(
+            refused(|c| c.rate_limit_burst = 0),
+            "rate_limit_burst must be at least 1"
+        );
+        assert_eq!(
+            refused(|c| c.rate_limit_window = Duration::ZERO),
+            "rate_limit_window must be between 1 and 86400000 ms"
+        );
+        refused(|c| c.rate_limit_window = MAX_CONFIG_DURATION + Duration::from_millis(1));
+        refused(|c| c.max_message_chars = 0);
+        refused(|c| c.max_file_bytes = 0);
+        refused(|c| c.typing_rate_burst = 0);
+        refused(|c| c.typing_ttl = Duration::ZERO);
+        refused(|c| c.subscriber_queue = 0);
+        refused(|c| c.plugin_queue = 0);
+        refused(|c| c.default_page_limit = 0);
+        refused(|c| c.max_page_limit = 0);
+        assert_eq!(
+            refused(|c| c.default_page_limit = 101),
+            "default_page_limit (101) must not exceed max_page_limit (100)"
+        );
+        refused(|c| c.presence_debounce = Duration::from_secs(2 * 86_400));
+    }
+}

@@ -49,7 +49,7 @@ impl Unreliable {
 impl Bus for Unreliable {
     async fn publish(&self, message: Vec<u8>) -> chat_core::Result<()> {
         let n = self.sent.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.drop_every > 0 && n.is_multiple_of(self.drop_every) {
+        if self.drop_every > 0 && n % self.drop_every == 0 {
             return Ok(());
         }
         if self.swap_pairs {

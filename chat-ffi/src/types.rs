@@ -643,63 +643,69 @@ pub struct EngineConfig {
     pub file_url_prefix: Option<String>,
 }
 
-/// Longest duration accepted in a config (one day), so deadlines never overflow.
-const MAX_CONFIG_MS: u64 = 24 * 60 * 60 * 1000;
-
-fn positive(name: &str, v: Option<u32>) -> Result<Option<u32>, ChatError> {
-    match v {
-        Some(0) => Err(ChatError::validation(format!("{name} must be at least 1"))),
-        other => Ok(other),
-    }
-}
-
-fn millis(name: &str, v: Option<u64>) -> Result<Option<std::time::Duration>, ChatError> {
-    match v {
-        Some(ms) if ms == 0 || ms > MAX_CONFIG_MS => Err(ChatError::validation(format!(
-            "{name} must be between 1 and {MAX_CONFIG_MS} ms"
-        ))),
-        Some(ms) => Ok(Some(std::time::Duration::from_millis(ms))),
-        None => Ok(None),
-    }
-}
-
+/// Fields given replace the defaults; the result is checked by [`core::Config::validate`], the
+/// engine's one rule for its limits (a zero limit, a zero or over-a-day duration... are
+/// `Validation` errors).
 impl TryFrom<EngineConfig> for core::Config {
     type Error = ChatError;
     fn try_from(c: EngineConfig) -> Result<Self, ChatError> {
-        let mut out = core::Config::default();
-        if let Some(v) = positive("max_message_chars", c.max_message_chars)? {
-            out.max_message_chars = v as usize;
-        }
-        if let Some(v) = c.max_file_bytes {
-            out.max_file_bytes = v;
-        }
-        if let Some(v) = c.allowed_mime_types {
-            out.allowed_mime_types = v;
-        }
-        if let Some(v) = positive("rate_limit_burst", c.rate_limit_burst)? {
-            out.rate_limit_burst = v;
-        }
-        if let Some(v) = millis("rate_limit_window_ms", c.rate_limit_window_ms)? {
-            out.rate_limit_window = v;
-        }
-        if let Some(v) = millis("typing_ttl_ms", c.typing_ttl_ms)? {
-            out.typing_ttl = v;
-        }
-        if let Some(v) = positive("subscriber_queue", c.subscriber_queue)? {
-            out.subscriber_queue = v as usize;
-        }
-        if let Some(v) = positive("plugin_queue", c.plugin_queue)? {
-            out.plugin_queue = v as usize;
-        }
-        if let Some(v) = positive("default_page_limit", c.default_page_limit)? {
-            out.default_page_limit = v;
-        }
-        if let Some(v) = positive("max_page_limit", c.max_page_limit)? {
-            out.max_page_limit = v;
-        }
-        if let Some(v) = c.file_url_prefix {
-            out.file_url_prefix = v;
-        }
+        let d = core::Config::default();
+        let millis = std::time::Duration::from_millis;
+        let out = core::Config {
+            max_message_chars: c
+                .max_message_chars
+                .map_or(d.max_message_chars, |v| v as usize),
+            max_file_bytes: c.max_file_bytes.unwrap_or(d.max_file_bytes),
+            allowed_mime_types: c.allowed_mime_types.unwrap_or(d.allowed_mime_types),
+            rate_limit_burst: c.rate_limit_burst.unwrap_or(d.rate_limit_burst),
+            rate_limit_window: c.rate_limit_window_ms.map_or(d.rate_limit_window, millis),
+            typing_ttl: c.typing_ttl_ms.map_or(d.typing_ttl, millis),
+            subscriber_queue: c
+                .subscriber_queue
+                .map_or(d.subscriber_queue, |v| v as usize),
+            plugin_queue: c.plugin_queue.map_or(d.plugin_queue, |v| v as usize),
+            default_page_limit: c.default_page_limit.unwrap_or(d.default_page_limit),
+            max_page_limit: c.max_page_limit.unwrap_or(d.max_page_limit),
+            file_url_prefix: c.file_url_prefix.unwrap_or(d.file_url_prefix),
+            ..d
+        };
+        out.validate()?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_configs_are_checked_by_the_engines_rule() {
+        let c = core::Config::try_from(EngineConfig {
+            rate_limit_window_ms: Some(1500),
+            max_page_limit: Some(80),
+            ..EngineConfig::default()
+        })
+        .unwrap();
+        assert_eq!(c.rate_limit_window, std::time::Duration::from_millis(1500));
+        assert_eq!(c.max_page_limit, 80);
+        for bad in [
+            EngineConfig {
+                typing_ttl_ms: Some(0),
+                ..EngineConfig::default()
+            },
+            EngineConfig {
+                max_page_limit: Some(0),
+                ..EngineConfig::default()
+            },
+            EngineConfig {
+                rate_limit_burst: Some(0),
+                ..EngineConfig::default()
+            },
+        ] {
+            assert!(matches!(
+                core::Config::try_from(bad),
+                Err(ChatError::Validation { .. })
+            ));
+        }
     }
 }

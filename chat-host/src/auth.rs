@@ -1,5 +1,9 @@
 //! Authentication: a bearer JWT in, a [`chat_core::Actor`] out.
 //!
+//! Where the token is, in one place for every transport: the `Authorization: Bearer` header,
+//! the `token` query parameter of a WebSocket upgrade or Engine.IO handshake
+//! ([`request_token`]), or a Socket.IO CONNECT's `auth` payload ([`auth_payload_token`]).
+//!
 //! The algorithm is pinned by the key kind (HS256 for a secret, RS256 for a public key), so a token
 //! naming another algorithm (`none`, HS256 signed with the RSA public key, HS512...) is refused
 //! before its signature is looked at; `exp` is required. Claims follow the Node backend's tokens:
@@ -120,29 +124,48 @@ impl Authenticator {
         actor_from_claims(&data.claims)
     }
 
-    /// The caller of a request: `Authorization: Bearer …`, or (for WebSocket upgrades, which a
-    /// browser cannot give headers) the `token` query parameter when `allow_query` is set.
+    /// The caller of a request: its token ([`request_token`]) checked.
     pub fn from_request(
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
         allow_query: bool,
     ) -> Result<Actor, Error> {
-        match bearer(headers).or_else(|| {
-            if allow_query {
-                query_token(query)
-            } else {
-                None
-            }
-        }) {
+        match request_token(headers, query, allow_query) {
             Some(token) => self.authenticate(&token),
             None => Err(Error::Unauthorized("missing bearer token".into())),
         }
     }
 }
 
+/// The token a request carries: `Authorization: Bearer …`, else (for WebSocket upgrades and
+/// Engine.IO handshakes, where a browser cannot set headers, when `allow_query` is set) the first
+/// `token` query parameter, if it is not empty.
+pub(crate) fn request_token(
+    headers: &HeaderMap,
+    query: Option<&str>,
+    allow_query: bool,
+) -> Option<String> {
+    bearer(headers).or_else(|| {
+        if allow_query {
+            query_token(query)
+        } else {
+            None
+        }
+    })
+}
+
+/// The token of a Socket.IO CONNECT's `auth` payload: `{"token": "…"}`, with or without a
+/// `Bearer ` prefix; `None` when absent or empty.
+pub(crate) fn auth_payload_token(auth: Option<&Value>) -> Option<String> {
+    auth.and_then(|a| a.get("token"))
+        .and_then(Value::as_str)
+        .map(|t| t.trim().trim_start_matches("Bearer ").trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
 /// The token of an `Authorization: Bearer` header.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
+fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
@@ -150,7 +173,7 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {
-    crate::rest::query_pairs(query?)
+    crate::http::query_pairs(query?)
         .into_iter()
         .find(|(k, _)| k == "token")
         .map(|(_, v)| v)
@@ -269,6 +292,29 @@ mod tests {
         assert!(actor_from_claims(c.as_object().unwrap()).is_err());
         let c = serde_json::json!({"sub": "u", "role": "teacher"});
         assert!(actor_from_claims(c.as_object().unwrap()).is_err());
+    }
+
+    #[test]
+    fn tokens_are_found_in_the_header_the_query_or_the_auth_payload() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(
+            request_token(&headers, Some("token=q"), true).as_deref(),
+            Some("q")
+        );
+        assert_eq!(request_token(&headers, Some("token=q"), false), None);
+        assert_eq!(request_token(&headers, Some("token="), true), None);
+        headers.insert(AUTHORIZATION, "bearer  h ".parse().unwrap());
+        assert_eq!(
+            request_token(&headers, Some("token=q"), true).as_deref(),
+            Some("h")
+        );
+        let auth = serde_json::json!({"token": " Bearer t "});
+        assert_eq!(auth_payload_token(Some(&auth)).as_deref(), Some("t"));
+        assert_eq!(
+            auth_payload_token(Some(&serde_json::json!({"token": " "}))),
+            None
+        );
+        assert_eq!(auth_payload_token(None), None);
     }
 
     #[test]

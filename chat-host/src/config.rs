@@ -260,6 +260,14 @@ fn cors_list(given: &[String]) -> Vec<String> {
     }
 }
 
+/// Refuses engine limits the engine cannot run with ([`chat_core::Config::validate`], the one
+/// rule for them): `--rate-limit 0`, `--rate-window 0` (or over a day), `--max-file-bytes 0`...
+pub(crate) fn check_engine(engine: &chat_core::Config) -> Result<(), crate::HostError> {
+    engine
+        .validate()
+        .map_err(|e| crate::HostError::Config(format!("engine limit: {e}")))
+}
+
 impl Cli {
     /// The settings these flags describe (reads the public key file, if any).
     pub fn into_config(self) -> Result<Config, crate::HostError> {
@@ -282,10 +290,11 @@ impl Cli {
         }
         let engine = chat_core::Config {
             max_file_bytes: self.max_file_bytes,
-            rate_limit_burst: self.rate_limit.max(1),
-            rate_limit_window: Duration::from_secs(self.rate_window.max(1)),
+            rate_limit_burst: self.rate_limit,
+            rate_limit_window: Duration::from_secs(self.rate_window),
             ..chat_core::Config::default()
         };
+        check_engine(&engine)?;
         let bus = self.bus.filter(|b| !b.trim().is_empty());
         if let Some(url) = &bus {
             if !url.starts_with("redis://") && !url.starts_with("rediss://") {
@@ -335,6 +344,45 @@ mod tests {
         let mut all = vec!["chat-host", "--jwt-secret", "s"];
         all.extend_from_slice(args);
         Cli::try_parse_from(all).unwrap().into_config().unwrap()
+    }
+
+    fn refused(args: &[&str]) -> String {
+        let mut all = vec!["chat-host", "--jwt-secret", "s"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all).unwrap().into_config() {
+            Err(crate::HostError::Config(m)) => m,
+            other => panic!("{args:?} not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn engine_limits_come_from_the_flags() {
+        let c = cli(&[
+            "--rate-limit",
+            "3",
+            "--rate-window",
+            "7",
+            "--max-file-bytes",
+            "99",
+        ]);
+        assert_eq!(c.engine.rate_limit_burst, 3);
+        assert_eq!(c.engine.rate_limit_window, Duration::from_secs(7));
+        assert_eq!(c.engine.max_file_bytes, 99);
+    }
+
+    #[test]
+    fn engine_limits_it_cannot_run_with_are_refused() {
+        assert_eq!(
+            refused(&["--rate-limit", "0"]),
+            "engine limit: rate_limit_burst must be at least 1"
+        );
+        assert!(refused(&["--rate-window", "0"]).starts_with("engine limit: rate_limit_window"));
+        assert!(refused(&["--rate-window", "86401"]).starts_with("engine limit: rate_limit_window"));
+        assert_eq!(
+            refused(&["--max-file-bytes", "0"]),
+            "engine limit: max_file_bytes must be at least 1"
+        );
+        assert!(refused(&["--ping-interval", "0"]).contains("at least 1 second"));
     }
 
     #[test]

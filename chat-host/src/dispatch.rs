@@ -1,10 +1,12 @@
 //! Client events to engine calls: the one place an event name and its JSON data become a
 //! `chat-core` operation.
 //!
-//! It knows nothing of frames, sockets or ack ids, so every event transport (the native `/ws`
-//! protocol on `/ws` and Socket.IO on `/socket.io/`) calls [`dispatch`] unchanged and only encodes its result: the
-//! value to acknowledge with, or the [`chat_core::Error`] to report. The data shapes are the
-//! contract's; a missing or mistyped field is a `VALIDATION` error, never a panic.
+//! [`ClientEvent`] is the contract's event list, its decoding and its dispatch in one type. It
+//! knows nothing of frames, sockets or ack ids, so every event transport (the native protocol on
+//! `/ws` and Socket.IO on `/socket.io/`) calls [`dispatch`] unchanged and only encodes its
+//! [`Answer`]: the acknowledgement `{ok, data}` / `{ok: false, error}`, or an `error` event. The
+//! data shapes are the contract's; an unknown event, a missing or mistyped field is a
+//! `VALIDATION` error, never a panic.
 
 use std::str::FromStr;
 
@@ -14,20 +16,34 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// The client events of the contract.
-pub const EVENTS: &[&str] = &[
-    "join-course",
-    "leave-course",
-    "send-message",
-    "edit-message",
-    "delete-message",
-    "typing",
-    "mark-read",
-];
+/// A client event of the contract: its name (`event`) and its data (`data`), decoded in one step.
+/// The variants are the contract's event list; [`ClientEvent::run`] is what each one does.
+#[derive(Deserialize)]
+#[serde(tag = "event", content = "data", rename_all = "kebab-case")]
+pub enum ClientEvent {
+    /// `join-course` `{courseId, sinceSeq?}`.
+    JoinCourse(Join),
+    /// `leave-course` `{courseId}`.
+    LeaveCourse(CourseOnly),
+    /// `send-message`: [`SendFields`].
+    SendMessage(SendFields),
+    /// `edit-message` `{messageId, newMessage}`.
+    EditMessage(Edit),
+    /// `delete-message` `{messageId}`.
+    DeleteMessage(MessageOnly),
+    /// `typing` `{courseId, isTyping}`.
+    Typing(TypingData),
+    /// `mark-read` `{messageId}`.
+    MarkRead(MessageOnly),
+    /// Any other name (refused as `unknown event "name"`).
+    #[serde(other)]
+    Unknown,
+}
 
+/// The data of `join-course`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Join {
+pub struct Join {
     course_id: String,
     #[serde(default)]
     since_seq: Option<u64>,
@@ -36,9 +52,10 @@ struct Join {
     epoch: Option<String>,
 }
 
+/// The data of an event about one course.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CourseOnly {
+pub struct CourseOnly {
     course_id: String,
 }
 
@@ -80,22 +97,25 @@ impl SendFields {
     }
 }
 
+/// The data of `edit-message`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Edit {
+pub struct Edit {
     message_id: String,
     new_message: String,
 }
 
+/// The data of an event about one message.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct MessageOnly {
+pub struct MessageOnly {
     message_id: String,
 }
 
+/// The data of `typing`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct TypingData {
+pub struct TypingData {
     course_id: String,
     is_typing: bool,
 }
@@ -109,59 +129,86 @@ fn encode<T: serde::Serialize>(value: &T) -> Result<Value, Error> {
     serde_json::to_value(value).map_err(Error::encoding)
 }
 
-/// Runs one client event on `conn` (for the connection's actor) and returns what to acknowledge with:
-/// `join-course` → `{"courseId", "users", "headSeq", "epoch"}` (the online users, the seq live
-/// events follow, the store's epoch; with `sinceSeq` also `recovered`), `leave-course` →
-/// `{"courseId"}`,
-/// `send-message` / `edit-message` → the message, `delete-message` → the tombstone,
-/// `typing` → `{"courseId", "isTyping"}`, `mark-read` → the receipt.
-pub async fn dispatch(conn: &Connection, event: &str, data: Value) -> Result<Value, Error> {
-    let engine = conn.engine();
-    let actor = conn.actor();
-    match event {
-        "join-course" => {
-            let j: Join = decode(data)?;
-            let resume = j.since_seq.map(|since_seq| Resume {
-                since_seq,
-                epoch: j.epoch.filter(|e| !e.is_empty()),
-            });
-            encode(&conn.resume(&j.course_id, resume).await?)
+impl ClientEvent {
+    /// The event `name` with `data`. An unknown name is `unknown event "name"`, data of the wrong
+    /// shape `invalid data: …`, both `VALIDATION`.
+    pub fn decode(name: &str, data: Value) -> Result<ClientEvent, Error> {
+        let unknown = || Error::Validation(format!("unknown event {:?}", truncate(name, 64)));
+        match serde_json::from_value(json!({"event": name, "data": data})) {
+            Ok(ClientEvent::Unknown) => Err(unknown()),
+            Ok(event) => Ok(event),
+            // Only an unknown name decodes without its data: tell the two refusals apart.
+            Err(e) => match serde_json::from_value(json!({ "event": name })) {
+                Ok(ClientEvent::Unknown) => Err(unknown()),
+                _ => Err(Error::Validation(format!("invalid data: {e}"))),
+            },
         }
-        "leave-course" => {
-            let c: CourseOnly = decode(data)?;
-            conn.leave(&c.course_id).await?;
-            Ok(json!({"courseId": c.course_id}))
-        }
-        "send-message" => {
-            let s: SendFields = decode(data)?;
-            encode(&engine.send(actor, s.into_request()?).await?)
-        }
-        "edit-message" => {
-            let e: Edit = decode(data)?;
-            encode(&engine.edit(actor, &e.message_id, &e.new_message).await?)
-        }
-        "delete-message" => {
-            let d: MessageOnly = decode(data)?;
-            encode(&engine.delete(actor, &d.message_id).await?)
-        }
-        "typing" => {
-            let t: TypingData = decode(data)?;
-            conn.typing(&t.course_id, t.is_typing).await?;
-            Ok(json!({"courseId": t.course_id, "isTyping": t.is_typing}))
-        }
-        "mark-read" => {
-            let m: MessageOnly = decode(data)?;
-            encode(&engine.mark_read(actor, &m.message_id).await?)
-        }
-        other => Err(Error::Validation(format!(
-            "unknown event {:?}",
-            truncate(other, 64)
-        ))),
     }
+
+    /// Runs the event on `conn` (for the connection's actor) and returns what to acknowledge
+    /// with: `join-course` → `{"courseId", "users", "headSeq", "epoch"}` (the online users, the
+    /// seq live events follow, the store's epoch; with `sinceSeq` also `recovered`), `leave-course` →
+    /// `{"courseId"}`, `send-message` / `edit-message` → the message, `delete-message` → the
+    /// tombstone, `typing` → `{"courseId", "isTyping"}`, `mark-read` → the receipt.
+    pub async fn run(self, conn: &Connection) -> Result<Value, Error> {
+        let engine = conn.engine();
+        let actor = conn.actor();
+        match self {
+            ClientEvent::JoinCourse(j) => {
+                let resume = j.since_seq.map(|since_seq| Resume {
+                    since_seq,
+                    epoch: j.epoch.filter(|e| !e.is_empty()),
+                });
+                encode(&conn.resume(&j.course_id, resume).await?)
+            }
+            ClientEvent::LeaveCourse(c) => {
+                conn.leave(&c.course_id).await?;
+                Ok(json!({"courseId": c.course_id}))
+            }
+            ClientEvent::SendMessage(s) => encode(&engine.send(actor, s.into_request()?).await?),
+            ClientEvent::EditMessage(e) => {
+                encode(&engine.edit(actor, &e.message_id, &e.new_message).await?)
+            }
+            ClientEvent::DeleteMessage(d) => encode(&engine.delete(actor, &d.message_id).await?),
+            ClientEvent::Typing(t) => {
+                conn.typing(&t.course_id, t.is_typing).await?;
+                Ok(json!({"courseId": t.course_id, "isTyping": t.is_typing}))
+            }
+            ClientEvent::MarkRead(m) => encode(&engine.mark_read(actor, &m.message_id).await?),
+            ClientEvent::Unknown => Err(Error::Validation("unknown event".into())),
+        }
+    }
+}
+
+/// Decodes and runs one client event on `conn`: [`ClientEvent::decode`], then
+/// [`ClientEvent::run`].
+pub async fn dispatch(conn: &Connection, event: &str, data: Value) -> Result<Value, Error> {
+    ClientEvent::decode(event, data)?.run(conn).await
 }
 
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+/// What the result of a client event calls for, whatever the transport.
+pub(crate) enum Answer {
+    /// The acknowledgement `{"ok": true, "data"}` or `{"ok": false, "error"}`.
+    Ack(Value),
+    /// An `error` event with the contract's error object (the client asked for no ack).
+    ErrorEvent(Value),
+}
+
+impl Answer {
+    /// The answer to an event whose client asked for an acknowledgement (`wants_ack`) or not;
+    /// `None` when nothing is owed (a success without ack).
+    pub(crate) fn to(wants_ack: bool, result: Result<Value, Error>) -> Option<Answer> {
+        match (wants_ack, result) {
+            (true, Ok(data)) => Some(Answer::Ack(json!({"ok": true, "data": data}))),
+            (true, Err(e)) => Some(Answer::Ack(json!({"ok": false, "error": error_json(&e)}))),
+            (false, Ok(_)) => None,
+            (false, Err(e)) => Some(Answer::ErrorEvent(error_json(&e))),
+        }
+    }
 }
 
 /// The contract's error object `{"code", "message"}` (plus `retryAfter` seconds when rate
@@ -175,4 +222,62 @@ pub fn error_json(err: &Error) -> Value {
         v["retryAfter"] = json!(retry_after.as_secs_f64().ceil().max(1.0) as u64);
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(name: &str, data: Value) -> String {
+        match ClientEvent::decode(name, data) {
+            Err(Error::Validation(m)) => m,
+            Err(e) => panic!("{name}: not a validation error: {e}"),
+            Ok(_) => panic!("{name}: decoded"),
+        }
+    }
+
+    #[test]
+    fn events_decode_by_their_contract_names() {
+        let typing = json!({"courseId": "c1", "isTyping": true});
+        assert!(matches!(
+            ClientEvent::decode("typing", typing),
+            Ok(ClientEvent::Typing(TypingData {
+                is_typing: true,
+                ..
+            }))
+        ));
+        let join = json!({"courseId": "c1", "sinceSeq": 3});
+        assert!(matches!(
+            ClientEvent::decode("join-course", join),
+            Ok(ClientEvent::JoinCourse(Join {
+                since_seq: Some(3),
+                ..
+            }))
+        ));
+        let mark = json!({"messageId": "m"});
+        assert!(matches!(
+            ClientEvent::decode("mark-read", mark),
+            Ok(ClientEvent::MarkRead(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_events_and_bad_data_are_told_apart() {
+        assert_eq!(refusal("nope", json!({"a": 1})), "unknown event \"nope\"");
+        assert_eq!(refusal("nope", Value::Null), "unknown event \"nope\"");
+        assert_eq!(refusal("Typing", json!({})), "unknown event \"Typing\"");
+        let long = "x".repeat(100);
+        assert_eq!(
+            refusal(&long, Value::Null),
+            format!("unknown event {:?}", "x".repeat(64))
+        );
+        assert_eq!(
+            refusal("typing", json!({"courseId": "c1"})),
+            "invalid data: missing field `isTyping`"
+        );
+        assert_eq!(
+            refusal("join-course", Value::Null),
+            "invalid data: invalid type: null, expected struct Join"
+        );
+    }
 }

@@ -1,20 +1,133 @@
-//! The write side of a server WebSocket, in batches.
+//! A server WebSocket's frames, in and out, for `/ws` and Engine.IO's WebSocket transport alike.
 //!
-//! Why: a socket's writer often finds several frames ready at once (a room's burst, a `sinceSeq`
-//! replay, an ack behind an event). Writing them with one `write` instead of one per frame saves
-//! a system call and a trip through the loopback/TCP stack per frame, which is most of what a
-//! delivery costs. Frames are encoded by fastwebsockets ([`Frame::write`]) into one buffer;
-//! [`FrameWriter::flush`] writes the buffer, bounded by a timeout so a client that stopped
-//! reading cannot hold its writer forever.
+//! In: [`read_message`] reads whole messages, joining fragments under a size cap, and says why
+//! it stopped ([`ReadError`]); each transport decides what that costs the client (a close code,
+//! an `error` event).
+//!
+//! Out, in batches. Why: a socket's writer often finds several frames ready at once (a room's
+//! burst, a `sinceSeq` replay, an ack behind an event). Writing them with one `write` instead of
+//! one per frame saves a system call and a trip through the loopback/TCP stack per frame, which
+//! is most of what a delivery costs. Frames are encoded by fastwebsockets ([`Frame::write`]) into
+//! one buffer; [`FrameWriter::flush`] writes the buffer, bounded by a timeout so a client that
+//! stopped reading cannot hold its writer forever. What a writer is given to send is one queue
+//! of [`Outgoing`] items: text, and the control frames the reader owes the client.
 
 use std::time::Duration;
 
-use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket, WebSocketRead};
+use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket, WebSocketError, WebSocketRead};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 /// A control frame (pong, close) the reader asks the writer to send. Boxed because a channel
 /// preallocates its slots for every socket and these frames are rare.
 pub(crate) type Control = Box<Frame<'static>>;
+
+/// What a socket's writer is asked to send: a text frame (an event, an ack, an Engine.IO
+/// packet), or a control frame the reader owes the client (pong, close). One queue for both
+/// keeps an idle socket small.
+pub(crate) enum Outgoing {
+    Text(String),
+    Control(Control),
+}
+
+/// A whole message from the client.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Message {
+    /// A text message (its bytes, not checked to be UTF-8).
+    Text(Vec<u8>),
+    /// A binary message (its content is never used).
+    Binary,
+    /// A close frame.
+    Close,
+}
+
+/// Why [`read_message`] read no message.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// One frame was larger than the reader's `max_message_size`.
+    FrameTooLarge,
+    /// The fragments of a message added up to more than the cap.
+    MessageTooLarge,
+    /// A continuation frame came with no message to continue.
+    UnexpectedContinuation,
+    /// The socket failed or sent a malformed frame.
+    Socket(WebSocketError),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::FrameTooLarge => f.write_str("frame too large"),
+            ReadError::MessageTooLarge => f.write_str("message too large"),
+            ReadError::UnexpectedContinuation => f.write_str("unexpected continuation"),
+            ReadError::Socket(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Reads one message, joining fragments, at most `max` bytes. Pings and pongs are skipped (the
+/// reader answers pings itself when auto-pong is on, through `send`); `on_frame` is called for
+/// every frame read, control frames included (they count as the client's life).
+pub(crate) async fn read_message<S, R, E>(
+    rd: &mut WebSocketRead<S>,
+    send: &mut impl FnMut(Frame<'static>) -> R,
+    max: usize,
+    mut on_frame: impl FnMut(),
+) -> Result<Message, ReadError>
+where
+    S: AsyncRead + Unpin,
+    R: std::future::Future<Output = Result<(), E>>,
+    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    let mut partial: Option<(OpCode, Vec<u8>)> = None;
+    loop {
+        let frame = match rd.read_frame(send).await {
+            Ok(frame) => frame,
+            Err(WebSocketError::FrameTooLarge) => return Err(ReadError::FrameTooLarge),
+            Err(e) => return Err(ReadError::Socket(e)),
+        };
+        on_frame();
+        let (opcode, payload) = match frame.opcode {
+            OpCode::Close => return Ok(Message::Close),
+            OpCode::Ping | OpCode::Pong => continue,
+            OpCode::Text | OpCode::Binary if frame.fin => (frame.opcode, frame.payload.to_vec()),
+            OpCode::Text | OpCode::Binary => {
+                partial = Some((frame.opcode, frame.payload.to_vec()));
+                continue;
+            }
+            OpCode::Continuation => {
+                let Some((_, buf)) = partial.as_mut() else {
+                    return Err(ReadError::UnexpectedContinuation);
+                };
+                if buf.len() + frame.payload.len() > max {
+                    return Err(ReadError::MessageTooLarge);
+                }
+                buf.extend_from_slice(&frame.payload);
+                if !frame.fin {
+                    continue;
+                }
+                match partial.take() {
+                    Some(done) => done,
+                    None => continue,
+                }
+            }
+        };
+        return Ok(match opcode {
+            OpCode::Binary => Message::Binary,
+            _ => Message::Text(payload),
+        });
+    }
+}
+
+/// Waits for a socket's writer task to finish what it has (at most `write_timeout`, and never
+/// more than 2 s), then gives up on it.
+pub(crate) async fn join_writer(mut writer: JoinHandle<()>, write_timeout: Duration) {
+    let grace = write_timeout.min(Duration::from_secs(2));
+    if tokio::time::timeout(grace, &mut writer).await.is_err() {
+        writer.abort();
+    }
+}
 
 /// The longest frame head: 2 bytes, an 8-byte extended length and a 4-byte mask.
 const MAX_HEAD: usize = 14;
@@ -41,6 +154,17 @@ pub(crate) enum WriteError {
     Stalled,
     /// The socket failed.
     Io(std::io::Error),
+}
+
+impl WriteError {
+    /// Logs the failure of `what` (`socket`, `Socket.IO WebSocket`): a stalled client is worth
+    /// an `info`, a failed socket a `debug`.
+    pub(crate) fn log(&self, what: &str) {
+        match self {
+            WriteError::Stalled => tracing::info!("{what} write stalled, disconnecting"),
+            WriteError::Io(e) => tracing::debug!(error = %e, "{what} write failed"),
+        }
+    }
 }
 
 impl std::fmt::Display for WriteError {
@@ -89,6 +213,31 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.batch.extend_from_slice(&frame.payload);
     }
 
+    /// Adds a queued item to the batch; true when it was a close frame (nothing more goes out).
+    pub(crate) fn add(&mut self, out: Outgoing) -> bool {
+        match out {
+            Outgoing::Text(text) => {
+                self.text(text.as_bytes());
+                false
+            }
+            Outgoing::Control(frame) => {
+                let close = frame.opcode == OpCode::Close;
+                self.push(*frame);
+                close
+            }
+        }
+    }
+
+    /// Adds the control frames still queued (a close the reader queued just before the socket
+    /// stopped goes out); queued text is dropped.
+    pub(crate) fn add_queued_controls(&mut self, rx: &mut mpsc::Receiver<Outgoing>) {
+        while let Ok(out) = rx.try_recv() {
+            if let Outgoing::Control(frame) = out {
+                self.push(*frame);
+            }
+        }
+    }
+
     /// Bytes waiting in the batch.
     #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
@@ -121,6 +270,72 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server-side reader fed by a client writing `frames`, and the messages it reads.
+    async fn read_all(frames: Vec<Frame<'static>>, max: usize) -> Vec<Result<Message, String>> {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        let mut client = WebSocket::after_handshake(client, Role::Client);
+        client.set_auto_close(false);
+        for frame in frames {
+            client.write_frame(frame).await.unwrap();
+        }
+        drop(client);
+        let (mut rd, _) = split(WebSocket::after_handshake(server, Role::Server));
+        rd.set_max_message_size(max);
+        let mut ignore = |_| async { Ok::<(), std::convert::Infallible>(()) };
+        let mut out = Vec::new();
+        loop {
+            match read_message(&mut rd, &mut ignore, max, || {}).await {
+                Ok(m) => out.push(Ok(m)),
+                Err(ReadError::Socket(_)) => break,
+                Err(e) => {
+                    out.push(Err(e.to_string()));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn part(opcode: OpCode, fin: bool, text: &[u8]) -> Frame<'static> {
+        Frame::new(fin, opcode, None, Payload::Owned(text.to_vec()))
+    }
+
+    #[tokio::test]
+    async fn fragments_are_joined_under_the_cap() {
+        let got = read_all(
+            vec![
+                part(OpCode::Text, false, b"hel"),
+                part(OpCode::Ping, true, b""),
+                part(OpCode::Continuation, true, b"lo"),
+                part(OpCode::Binary, true, b"\x00"),
+                Frame::close(1000, b""),
+            ],
+            16,
+        )
+        .await;
+        assert_eq!(
+            got,
+            vec![
+                Ok(Message::Text(b"hello".to_vec())),
+                Ok(Message::Binary),
+                Ok(Message::Close)
+            ]
+        );
+        let got = read_all(
+            vec![
+                part(OpCode::Text, false, b"0123456789"),
+                part(OpCode::Continuation, true, b"0123456789"),
+            ],
+            16,
+        )
+        .await;
+        assert_eq!(got, vec![Err("message too large".to_string())]);
+        let got = read_all(vec![part(OpCode::Continuation, true, b"x")], 16).await;
+        assert_eq!(got, vec![Err("unexpected continuation".to_string())]);
+        let got = read_all(vec![part(OpCode::Text, true, &[b'a'; 32])], 16).await;
+        assert_eq!(got, vec![Err("frame too large".to_string())]);
+    }
 
     #[tokio::test]
     async fn batches_frames_into_one_write() {

@@ -8,9 +8,11 @@
 //! - [`config`]: the settings (flags, environment, `.env`) and their defaults;
 //! - [`server`]: start, accept loop, graceful shutdown ([`Server`], [`serve`]);
 //! - [`state`]: what connections share (engine, token checker, limits, socket counts);
-//! - [`auth`]: bearer JWT to [`chat_core::Actor`];
-//! - [`rest`]: the HTTP routes; [`multipart`]: uploads; [`response`]: the JSON envelope;
-//!   `cors`: which browser pages may call them;
+//!   `slots`: the per-user count of open sockets;
+//! - [`auth`]: where a request's token is, and bearer JWT to [`chat_core::Actor`];
+//! - [`router`]: which request goes where, and which browser pages may call it (`cors`);
+//! - [`rest`]: the REST handlers; [`http`]: reading requests (capped bodies, queries, JSON);
+//!   [`multipart`]: uploads; [`response`]: the JSON envelope;
 //! - [`ws`]: the WebSocket transport; [`dispatch`]: client events to engine calls (shared by
 //!   every event transport);
 //! - [`socketio`]: Socket.IO v4 (Engine.IO long-polling and WebSocket) on `/socket.io/`;
@@ -18,16 +20,22 @@
 //!
 //! The protocol is documented in `docs/protocol.md` and `docs/openapi.yaml`.
 
+// Input comes from the network: no unwrap outside tests (clippy.toml allows it in tests).
+#![warn(clippy::unwrap_used)]
+
 pub mod auth;
 pub mod config;
 pub(crate) mod cors;
 pub mod dispatch;
 pub mod error;
 pub(crate) mod frames;
+pub mod http;
 pub mod multipart;
 pub mod response;
 pub mod rest;
+pub mod router;
 pub mod server;
+pub(crate) mod slots;
 pub mod socketio;
 pub mod state;
 pub mod ws;

@@ -42,8 +42,10 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Opens the engine, binds the address and starts accepting. Must run inside a Tokio runtime.
+    /// Checks the engine's limits, opens the engine, binds the address and starts accepting.
+    /// Must run inside a Tokio runtime.
     pub async fn start(config: Config) -> Result<Server, HostError> {
+        crate::config::check_engine(&config.engine)?;
         let keys = Authenticator::load(
             &config.jwt,
             config.data_dir.as_deref(),
@@ -139,7 +141,7 @@ async fn serve_connection(stream: TcpStream, state: AppState) {
     let svc_state = state.clone();
     let service = service_fn(move |req| {
         let state = svc_state.clone();
-        async move { Ok::<_, Infallible>(crate::rest::handle(state, req).await) }
+        async move { Ok::<_, Infallible>(crate::router::handle(state, req).await) }
     });
     let mut builder = http1::Builder::new();
     builder

@@ -2,7 +2,6 @@
 //! shutdown signal, the count of open sockets per user (`/ws` and Socket.IO together), and the
 //! Socket.IO sessions.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chat_core::Engine;
@@ -11,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::slots::{ConnectionSlots, Slot, TooManyConnections};
 
 /// Shared by every connection. Cheap to clone.
 #[derive(Clone)]
@@ -24,7 +24,7 @@ struct Inner {
     config: Config,
     shutdown: CancellationToken,
     tasks: TaskTracker,
-    sockets: parking_lot::Mutex<HashMap<String, usize>>,
+    slots: ConnectionSlots,
     socketio: crate::socketio::Registry,
 }
 
@@ -34,10 +34,10 @@ impl AppState {
             inner: Arc::new(Inner {
                 engine,
                 auth,
+                slots: ConnectionSlots::new(config.max_connections_per_user),
                 config,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
-                sockets: parking_lot::Mutex::new(HashMap::new()),
                 socketio: crate::socketio::Registry::default(),
             }),
         }
@@ -73,35 +73,8 @@ impl AppState {
         &self.inner.socketio
     }
 
-    /// Takes one of the user's socket slots, or `None` when they have all in use.
-    pub(crate) fn take_socket_slot(&self, user: &str) -> Option<SocketSlot> {
-        let mut map = self.inner.sockets.lock();
-        let n = map.entry(user.to_string()).or_insert(0);
-        if *n >= self.inner.config.max_connections_per_user {
-            return None;
-        }
-        *n += 1;
-        Some(SocketSlot {
-            state: self.clone(),
-            user: user.to_string(),
-        })
-    }
-}
-
-/// A socket's place in its user's count; released on drop.
-pub(crate) struct SocketSlot {
-    state: AppState,
-    user: String,
-}
-
-impl Drop for SocketSlot {
-    fn drop(&mut self) {
-        let mut map = self.state.inner.sockets.lock();
-        if let Some(n) = map.get_mut(&self.user) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                map.remove(&self.user);
-            }
-        }
+    /// Takes one of the user's socket slots ([`crate::slots`]).
+    pub(crate) fn take_socket_slot(&self, user: &str) -> Result<Slot, TooManyConnections> {
+        self.inner.slots.take(user)
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chat_core::{Actor, Connection, Error, ErrorCode, Events};
-use fastwebsockets::{Frame, OpCode, Payload, WebSocket, WebSocketError};
+use fastwebsockets::{Frame, OpCode, Payload, WebSocket};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, RETRY_AFTER};
@@ -31,9 +31,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::dispatch::{dispatch, error_json};
+use crate::dispatch::{dispatch, error_json, Answer};
+use crate::frames::{join_writer, read_message, FrameWriter, Message, Outgoing, ReadError};
 use crate::response::{self, Body};
-use crate::state::{AppState, SocketSlot};
+use crate::slots::{Slot, TooManyConnections};
+use crate::state::AppState;
 
 /// Close codes the server sends.
 mod close {
@@ -57,14 +59,14 @@ pub fn upgrade(state: AppState, mut req: Request<Incoming>) -> Response<Body> {
     if !fastwebsockets::upgrade::is_upgrade_request(&req) {
         return response::fail(ErrorCode::Validation, "expected a WebSocket upgrade");
     }
-    let Some(slot) = state.take_socket_slot(&actor.id) else {
-        let mut resp = response::fail(
-            ErrorCode::RateLimited,
-            "too many open connections for this user",
-        );
-        resp.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from_static("5"));
-        return resp;
+    let slot = match state.take_socket_slot(&actor.id) {
+        Ok(slot) => slot,
+        Err(TooManyConnections) => {
+            let mut resp = response::fail(TooManyConnections::CODE, TooManyConnections::MESSAGE);
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            return resp;
+        }
     };
     let (resp, fut) = match fastwebsockets::upgrade::upgrade(&mut req) {
         Ok(pair) => pair,
@@ -83,13 +85,6 @@ pub fn upgrade(state: AppState, mut req: Request<Incoming>) -> Response<Body> {
         }
     });
     resp.map(|_| Full::new(Bytes::new()))
-}
-
-/// What the reader asks the writer to send: an ack or `error` event, or a control frame it owes
-/// the client (pong, close). One queue for both keeps an idle socket small.
-enum Out {
-    Text(String),
-    Control(crate::frames::Control),
 }
 
 /// When the client last sent anything, in milliseconds since `base`.
@@ -117,7 +112,7 @@ impl Activity {
 
 type Io = TokioIo<Upgraded>;
 
-async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot) {
+async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: Slot) {
     let cfg = state.config();
     let engine = state.engine().clone();
     let (mut rd, mut wr) = crate::frames::split(ws);
@@ -135,7 +130,7 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
     };
     tracing::debug!(user = %actor.id, conn = conn.id(), "socket open");
     let stop = CancellationToken::new();
-    let (out_tx, out_rx) = mpsc::channel::<Out>(cfg.send_queue);
+    let (out_tx, out_rx) = mpsc::channel::<Outgoing>(cfg.send_queue);
     let activity = Activity::new();
     let writer = tokio::spawn(writer(
         wr,
@@ -154,74 +149,49 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
     let mut send_obligated = |frame: Frame<'static>| {
         let tx = out_tx.clone();
         async move {
-            tx.send(Out::Control(Box::new(frame)))
+            tx.send(Outgoing::Control(Box::new(frame)))
                 .await
                 .map_err(|_| "socket writer is gone")
         }
     };
     // A close the socket owes the client before it ends (if the queue has room).
     let close_with = |code: u16, reason: &'static [u8]| {
-        let _ = out_tx.try_send(Out::Control(Box::new(Frame::close(code, reason))));
+        let _ = out_tx.try_send(Outgoing::Control(Box::new(Frame::close(code, reason))));
     };
-    let mut partial: Option<(OpCode, Vec<u8>)> = None;
     loop {
         let read = tokio::select! {
             _ = stop.cancelled() => break,
-            r = rd.read_frame(&mut send_obligated) => r,
+            r = read_message(&mut rd, &mut send_obligated, cfg.max_frame_bytes, || activity.touch()) => r,
         };
-        let frame = match read {
-            Ok(f) => f,
-            Err(WebSocketError::FrameTooLarge) => {
+        let reply = match read {
+            Ok(Message::Close) => break,
+            Ok(Message::Binary) => Some(error_event(&Error::Validation(
+                "binary frames are not supported".into(),
+            ))),
+            // Boxed: handling an event (a call into the engine) is a large future that an idle
+            // socket's task should not carry.
+            Ok(Message::Text(payload)) => Box::pin(handle_text(&conn, &payload)).await,
+            Err(ReadError::FrameTooLarge) => {
                 close_with(close::TOO_BIG, b"frame too large");
                 break;
             }
-            Err(e) => {
+            Err(ReadError::MessageTooLarge) => {
+                close_with(close::TOO_BIG, b"message too large");
+                break;
+            }
+            Err(ReadError::UnexpectedContinuation) => {
+                close_with(close::POLICY, b"unexpected continuation");
+                break;
+            }
+            Err(ReadError::Socket(e)) => {
                 tracing::debug!(user = %actor.id, error = %e, "socket read ended");
                 break;
             }
         };
-        activity.touch();
-        let fin = frame.fin;
-        let (opcode, payload) = match frame.opcode {
-            OpCode::Close => break,
-            OpCode::Ping | OpCode::Pong => continue,
-            OpCode::Text | OpCode::Binary if fin => (frame.opcode, frame.payload.to_vec()),
-            OpCode::Text | OpCode::Binary => {
-                partial = Some((frame.opcode, frame.payload.to_vec()));
-                continue;
-            }
-            OpCode::Continuation => {
-                let Some((_, buf)) = partial.as_mut() else {
-                    close_with(close::POLICY, b"unexpected continuation");
-                    break;
-                };
-                if buf.len() + frame.payload.len() > cfg.max_frame_bytes {
-                    close_with(close::TOO_BIG, b"message too large");
-                    break;
-                }
-                buf.extend_from_slice(&frame.payload);
-                if !fin {
-                    continue;
-                }
-                match partial.take() {
-                    Some(done) => done,
-                    None => continue,
-                }
-            }
-        };
-        let reply = if opcode == OpCode::Binary {
-            Some(error_event(&Error::Validation(
-                "binary frames are not supported".into(),
-            )))
-        } else {
-            // Boxed: handling an event (a call into the engine) is a large future that an idle
-            // socket's task should not carry.
-            Box::pin(handle_text(&conn, &payload)).await
-        };
         if let Some(text) = reply {
             let queued = tokio::select! {
                 _ = stop.cancelled() => break,
-                r = tokio::time::timeout(cfg.write_timeout, out_tx.send(Out::Text(text))) => r,
+                r = tokio::time::timeout(cfg.write_timeout, out_tx.send(Outgoing::Text(text))) => r,
             };
             if !matches!(queued, Ok(Ok(()))) {
                 tracing::info!(user = %actor.id, "socket queue full, disconnecting a slow client");
@@ -231,11 +201,7 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: SocketSlot
     }
     stop.cancel();
     Box::pin(conn.close()).await;
-    let mut writer = writer;
-    let grace = cfg.write_timeout.min(Duration::from_secs(2));
-    if tokio::time::timeout(grace, &mut writer).await.is_err() {
-        writer.abort();
-    }
+    join_writer(writer, cfg.write_timeout).await;
     tracing::debug!(user = %actor.id, "socket closed");
 }
 
@@ -257,18 +223,22 @@ async fn handle_text(conn: &Connection, payload: &[u8]) -> Option<String> {
         Some(event) => dispatch(conn, event, data).await,
         None => Err(Error::Validation("frame has no \"event\" name".into())),
     };
-    match (ack, result) {
-        (Some(id), Ok(data)) => Some(json!({"ack": id, "ok": true, "data": data}).to_string()),
-        (Some(id), Err(e)) => {
-            Some(json!({"ack": id, "ok": false, "error": error_json(&e)}).to_string())
+    Some(match Answer::to(ack.is_some(), result)? {
+        Answer::Ack(mut reply) => {
+            // `{"ack", "ok", "data" | "error"}`: the ack id rides in the reply itself.
+            reply["ack"] = ack.unwrap_or(Value::Null);
+            reply.to_string()
         }
-        (None, Ok(_)) => None,
-        (None, Err(e)) => Some(error_event(&e)),
-    }
+        Answer::ErrorEvent(error) => error_frame(error),
+    })
 }
 
 fn error_event(e: &Error) -> String {
-    json!({"event": "error", "data": error_json(e)}).to_string()
+    error_frame(error_json(e))
+}
+
+fn error_frame(error: Value) -> String {
+    json!({"event": "error", "data": error}).to_string()
 }
 
 /// The event frame `{"event":name,"data":...}`.
@@ -280,7 +250,7 @@ fn event_frame(env: &chat_core::Envelope) -> String {
     )
 }
 
-type Writer = crate::frames::FrameWriter<tokio::io::WriteHalf<Io>>;
+type Writer = FrameWriter<tokio::io::WriteHalf<Io>>;
 
 /// What one turn of the writer loop decided.
 enum Turn {
@@ -301,21 +271,11 @@ struct Clocks {
 }
 
 /// Adds what the reader queued to the batch.
-fn add(wr: &mut Writer, msg: Out) -> Turn {
-    match msg {
-        Out::Text(s) => {
-            wr.text(s.as_bytes());
-            Turn::Write
-        }
-        Out::Control(f) => {
-            let last = f.opcode == OpCode::Close;
-            wr.push(*f);
-            if last {
-                Turn::Last
-            } else {
-                Turn::Write
-            }
-        }
+fn add(wr: &mut Writer, msg: Outgoing) -> Turn {
+    if wr.add(msg) {
+        Turn::Last
+    } else {
+        Turn::Write
     }
 }
 
@@ -324,7 +284,7 @@ fn add(wr: &mut Writer, msg: Out) -> Turn {
 async fn writer(
     mut wr: Writer,
     mut events: Events,
-    mut out: mpsc::Receiver<Out>,
+    mut out: mpsc::Receiver<Outgoing>,
     stop: CancellationToken,
     shutdown: CancellationToken,
     activity: Activity,
@@ -343,11 +303,7 @@ async fn writer(
             biased;
             _ = &mut stopped => {
                 // A close frame the reader queued just before stopping goes out.
-                while let Ok(msg) = out.try_recv() {
-                    if let Out::Control(f) = msg {
-                        wr.push(*f);
-                    }
-                }
+                wr.add_queued_controls(&mut out);
                 let _ = wr.flush(cfg.write_timeout).await;
                 return;
             }
@@ -404,14 +360,7 @@ async fn writer(
             }
         }
         if let Err(e) = wr.flush(cfg.write_timeout).await {
-            match e {
-                crate::frames::WriteError::Stalled => {
-                    tracing::info!("socket write stalled, disconnecting")
-                }
-                crate::frames::WriteError::Io(e) => {
-                    tracing::debug!(error = %e, "socket write failed")
-                }
-            }
+            e.log("socket");
             stop.cancel();
             return;
         }

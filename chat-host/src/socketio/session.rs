@@ -28,9 +28,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::packet::{self, eio, SioKind};
-use crate::dispatch::{dispatch, error_json};
-use crate::frames::Control;
-use crate::state::{AppState, SocketSlot};
+use crate::dispatch::{dispatch, Answer};
+use crate::frames::{Control, Outgoing};
+use crate::slots::{Slot, TooManyConnections};
+use crate::state::AppState;
 
 /// How long a session may stay without a namespace connection (like Socket.IO's `connectTimeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(45);
@@ -77,13 +78,6 @@ impl Incoming {
             P::Open(_) | P::Upgrade | P::Noop => None,
         }
     }
-}
-
-/// What a session sends: Engine.IO packets (on any transport), and on a WebSocket the control
-/// frames its reader owes the client (pong, close). One queue for both keeps an idle socket small.
-pub(crate) enum Outgoing {
-    Packet(String),
-    Control(Control),
 }
 
 /// One Engine.IO session.
@@ -149,7 +143,7 @@ impl Session {
     /// Queues a packet for the client; false when the queue is full (the session is then closed)
     /// or the session is gone.
     fn push(&self, text: String) -> bool {
-        match self.out_tx.try_send(Outgoing::Packet(text)) {
+        match self.out_tx.try_send(Outgoing::Text(text)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::info!(sid = %self.sid, "Socket.IO queue full, disconnecting a slow client");
@@ -165,7 +159,7 @@ impl Session {
     /// disconnected. The room never waits: the engine's stream behind this one is bounded and
     /// catches up from the store.
     async fn push_paced(&self, text: String, timeout: Duration) -> bool {
-        let text = match self.out_tx.try_send(Outgoing::Packet(text)) {
+        let text = match self.out_tx.try_send(Outgoing::Text(text)) {
             Ok(()) => return true,
             Err(mpsc::error::TrySendError::Closed(_)) => return false,
             Err(mpsc::error::TrySendError::Full(text)) => text,
@@ -294,7 +288,7 @@ pub(crate) fn random_id() -> String {
 struct Namespace {
     conn: Connection,
     events: Events,
-    _slot: SocketSlot,
+    _slot: Slot,
 }
 
 /// Why a session ended (for the log).
@@ -505,21 +499,14 @@ async fn on_packet(
 
 /// Sends what an event's result calls for: an ack, an `error` event, or nothing.
 fn answer(session: &Session, id: Option<u64>, result: Result<Value, Error>) {
-    match (id, result) {
-        (Some(id), Ok(data)) => {
-            session.push(packet::ack("/", id, &json!({"ok": true, "data": data})));
+    match (id, Answer::to(id.is_some(), result)) {
+        (Some(id), Some(Answer::Ack(reply))) => {
+            session.push(packet::ack("/", id, &reply));
         }
-        (Some(id), Err(e)) => {
-            session.push(packet::ack(
-                "/",
-                id,
-                &json!({"ok": false, "error": error_json(&e)}),
-            ));
+        (_, Some(Answer::ErrorEvent(error))) => {
+            session.push(packet::event("error", &error));
         }
-        (None, Ok(_)) => {}
-        (None, Err(e)) => {
-            session.push(packet::event("error", &error_json(&e)));
-        }
+        _ => {}
     }
 }
 
@@ -530,12 +517,7 @@ async fn connect(
     handshake_token: &Option<String>,
     auth: Option<&Value>,
 ) -> Result<Namespace, (ErrorCode, String)> {
-    let token = auth
-        .and_then(|a| a.get("token"))
-        .and_then(Value::as_str)
-        .map(|t| t.trim().trim_start_matches("Bearer ").trim().to_string())
-        .filter(|t| !t.is_empty())
-        .or_else(|| handshake_token.clone());
+    let token = crate::auth::auth_payload_token(auth).or_else(|| handshake_token.clone());
     let Some(token) = token else {
         return Err((ErrorCode::Unauthorized, "missing token".into()));
     };
@@ -543,12 +525,11 @@ async fn connect(
         .auth()
         .authenticate(&token)
         .map_err(|e| (e.code(), e.public_message()))?;
-    let Some(slot) = state.take_socket_slot(&actor.id) else {
-        return Err((
-            ErrorCode::RateLimited,
-            "too many open connections for this user".into(),
-        ));
-    };
+    let slot = state
+        .take_socket_slot(&actor.id)
+        .map_err(|TooManyConnections| {
+            (TooManyConnections::CODE, TooManyConnections::MESSAGE.into())
+        })?;
     let (conn, events) = state.engine().connect(&actor).await.map_err(|e| {
         tracing::warn!(user = %actor.id, error = %e, "cannot open a connection");
         (ErrorCode::Internal, "internal error".to_string())

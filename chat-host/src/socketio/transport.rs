@@ -1,5 +1,5 @@
 //! The HTTP side of `/socket.io/`: the Engine.IO handshake, long-polling `GET`/`POST`, the
-//! WebSocket upgrade (probe `2probe` → `3probe`, then `5`), WebSocket from the start, and CORS.
+//! WebSocket upgrade (probe `2probe` → `3probe`, then `5`), and WebSocket from the start.
 //!
 //! Query parameters: `EIO=4` (other versions get `400` code 5), `transport=polling|websocket`,
 //! `sid` once the session exists. Errors are Engine.IO's: `400 {"code","message"}` with codes
@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fastwebsockets::{Frame, OpCode, WebSocket, WebSocketError, WebSocketRead};
-use http_body_util::{BodyExt, Full, Limited};
+use fastwebsockets::{Frame, WebSocket, WebSocketError};
+use http_body_util::Full;
 use hyper::body::Incoming as HttpBody;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::upgrade::Upgraded;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -21,8 +21,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::packet::{self, eio, EioPacket, Handshake};
-use super::session::{self, Incoming, Outgoing, Session, Transport};
-use crate::frames::{FrameWriter, WriteError};
+use super::session::{self, Incoming, Session, Transport};
+use crate::frames::{join_writer, read_message, FrameWriter, Message, Outgoing, ReadError};
+use crate::http::BodyError;
 use crate::response::Body;
 use crate::state::AppState;
 
@@ -30,18 +31,6 @@ use crate::state::AppState;
 const UPGRADE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Io = TokioIo<Upgraded>;
-
-/// Answers a request to `/socket.io/` (CORS as the REST routes: [`crate::cors`]).
-pub async fn handle(state: AppState, req: Request<HttpBody>) -> Response<Body> {
-    let allowed = &state.config().cors_origins;
-    if req.method() == Method::OPTIONS {
-        return crate::cors::preflight(req.headers(), allowed, "GET, POST, OPTIONS");
-    }
-    let origin = crate::cors::origin(req.headers(), allowed);
-    let mut resp = route(state, req).await;
-    crate::cors::allow(&mut resp, origin);
-    resp
-}
 
 /// An Engine.IO error: `{"code","message"}` with a status.
 fn eio_error(status: StatusCode, code: u8, message: &str) -> Response<Body> {
@@ -70,24 +59,23 @@ fn unknown_sid() -> Response<Body> {
     eio_error(StatusCode::BAD_REQUEST, 1, "Session ID unknown")
 }
 
-async fn route(state: AppState, req: Request<HttpBody>) -> Response<Body> {
+/// Answers a request to `/socket.io/` (its CORS is the router's: [`crate::router`]).
+pub(crate) async fn handle(state: AppState, req: Request<HttpBody>) -> Response<Body> {
     let mut eio_version = None;
     let mut transport = None;
     let mut sid = None;
-    let mut token = None;
-    for (k, v) in crate::rest::query_pairs(req.uri().query().unwrap_or("")) {
+    for (k, v) in crate::http::query_pairs(req.uri().query().unwrap_or("")) {
         match k.as_str() {
             "EIO" => eio_version = Some(v),
             "transport" => transport = Some(v),
             "sid" => sid = Some(v),
-            "token" if !v.is_empty() => token = Some(v),
             _ => {}
         }
     }
     if eio_version.as_deref() != Some("4") {
         return eio_error(StatusCode::BAD_REQUEST, 5, "Unsupported protocol version");
     }
-    let token = crate::auth::bearer(req.headers()).or(token);
+    let token = crate::auth::request_token(req.headers(), req.uri().query(), true);
     match (transport.as_deref(), sid, req.method()) {
         (Some("polling"), None, &Method::GET) => handshake(&state, token),
         (Some("polling"), None, _) => eio_error(StatusCode::BAD_REQUEST, 2, "Bad handshake method"),
@@ -155,13 +143,13 @@ async fn poll(state: &AppState, session: &Arc<Session>) -> Response<Body> {
         tokio::select! {
             biased;
             first = rx.recv() => match first {
-                Some(Outgoing::Packet(p)) => packets.push(p),
+                Some(Outgoing::Text(p)) => packets.push(p),
                 Some(Outgoing::Control(_)) => continue,
                 None => packets.push(eio::CLOSE.into()),
             },
             _ = session.closed().cancelled() => {
                 while let Ok(p) = rx.try_recv() {
-                    if let Outgoing::Packet(p) = p {
+                    if let Outgoing::Text(p) = p {
                         packets.push(p);
                     }
                 }
@@ -175,7 +163,7 @@ async fn poll(state: &AppState, session: &Arc<Session>) -> Response<Body> {
     let mut size = packets[0].len();
     while size < budget {
         match rx.try_recv() {
-            Ok(Outgoing::Packet(p)) => {
+            Ok(Outgoing::Text(p)) => {
                 size += p.len() + 1;
                 packets.push(p);
             }
@@ -193,18 +181,10 @@ async fn post(state: &AppState, session: &Arc<Session>, req: Request<HttpBody>) 
         session.close();
         eio_error(StatusCode::PAYLOAD_TOO_LARGE, 3, "Payload too large")
     };
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return too_large();
-    }
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(),
-        Err(_) => return eio_error(StatusCode::BAD_REQUEST, 3, "Bad request"),
+    let body = match crate::http::read_capped(req, max).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => return too_large(),
+        Err(BodyError::Failed(_)) => return eio_error(StatusCode::BAD_REQUEST, 3, "Bad request"),
     };
     let Ok(body) = std::str::from_utf8(&body) else {
         session.close();
@@ -282,61 +262,6 @@ fn websocket(
     resp.map(|_| Full::new(Bytes::new()))
 }
 
-/// A whole WebSocket message.
-enum Msg {
-    Text(String),
-    Binary,
-    Close,
-}
-
-/// Reads one message, joining fragments, at most `max` bytes.
-async fn read_message<R, E>(
-    rd: &mut WebSocketRead<tokio::io::ReadHalf<Io>>,
-    send: &mut impl FnMut(Frame<'static>) -> R,
-    max: usize,
-) -> Result<Msg, WebSocketError>
-where
-    R: std::future::Future<Output = Result<(), E>>,
-    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
-{
-    let mut partial: Option<(OpCode, Vec<u8>)> = None;
-    loop {
-        let frame = rd.read_frame(send).await?;
-        let (opcode, payload) = match frame.opcode {
-            OpCode::Close => return Ok(Msg::Close),
-            OpCode::Ping | OpCode::Pong => continue,
-            OpCode::Text | OpCode::Binary if frame.fin => (frame.opcode, frame.payload.to_vec()),
-            OpCode::Text | OpCode::Binary => {
-                partial = Some((frame.opcode, frame.payload.to_vec()));
-                continue;
-            }
-            OpCode::Continuation => {
-                let Some((_, buf)) = partial.as_mut() else {
-                    return Err(WebSocketError::InvalidContinuationFrame);
-                };
-                if buf.len() + frame.payload.len() > max {
-                    return Err(WebSocketError::FrameTooLarge);
-                }
-                buf.extend_from_slice(&frame.payload);
-                if !frame.fin {
-                    continue;
-                }
-                match partial.take() {
-                    Some(done) => done,
-                    None => continue,
-                }
-            }
-        };
-        return Ok(match opcode {
-            OpCode::Binary => Msg::Binary,
-            _ => match String::from_utf8(payload) {
-                Ok(s) => Msg::Text(s),
-                Err(_) => return Err(WebSocketError::InvalidUTF8),
-            },
-        });
-    }
-}
-
 type Writer = FrameWriter<tokio::io::WriteHalf<Io>>;
 
 async fn write_text(wr: &mut Writer, text: &str, timeout: Duration) -> bool {
@@ -358,8 +283,8 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
         // Boxed: the probe exchange happens once; the reader loop that follows should not carry
         // its state for the socket's life.
         let upgraded = Box::pin(tokio::time::timeout(UPGRADE_TIMEOUT, async {
-            let first = read_message(&mut rd, &mut ignore, cfg.sio_max_payload).await;
-            if !matches!(&first, Ok(Msg::Text(t)) if t == "2probe") {
+            let first = read_message(&mut rd, &mut ignore, cfg.sio_max_payload, || {}).await;
+            if !matches!(&first, Ok(Message::Text(t)) if t == b"2probe") {
                 return false;
             }
             if !write_text(&mut wr, eio::PONG_PROBE, cfg.write_timeout).await {
@@ -369,10 +294,10 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
                 return false;
             }
             loop {
-                match read_message(&mut rd, &mut ignore, cfg.sio_max_payload).await {
-                    Ok(Msg::Text(t)) => match packet::decode_eio(&t) {
-                        Ok(EioPacket::Upgrade) => return true,
-                        Ok(EioPacket::Noop) | Ok(EioPacket::Ping(_)) => continue,
+                match read_message(&mut rd, &mut ignore, cfg.sio_max_payload, || {}).await {
+                    Ok(Message::Text(t)) => match std::str::from_utf8(&t).map(packet::decode_eio) {
+                        Ok(Ok(EioPacket::Upgrade)) => return true,
+                        Ok(Ok(EioPacket::Noop | EioPacket::Ping(_))) => continue,
                         _ => return false,
                     },
                     _ => return false,
@@ -427,20 +352,27 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
     loop {
         let msg = tokio::select! {
             _ = session.closed().cancelled() => break,
-            m = read_message(&mut rd, &mut send_obligated, cfg.sio_max_payload) => m,
+            m = read_message(&mut rd, &mut send_obligated, cfg.sio_max_payload, || {}) => m,
         };
         let incoming = match msg {
-            Ok(Msg::Text(t)) => match packet::decode_eio(&t) {
-                Ok(p) => Incoming::from_packet(p),
+            Ok(Message::Text(t)) => match String::from_utf8(t) {
+                Ok(t) => match packet::decode_eio(&t) {
+                    Ok(p) => Incoming::from_packet(p),
+                    Err(_) => {
+                        tracing::debug!(sid = %session.sid(), "bad Engine.IO packet");
+                        break;
+                    }
+                },
                 Err(_) => {
-                    tracing::debug!(sid = %session.sid(), "bad Engine.IO packet");
+                    let e = WebSocketError::InvalidUTF8;
+                    tracing::debug!(sid = %session.sid(), error = %e, "Socket.IO WebSocket read ended");
                     break;
                 }
             },
-            Ok(Msg::Binary) => Some(Incoming::Binary),
-            Ok(Msg::Close) => break,
+            Ok(Message::Binary) => Some(Incoming::Binary),
+            Ok(Message::Close) => break,
             Err(e) => {
-                if matches!(e, WebSocketError::FrameTooLarge) {
+                if matches!(e, ReadError::FrameTooLarge | ReadError::MessageTooLarge) {
                     session.try_control(Box::new(Frame::close(1009, b"message too large")));
                 }
                 tracing::debug!(sid = %session.sid(), error = %e, "Socket.IO WebSocket read ended");
@@ -454,11 +386,7 @@ async fn run(state: AppState, session: Arc<Session>, ws: WebSocket<Io>, probe: b
         }
     }
     session.close();
-    let mut writer = writer;
-    let grace = cfg.write_timeout.min(Duration::from_secs(2));
-    if tokio::time::timeout(grace, &mut writer).await.is_err() {
-        writer.abort();
-    }
+    join_writer(writer, cfg.write_timeout).await;
 }
 
 /// The only task writing to a session's WebSocket once it carries the session. Whatever is
@@ -473,36 +401,18 @@ async fn writer(
     let closed = session.closed().clone();
     let closed = closed.cancelled();
     tokio::pin!(closed);
-    // Adds one queued item to the batch; true when it was a close frame.
-    fn add(wr: &mut Writer, out: Outgoing) -> bool {
-        match out {
-            Outgoing::Packet(text) => {
-                wr.text(text.as_bytes());
-                false
-            }
-            Outgoing::Control(f) => {
-                let is_close = f.opcode == OpCode::Close;
-                wr.push(*f);
-                is_close
-            }
-        }
-    }
     loop {
         let mut last = tokio::select! {
             biased;
             _ = &mut closed => {
                 // A close frame the reader queued just before closing goes first.
-                while let Ok(out) = rx.try_recv() {
-                    if let Outgoing::Control(f) = out {
-                        wr.push(*f);
-                    }
-                }
+                wr.add_queued_controls(&mut rx);
                 let code = if shutdown.is_cancelled() { 1001 } else { 1000 };
                 wr.push(Frame::close(code, b""));
                 true
             }
             out = rx.recv() => match out {
-                Some(out) => add(&mut wr, out),
+                Some(out) => wr.add(out),
                 None => {
                     wr.push(Frame::close(1000, b""));
                     true
@@ -511,19 +421,12 @@ async fn writer(
         };
         while !last && wr.has_room() {
             match rx.try_recv() {
-                Ok(out) => last = add(&mut wr, out),
+                Ok(out) => last = wr.add(out),
                 Err(_) => break,
             }
         }
         if let Err(e) = wr.flush(write_timeout).await {
-            match e {
-                WriteError::Stalled => {
-                    tracing::info!("Socket.IO WebSocket write stalled, disconnecting")
-                }
-                WriteError::Io(e) => {
-                    tracing::debug!(error = %e, "Socket.IO WebSocket write failed")
-                }
-            }
+            e.log("Socket.IO WebSocket");
             session.close();
             return;
         }
