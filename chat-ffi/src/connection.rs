@@ -10,7 +10,8 @@ use tokio::task::JoinHandle;
 
 use crate::engine::ChatEngine;
 use crate::error::{ChatError, ListenerError};
-use crate::types::{Actor, Event, User};
+use crate::event::Event;
+use crate::types::{Actor, User};
 
 /// Receives the events of a connection or subscription, implemented in the foreign language.
 ///

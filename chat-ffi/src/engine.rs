@@ -14,12 +14,14 @@ use chat_core as core;
 use parking_lot::{Mutex, RwLock};
 use tokio::runtime::{Handle, Runtime};
 
+use crate::config::EngineConfig;
 use crate::connection::{ChatConnection, ChatSubscription, EventListener, Pump};
 use crate::error::ChatError;
+use crate::event::Event;
 use crate::plugin::{MessagePlugin, PluginAdapter};
 use crate::types::{
-    Actor, Course, CourseUpdate, EngineConfig, Event, FileData, HistoryPage, HistoryQuery, Message,
-    Participant, ReadReceipt, Role, SendMessage, User,
+    Actor, Course, CourseUpdate, FileData, HistoryPage, HistoryQuery, Message, Participant,
+    ReadReceipt, Role, SendMessage, User,
 };
 
 /// How long `close()` waits for background work (listener and plugin calls) to finish.

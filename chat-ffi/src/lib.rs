@@ -10,19 +10,25 @@
 //!   [`EventListener`] on Rust threads.
 //! - [`MessagePlugin`]: moderation and notification hooks written in the foreign language.
 //! - [`ChatError`]: one variant per contract code; it becomes an exception.
+//! - the contract's values as records (`types`), its events as [`Event`], the engine's limits as
+//!   [`EngineConfig`].
 //!
 //! Timestamps are strings, RFC 3339 UTC with milliseconds, exactly as the contract prints them.
 //! Generate the bindings with the in-crate `uniffi-bindgen` binary (`bindings/generate.sh`).
 
+mod config;
 mod connection;
 mod engine;
 mod error;
+mod event;
 mod plugin;
 mod types;
 
+pub use config::EngineConfig;
 pub use connection::{ChatConnection, ChatSubscription, EventListener};
 pub use engine::ChatEngine;
 pub use error::{ChatError, ListenerError, PluginError};
+pub use event::{event_name, Event};
 pub use plugin::{Draft, DraftKind, MessagePlugin, Verdict};
 pub use types::*;
 

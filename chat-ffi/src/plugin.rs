@@ -5,7 +5,8 @@ use std::sync::Arc;
 use chat_core as core;
 
 use crate::error::PluginError;
-use crate::types::{Actor, Event, MessageType};
+use crate::event::Event;
+use crate::types::{Actor, MessageType};
 
 /// Whether a draft is a new message or an edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]

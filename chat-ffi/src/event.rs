@@ -1,0 +1,96 @@
+//! The contract's server events as one uniffi enum, converted from `chat-core`'s, and their
+//! contract names.
+
+use chat_core as core;
+
+use crate::types::{Message, User};
+
+/// A server event of the contract (the names in comments are the contract's event names).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
+pub enum Event {
+    /// `new-message`.
+    NewMessage { message: Message },
+    /// `message-edited`.
+    MessageEdited { message: Message },
+    /// `message-deleted`: `seq` is the course seq of the deletion.
+    MessageDeleted {
+        message_id: String,
+        course_id: String,
+        seq: u64,
+    },
+    /// `user-joined`: a user's first connection joined the room.
+    UserJoined { course_id: String, user: User },
+    /// `user-left`: a user's last connection left the room.
+    UserLeft { course_id: String, user: User },
+    /// `online-users`.
+    OnlineUsers { course_id: String, users: Vec<User> },
+    /// `user-typing` (never delivered to the typist).
+    UserTyping {
+        course_id: String,
+        user_id: String,
+        name: String,
+        is_typing: bool,
+    },
+    /// `message-read`.
+    MessageRead {
+        message_id: String,
+        course_id: String,
+        user_id: String,
+        read_at: String,
+    },
+}
+
+impl From<&core::Event> for Event {
+    fn from(e: &core::Event) -> Self {
+        use core::Event as E;
+        match e.clone() {
+            E::NewMessage(m) => Event::NewMessage { message: m.into() },
+            E::MessageEdited(m) => Event::MessageEdited { message: m.into() },
+            E::MessageDeleted(d) => Event::MessageDeleted {
+                message_id: d.message_id,
+                course_id: d.course_id,
+                seq: d.seq,
+            },
+            E::UserJoined(m) => Event::UserJoined {
+                course_id: m.course_id,
+                user: m.user.into(),
+            },
+            E::UserLeft(m) => Event::UserLeft {
+                course_id: m.course_id,
+                user: m.user.into(),
+            },
+            E::OnlineUsers(o) => Event::OnlineUsers {
+                course_id: o.course_id,
+                users: o.users.into_iter().map(Into::into).collect(),
+            },
+            E::UserTyping(t) => Event::UserTyping {
+                course_id: t.course_id,
+                user_id: t.user_id,
+                name: t.name,
+                is_typing: t.is_typing,
+            },
+            E::MessageRead(r) => Event::MessageRead {
+                message_id: r.message_id,
+                course_id: r.course_id,
+                user_id: r.user_id,
+                read_at: r.read_at.to_string(),
+            },
+        }
+    }
+}
+
+/// The contract's name of an event (`new-message`, `user-typing`, …).
+#[uniffi::export]
+pub fn event_name(event: &Event) -> String {
+    match event {
+        Event::NewMessage { .. } => "new-message",
+        Event::MessageEdited { .. } => "message-edited",
+        Event::MessageDeleted { .. } => "message-deleted",
+        Event::UserJoined { .. } => "user-joined",
+        Event::UserLeft { .. } => "user-left",
+        Event::OnlineUsers { .. } => "online-users",
+        Event::UserTyping { .. } => "user-typing",
+        Event::MessageRead { .. } => "message-read",
+    }
+    .to_string()
+}
