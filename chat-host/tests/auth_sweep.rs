@@ -3,12 +3,11 @@
 //! every course route and event refuses a user not enrolled; nobody edits or deletes someone
 //! else's message; upload names cannot traverse paths or break headers.
 
-#[path = "e2e/common.rs"]
-mod common;
+mod support;
 
-use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use support::*;
 
 const PRIVATE: &str = include_str!("e2e/keys/private.pem");
 

@@ -10,15 +10,14 @@
 //!   acknowledged change after it, once and in order, and A's users go offline within 60 s;
 //! - Redis restarted mid-traffic: the sockets on the other node still get every change once.
 
-#[path = "e2e/common.rs"]
-mod common;
+mod support;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
 use serde_json::{json, Value};
+use support::*;
 
 fn postgres_url() -> String {
     std::env::var("CHAT_TEST_POSTGRES")

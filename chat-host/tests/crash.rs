@@ -10,8 +10,6 @@
 //! Short by default (5 cycles); `CHAT_LONG_TESTS=1` runs 24. `CHAT_CRASH_SEED` replays a run.
 //! Also here: a corrupt, foreign or truncated store makes the binary exit with a clear error.
 
-#[path = "e2e/common.rs"]
-mod common;
 mod support;
 
 use std::collections::{HashMap, HashSet};
@@ -71,7 +69,7 @@ async fn sender(
     cycle: usize,
     counter: Arc<std::sync::atomic::AtomicU64>,
 ) {
-    let tok = token(&me, "student");
+    let tok = token(&me, &me, "student");
     let mut rng = Rng::new(seed);
     // First retry what was sent but never acknowledged (same clientId: it must not duplicate).
     let retries: Vec<Track> = {
@@ -84,12 +82,14 @@ async fn sender(
             .collect()
     };
     for t in retries {
-        let r = http(
+        let r = try_request(
             addr,
             "POST",
             "/api/v1/chat/send",
             Some(&tok),
-            Some(json!({"courseId": COURSE, "message": t.original, "clientId": t.client_id})),
+            Some(json_body(
+                &json!({"courseId": COURSE, "message": t.original, "clientId": t.client_id}),
+            )),
             REQ_TIMEOUT,
         )
         .await;
@@ -126,12 +126,12 @@ async fn sender(
                 },
             );
             let body = json!({"courseId": COURSE, "message": text, "clientId": cid});
-            match http(
+            match try_request(
                 addr,
                 "POST",
                 "/api/v1/chat/send",
                 Some(&tok),
-                Some(body),
+                Some(json_body(&body)),
                 REQ_TIMEOUT,
             )
             .await
@@ -185,12 +185,12 @@ async fn sender(
                 .edits
                 .push(text.clone());
             let path = format!("/api/v1/chat/edit/{id}");
-            match http(
+            match try_request(
                 addr,
                 "PUT",
                 &path,
                 Some(&tok),
-                Some(json!({"message": text})),
+                Some(json_body(&json!({"message": text}))),
                 REQ_TIMEOUT,
             )
             .await
@@ -209,7 +209,7 @@ async fn sender(
         } else if roll < 85 {
             ledger.lock().tracks.get_mut(&cid).unwrap().delete_attempted = true;
             let path = format!("/api/v1/chat/delete/{id}");
-            match http(addr, "DELETE", &path, Some(&tok), None, REQ_TIMEOUT).await {
+            match try_request(addr, "DELETE", &path, Some(&tok), None, REQ_TIMEOUT).await {
                 Ok(r) if r.status == 200 => {
                     let m = r.data();
                     assert_eq!(m["isDeleted"], true);
@@ -223,7 +223,7 @@ async fn sender(
             }
         } else {
             let path = format!("/api/v1/chat/read/{id}");
-            match http(addr, "PUT", &path, Some(&tok), None, REQ_TIMEOUT).await {
+            match try_request(addr, "PUT", &path, Some(&tok), None, REQ_TIMEOUT).await {
                 Ok(r) if r.status == 200 => {
                     let mut l = ledger.lock();
                     l.ops_acked += 1;
@@ -240,24 +240,24 @@ async fn sender(
 }
 
 async fn provision(addr: SocketAddr, admin: &str) {
-    let r = http(
+    let r = try_request(
         addr,
         "PUT",
         &format!("/api/v1/chat/courses/{COURSE}"),
         Some(admin),
-        Some(json!({"name": "Crash course"})),
+        Some(json_body(&json!({"name": "Crash course"}))),
         REQ_TIMEOUT,
     )
     .await
     .unwrap();
     assert_eq!(r.status, 200);
     for i in 0..SENDERS {
-        let r = http(
+        let r = try_request(
             addr,
             "PUT",
             &format!("/api/v1/chat/courses/{COURSE}/participants/{}", user(i)),
             Some(admin),
-            Some(json!({"role": "student"})),
+            Some(json_body(&json!({"role": "student"}))),
             REQ_TIMEOUT,
         )
         .await
@@ -277,9 +277,7 @@ async fn replay(addr: SocketAddr, tok: &str, upto: u64) -> HashMap<u64, (String,
             eprintln!("replay stalled at {last} of {upto}");
             break;
         }
-        let mut ws = common::Ws::connect(addr, tok, true)
-            .await
-            .expect("socket opens");
+        let mut ws = Ws::connect(addr, tok, true).await.expect("socket opens");
         let id = ws.emit("join-course", json!({"courseId": COURSE, "sinceSeq": last}));
         loop {
             let Some(v) = ws.next(Duration::from_secs(5)).await else {
@@ -445,7 +443,7 @@ async fn acknowledged_changes_survive_sigkill() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let log = tmp.path().join("chat-host.log");
-    let admin = token("admin", "admin");
+    let admin = token("admin", "admin", "admin");
     let ledger: Shared = Arc::default();
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut rng = Rng::new(seed);
@@ -531,16 +529,18 @@ async fn acknowledged_changes_survive_sigkill() {
 async fn populated(tmp: &Path, n: usize) -> std::path::PathBuf {
     let data = tmp.join("data");
     let log = tmp.join("host.log");
-    let admin = token("admin", "admin");
+    let admin = token("admin", "admin", "admin");
     let mut host = HostProcess::start(&data, &log, ENV).unwrap();
     provision(host.addr, &admin).await;
     for i in 0..n {
-        let r = http(
+        let r = try_request(
             host.addr,
             "POST",
             "/api/v1/chat/send",
             Some(&admin),
-            Some(json!({"courseId": COURSE, "message": format!("m{i}")})),
+            Some(json_body(
+                &json!({"courseId": COURSE, "message": format!("m{i}")}),
+            )),
             REQ_TIMEOUT,
         )
         .await
@@ -575,8 +575,8 @@ async fn refused_or_intact(data: &Path, what: &str, expected: usize) {
         match HostProcess::start(data, &log, ENV) {
             Err(e) => (None::<i32>, e),
             Ok(host) => {
-                let admin = token("admin", "admin");
-                let r = http(
+                let admin = token("admin", "admin", "admin");
+                let r = try_request(
                     host.addr,
                     "GET",
                     &format!("/api/v1/chat/course/{COURSE}?limit=1"),

@@ -10,14 +10,13 @@
 //! - 10,000 WebSocket connects/disconnects: no leaked slot, presence settles;
 //! - a user spamming typing on/off: the others are not disconnected and still get messages.
 
-#[path = "e2e/common.rs"]
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
 use fastwebsockets::{Frame, OpCode, Payload};
 use serde_json::json;
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -4,7 +4,7 @@ use chat_host::JwtKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 
-use crate::common::*;
+use crate::support::*;
 
 const PRIVATE: &str = include_str!("keys/private.pem");
 const PUBLIC: &str = include_str!("keys/public.pem");

@@ -6,7 +6,7 @@ use std::io::Read;
 
 use serde_json::json;
 
-use crate::common::*;
+use crate::support::*;
 
 fn media(name: &str) -> Vec<u8> {
     let path = concat!(

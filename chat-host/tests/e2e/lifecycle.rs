@@ -6,7 +6,7 @@ use std::time::Duration;
 use chat_host::{JwtKey, Server};
 use serde_json::json;
 
-use crate::common::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn health_answers_without_a_token() {

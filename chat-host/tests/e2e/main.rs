@@ -1,6 +1,7 @@
 //! End-to-end tests: the server runs in-process on a free port and is driven over real sockets.
 
-mod common;
+#[path = "../support/mod.rs"]
+mod support;
 
 mod auth;
 mod dropin;

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde_json::json;
 
-use crate::common::*;
+use crate::support::*;
 
 const SPEC: &str = include_str!("../../../docs/openapi.yaml");
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::*;
+use crate::support::*;
 
 #[tokio::test]
 async fn messages_history_edit_delete_read() {

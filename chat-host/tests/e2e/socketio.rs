@@ -9,7 +9,7 @@ use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
-use crate::common::*;
+use crate::support::*;
 
 const SEP: char = '\x1e';
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use fastwebsockets::{Frame, OpCode, Payload};
 use serde_json::{json, Value};
 
-use crate::common::*;
+use crate::support::*;
 
 const QUIET: Duration = Duration::from_millis(300);
 
