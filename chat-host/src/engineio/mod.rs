@@ -26,7 +26,7 @@ mod handler;
 mod heartbeat;
 pub mod packet;
 mod polling;
-pub(crate) mod session;
+mod session;
 mod websocket;
 
 use std::sync::Arc;

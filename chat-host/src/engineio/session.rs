@@ -29,7 +29,7 @@ const INBOUND_QUEUE: usize = 64;
 
 /// The transport a session is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Transport {
+pub(super) enum Transport {
     /// HTTP long-polling.
     Polling,
     /// Polling, with a WebSocket probe answered: long-polls get a noop until the client says `5`.
@@ -40,7 +40,7 @@ pub(crate) enum Transport {
 
 /// A packet from the client, decoded by the transport.
 #[derive(Debug)]
-pub(crate) enum Incoming {
+pub(super) enum Incoming {
     /// `1`.
     Close,
     /// `2…` (a v4 client does not ping, but the answer is cheap).
@@ -55,7 +55,7 @@ pub(crate) enum Incoming {
 
 impl Incoming {
     /// The owned form of a decoded packet; `None` for what the driver has nothing to do with.
-    pub(crate) fn from_packet(p: packet::EioPacket<'_>) -> Option<Incoming> {
+    pub(super) fn from_packet(p: packet::EioPacket<'_>) -> Option<Incoming> {
         use packet::EioPacket as P;
         match p {
             P::Close => Some(Incoming::Close),
@@ -111,12 +111,12 @@ impl Session {
     }
 
     /// The transport now.
-    pub(crate) fn transport(&self) -> Transport {
+    pub(super) fn transport(&self) -> Transport {
         *self.transport.lock()
     }
 
     /// Moves from `from` to `to`; false (and no change) when the session is not on `from`.
-    pub(crate) fn switch(&self, from: Transport, to: Transport) -> bool {
+    pub(super) fn switch(&self, from: Transport, to: Transport) -> bool {
         let mut t = self.transport.lock();
         if *t != from {
             return false;
@@ -130,17 +130,17 @@ impl Session {
     }
 
     /// Woken when an upgrade starts (a pending long-poll answers with a noop).
-    pub(crate) fn kicked(&self) -> tokio::sync::futures::Notified<'_> {
+    pub(super) fn kicked(&self) -> tokio::sync::futures::Notified<'_> {
         self.kick.notified()
     }
 
     /// The outgoing queue's receiver (held by a long-poll, or by the WebSocket writer).
-    pub(crate) fn outgoing(&self) -> Arc<AsyncMutex<mpsc::Receiver<Outgoing>>> {
+    pub(super) fn outgoing(&self) -> Arc<AsyncMutex<mpsc::Receiver<Outgoing>>> {
         self.out_rx.clone()
     }
 
     /// Queues packets from the client for the driver; false when the session is gone.
-    pub(crate) async fn deliver(&self, packets: Vec<Incoming>) -> bool {
+    pub(super) async fn deliver(&self, packets: Vec<Incoming>) -> bool {
         if packets.is_empty() {
             return !self.closed.is_cancelled();
         }
@@ -178,7 +178,7 @@ impl Session {
 
     /// Queues an Engine.IO packet for the client; false when the queue is full (the session is
     /// then closed) or the session is gone.
-    pub(crate) fn push(&self, text: String) -> bool {
+    pub(super) fn push(&self, text: String) -> bool {
         match self.out_tx.try_send(Outgoing::Text(text)) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -192,17 +192,17 @@ impl Session {
 
     /// Queues a control frame for the WebSocket writer, waiting for room; false when the
     /// session is gone.
-    pub(crate) async fn control(&self, frame: Control) -> bool {
+    pub(super) async fn control(&self, frame: Control) -> bool {
         self.out_tx.send(Outgoing::Control(frame)).await.is_ok()
     }
 
     /// Queues a control frame if there is room.
-    pub(crate) fn try_control(&self, frame: Control) {
+    pub(super) fn try_control(&self, frame: Control) {
         let _ = self.out_tx.try_send(Outgoing::Control(frame));
     }
 
     /// Makes the sid unknown to new requests (the client said it is closing).
-    pub(crate) fn mark_gone(&self) {
+    pub(super) fn mark_gone(&self) {
         self.gone.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
@@ -212,21 +212,21 @@ impl Session {
     }
 
     /// Cancelled once the session is closed.
-    pub(crate) fn closed(&self) -> &CancellationToken {
+    pub(super) fn closed(&self) -> &CancellationToken {
         &self.closed
     }
 }
 
 /// Every live session, by sid.
 #[derive(Default)]
-pub(crate) struct Registry {
+pub(super) struct Registry {
     sessions: parking_lot::Mutex<HashMap<String, Arc<Session>>>,
 }
 
 impl Registry {
     /// A live session by sid (a closed one is unknown at once, even before its driver has
     /// removed it).
-    pub(crate) fn get(&self, sid: &str) -> Option<Arc<Session>> {
+    pub(super) fn get(&self, sid: &str) -> Option<Arc<Session>> {
         self.sessions
             .lock()
             .get(sid)
@@ -238,7 +238,7 @@ impl Registry {
 
     /// A new session under a fresh random sid, and its incoming queue's receiver; `None` when
     /// `max` sessions are live already.
-    pub(crate) fn insert(
+    pub(super) fn insert(
         &self,
         transport: Transport,
         queue: usize,
@@ -260,7 +260,7 @@ impl Registry {
     }
 
     /// Forgets a session (its driver, once it has ended).
-    pub(crate) fn remove(&self, sid: &str) {
+    pub(super) fn remove(&self, sid: &str) {
         self.sessions.lock().remove(sid);
     }
 }
