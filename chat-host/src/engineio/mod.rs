@@ -5,16 +5,16 @@
 //! Why a layer of its own (as engineioxide is under socketioxide): the transport rules (when a
 //! long-poll answers, how an upgrade hands the queue over, when a silent client is dropped) are
 //! one concern, and what the messages say is another, the layer above's ([`crate::socketio`]).
-//! The two meet in [`Handler`], one value per session, made from the handshake request by
-//! whoever calls [`EngineIo::handle`].
+//! The two meet in `Handler`, one value per session, made from the handshake request by
+//! whoever calls `EngineIo::handle`.
 //!
 //! - [`packet`]: Engine.IO packets and long-polling bodies, encode and decode (pure);
-//! - [`session`]: a session's queues and transport state, and the registry of sessions by sid;
-//! - [`handler`]: the trait the layer above implements;
-//! - [`driver`]: the task per session (the client's packets, the handler, the heartbeat);
-//! - [`heartbeat`]: ping every `ping_interval`, no pong within `ping_timeout` ends the session;
-//! - [`polling`]: the handshake and long-polling `GET`/`POST`;
-//! - [`websocket`]: the WebSocket transport, upgrade probe included.
+//! - `session`: a session's queues and transport state, and the registry of sessions by sid;
+//! - `handler`: the trait the layer above implements;
+//! - `driver`: the task per session (the client's packets, the handler, the heartbeat);
+//! - `heartbeat`: ping every `ping_interval`, no pong within `ping_timeout` ends the session;
+//! - `polling`: the handshake and long-polling `GET`/`POST`;
+//! - `websocket`: the WebSocket transport, upgrade probe included.
 //!
 //! Here: the request's routing by query (`EIO`, `transport`, `sid`) and Engine.IO's errors, with
 //! codes 0 (transport unknown), 1 (session id unknown), 2 (bad handshake method), 3 (bad

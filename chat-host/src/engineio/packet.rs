@@ -1,5 +1,5 @@
 //! Engine.IO v4 packets, text only: what the transports read and write, and nothing of what a
-//! message means (that is the layer above's, through [`super::Handler`]).
+//! message means (that is the layer above's, through the engine's `Handler`).
 //!
 //! Pure functions, no I/O. A packet is one type digit and its data: `0` open, `1` close,
 //! `2` ping, `3` pong, `4` message, `5` upgrade, `6` noop; over long-polling several packets

@@ -6,7 +6,7 @@
 //! of it. Events go through the same [`crate::dispatch`] as `/ws`.
 //!
 //! - [`packet`]: Socket.IO packets, encode and decode (pure);
-//! - `adapter`: the namespace adapter, the engine's [`crate::engineio::Handler`] for a session
+//! - `adapter`: the namespace adapter, the engine's `Handler` for a session
 //!   (CONNECT and its auth, dispatch, acks, the connection's events out);
 //! - [`client_bundle`]: the npm client's browser bundles at `/socket.io/socket.io.js`.
 //!

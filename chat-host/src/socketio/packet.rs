@@ -1,7 +1,7 @@
 //! Socket.IO v5 packets (the protocol of `socket.io` 3 and 4), text only: the codec of what
 //! rides in an Engine.IO message.
 //!
-//! Pure functions, no I/O. Why its own module: the namespace adapter ([`super::adapter`]) and the
+//! Pure functions, no I/O. Why its own module: the namespace adapter (`adapter`) and the
 //! fuzz target (`fuzz/fuzz_targets/socketio_packet.rs`) use it, and it is the part of Socket.IO
 //! that is only syntax. A packet is
 //! `<type>[<attachments>-][<namespace>,][<ack id>][<JSON>]`, with types `0` CONNECT,
