@@ -15,7 +15,9 @@
 //!   [`multipart`]: uploads; [`response`]: the JSON envelope;
 //! - [`ws`]: the WebSocket transport; [`dispatch`]: client events to engine calls (shared by
 //!   every event transport);
-//! - [`socketio`]: Socket.IO v4 (Engine.IO long-polling and WebSocket) on `/socket.io/`;
+//! - [`engineio`]: Engine.IO v4 (sessions, long-polling, WebSocket, heartbeat) on `/socket.io/`,
+//!   carrying messages it does not read; [`socketio`]: Socket.IO v4 on top of it (the namespace,
+//!   its auth, events and acks);
 //! - [`error`]: the crate's error type.
 //!
 //! The protocol is documented in `docs/protocol.md` and `docs/openapi.yaml`.
@@ -27,6 +29,7 @@ pub mod auth;
 pub mod config;
 pub(crate) mod cors;
 pub mod dispatch;
+pub mod engineio;
 pub mod error;
 pub(crate) mod frames;
 pub mod http;

@@ -190,7 +190,7 @@ async fn serve(state: AppState, target: Target, req: Request<Incoming>) -> Respo
             response::ok(StatusCode::OK, "ok", &json!({"status": "ok"}))
         }
         Target::ClientBundle(file) => client_bundle::serve(method, req.headers(), file).await,
-        Target::SocketIo => crate::socketio::transport::handle(state, req).await,
+        Target::SocketIo => crate::socketio::handle(state, req).await,
         Target::WebSocket if method == Method::GET => crate::ws::upgrade(state, req),
         Target::Api => api(state, req).await.unwrap_or_else(|Fail(resp)| resp),
         Target::Health | Target::WebSocket | Target::Unknown => not_found().0,

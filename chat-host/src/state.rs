@@ -1,6 +1,6 @@
 //! What every request and socket shares: the engine, the token checker, the settings, the
 //! shutdown signal, the count of open sockets per user (`/ws` and Socket.IO together), and the
-//! Socket.IO sessions.
+//! Engine.IO sessions Socket.IO runs on.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::engineio::{self, EngineIo};
 use crate::slots::{ConnectionSlots, Slot, TooManyConnections};
 
 /// Shared by every connection. Cheap to clone.
@@ -25,20 +26,34 @@ struct Inner {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     slots: ConnectionSlots,
-    socketio: crate::socketio::Registry,
+    engineio: EngineIo,
 }
 
 impl AppState {
     pub(crate) fn new(engine: Engine, auth: Authenticator, config: Config) -> Self {
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let engineio = EngineIo::new(
+            engineio::Config {
+                ping_interval: config.ping_interval,
+                ping_timeout: config.ping_timeout,
+                max_payload: config.sio_max_payload,
+                queue: config.send_queue,
+                write_timeout: config.write_timeout,
+                max_sessions: config.sio_max_sessions,
+            },
+            tasks.clone(),
+            shutdown.clone(),
+        );
         AppState {
             inner: Arc::new(Inner {
                 engine,
                 auth,
                 slots: ConnectionSlots::new(config.max_connections_per_user),
                 config,
-                shutdown: CancellationToken::new(),
-                tasks: TaskTracker::new(),
-                socketio: crate::socketio::Registry::default(),
+                shutdown,
+                tasks,
+                engineio,
             }),
         }
     }
@@ -68,9 +83,9 @@ impl AppState {
         &self.inner.tasks
     }
 
-    /// The Socket.IO sessions.
-    pub(crate) fn socketio(&self) -> &crate::socketio::Registry {
-        &self.inner.socketio
+    /// The Engine.IO sessions under Socket.IO.
+    pub(crate) fn engineio(&self) -> &EngineIo {
+        &self.inner.engineio
     }
 
     /// Takes one of the user's socket slots ([`crate::slots`]).

@@ -1,7 +1,9 @@
-//! Engine.IO / Socket.IO packet parsing (`chat_host::socketio::packet`): any text, any bytes.
+//! Engine.IO / Socket.IO packet parsing (`chat_host::engineio::packet`, `chat_host::socketio::packet`):
+//! any text, any bytes.
 #![no_main]
 
-use chat_host::socketio::packet::{decode_eio, decode_payload, decode_sio, EioPacket};
+use chat_host::engineio::packet::{decode_eio, decode_payload, message, EioPacket};
+use chat_host::socketio::packet::decode_sio;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -18,11 +20,21 @@ fuzz_target!(|data: &[u8]| {
         // What decodes re-encodes to text the decoder accepts again (the server echoes nsp).
         let _ = chat_host::socketio::packet::connect_ok(&p.nsp, "sid");
         if let Some(id) = p.id {
-            // `ack` makes an Engine.IO message: `4` then the Socket.IO packet.
-            let again = chat_host::socketio::packet::ack(&p.nsp, id, &serde_json::json!([]));
-            let sio = again.strip_prefix('4').expect("an Engine.IO message");
+            // `ack` makes a Socket.IO packet; the engine sends it as a message, `4` in front.
+            let again = message(chat_host::socketio::packet::ack(
+                &p.nsp,
+                id,
+                &serde_json::json!([]),
+            ));
+            let Ok(EioPacket::Message(sio)) = decode_eio(&again) else {
+                panic!("an Engine.IO message: {again}");
+            };
             let back = decode_sio(sio).expect("an ack the server makes must decode");
-            assert_eq!((back.nsp.as_str(), back.id), (p.nsp.as_str(), Some(id)), "{again}");
+            assert_eq!(
+                (back.nsp.as_str(), back.id),
+                (p.nsp.as_str(), Some(id)),
+                "{again}"
+            );
         }
     }
 });
