@@ -6,6 +6,7 @@
 //! - clients on either node see each other's messages, edits, deletions, typing and presence, and
 //!   a user with a socket on each node is online once;
 //! - a send retried on the other node with the same `clientId` is stored once;
+//! - Socket.IO clients on WebSocket from the start, one per node, talk with no sticky sessions;
 //! - node A killed with -9: a client resumes on node B with `sinceSeq` and gets every
 //!   acknowledged change after it, once and in order, and A's users go offline within 60 s;
 //! - Redis restarted mid-traffic: the sockets on the other node still get every change once.
@@ -445,4 +446,107 @@ async fn a_redis_restart_mid_traffic_loses_nothing() {
         Ws::named(&extra, "new-message").next().is_none(),
         "no duplicate: {extra:?}"
     );
+}
+
+/// A Socket.IO client on WebSocket from the start (`transports: ["websocket"]`): one TCP
+/// connection carries the whole session, so it needs no sticky load balancer.
+struct SioWs {
+    ws: fastwebsockets::WebSocket<hyper_util::rt::TokioIo<hyper::upgrade::Upgraded>>,
+    next_id: u64,
+}
+
+impl SioWs {
+    async fn connect(addr: SocketAddr, token: &str) -> SioWs {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let ws = handshake(addr, stream, "/socket.io/?EIO=4&transport=websocket", None)
+            .await
+            .expect("upgrade");
+        let mut s = SioWs { ws, next_id: 0 };
+        assert!(s.recv().await.starts_with('0'), "Engine.IO open");
+        s.send(&format!("40{}", json!({ "token": token }))).await;
+        let connected = s.recv().await;
+        assert!(connected.starts_with("40{\"sid\""), "{connected}");
+        s
+    }
+
+    async fn send(&mut self, text: &str) {
+        let frame =
+            fastwebsockets::Frame::text(fastwebsockets::Payload::Owned(text.as_bytes().to_vec()));
+        self.ws.write_frame(frame).await.unwrap();
+    }
+
+    /// The next Engine.IO message (answering pings).
+    async fn recv(&mut self) -> String {
+        loop {
+            let f = tokio::time::timeout(WAIT, self.ws.read_frame())
+                .await
+                .expect("a packet in time")
+                .unwrap();
+            if f.opcode == fastwebsockets::OpCode::Text {
+                let t = String::from_utf8(f.payload.to_vec()).unwrap();
+                if t == "2" {
+                    self.send("3").await;
+                    continue;
+                }
+                return t;
+            }
+        }
+    }
+
+    /// Emits `event` with an ack id and waits for the ack (events before it are skipped).
+    async fn call(&mut self, event: &str, data: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        self.send(&format!("42{id}{}", json!([event, data]))).await;
+        let prefix = format!("43{id}");
+        loop {
+            let p = self.recv().await;
+            if let Some(rest) = p.strip_prefix(&prefix) {
+                let v: Value = serde_json::from_str(rest).unwrap();
+                return v[0].clone();
+            }
+        }
+    }
+
+    /// The data of the next `event` event with this `id` (the sender gets its own too).
+    async fn expect(&mut self, event: &str, id: &Value) -> Value {
+        loop {
+            let p = self.recv().await;
+            if let Some(rest) = p.strip_prefix("42") {
+                let v: Value = serde_json::from_str(rest).unwrap();
+                if v[0] == event && v[1]["id"] == *id {
+                    return v[1].clone();
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn socketio_clients_on_websocket_need_no_stickiness() {
+    let d = Deployment::start().await;
+    let mut ada = SioWs::connect(d.a.addr, &d.u1).await;
+    let mut bob = SioWs::connect(d.b.addr, &d.u2).await;
+    for s in [&mut ada, &mut bob] {
+        let ack = s.call("join-course", json!({"courseId": COURSE})).await;
+        assert_eq!(ack["ok"], true, "{ack}");
+    }
+    let sent = ada
+        .call(
+            "send-message",
+            json!({"courseId": COURSE, "message": "from node A"}),
+        )
+        .await;
+    assert_eq!(sent["ok"], true, "{sent}");
+    let got = bob.expect("new-message", &sent["data"]["id"]).await;
+    assert_eq!(got["message"], "from node A");
+    let reply = bob
+        .call(
+            "send-message",
+            json!({"courseId": COURSE, "message": "from node B", "replyTo": got["id"]}),
+        )
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let back = ada.expect("new-message", &reply["data"]["id"]).await;
+    assert_eq!(back["replyTo"]["id"], sent["data"]["id"]);
 }
