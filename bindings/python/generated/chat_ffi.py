@@ -524,7 +524,7 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
-    if lib.uniffi_chat_ffi_checksum_func_event_name() != 7066:
+    if lib.uniffi_chat_ffi_checksum_func_event_name() != 17596:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatconnection_actor() != 9952:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -542,7 +542,7 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatconnection_typing() != 65130:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_chat_ffi_checksum_method_chatengine_changes_since() != 3430:
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_changes_since() != 3838:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_close() != 18348:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -588,9 +588,9 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_user() != 19361:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_chat_ffi_checksum_constructor_chatengine_in_memory() != 21709:
+    if lib.uniffi_chat_ffi_checksum_constructor_chatengine_in_memory() != 29730:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_chat_ffi_checksum_constructor_chatengine_open() != 49826:
+    if lib.uniffi_chat_ffi_checksum_constructor_chatengine_open() != 38485:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatsubscription_close() != 38160:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -598,11 +598,11 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatsubscription_is_closed() != 7760:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_chat_ffi_checksum_method_eventlistener_on_event() != 22984:
+    if lib.uniffi_chat_ffi_checksum_method_eventlistener_on_event() != 55182:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_messageplugin_before_send() != 782:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
-    if lib.uniffi_chat_ffi_checksum_method_messageplugin_after_event() != 22324:
+    if lib.uniffi_chat_ffi_checksum_method_messageplugin_after_event() != 64697:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
 
 # A ctypes library to expose the extern-C FFI definitions.

@@ -5332,7 +5332,7 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
-    if (uniffi_chat_ffi_checksum_func_event_name() != 7066) {
+    if (uniffi_chat_ffi_checksum_func_event_name() != 17596) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatconnection_actor() != 9952) {
@@ -5368,10 +5368,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_method_chatsubscription_is_closed() != 7760) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_chat_ffi_checksum_method_eventlistener_on_event() != 22984) {
+    if (uniffi_chat_ffi_checksum_method_eventlistener_on_event() != 55182) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_chat_ffi_checksum_method_chatengine_changes_since() != 3430) {
+    if (uniffi_chat_ffi_checksum_method_chatengine_changes_since() != 3838) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_close() != 18348) {
@@ -5443,13 +5443,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_method_messageplugin_before_send() != 782) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_chat_ffi_checksum_method_messageplugin_after_event() != 22324) {
+    if (uniffi_chat_ffi_checksum_method_messageplugin_after_event() != 64697) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_chat_ffi_checksum_constructor_chatengine_in_memory() != 21709) {
+    if (uniffi_chat_ffi_checksum_constructor_chatengine_in_memory() != 29730) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_chat_ffi_checksum_constructor_chatengine_open() != 49826) {
+    if (uniffi_chat_ffi_checksum_constructor_chatengine_open() != 38485) {
         return InitializationResult.apiChecksumMismatch
     }
 

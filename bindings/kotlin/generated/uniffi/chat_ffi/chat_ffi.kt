@@ -1054,7 +1054,7 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
-    if ((lib.uniffi_chat_ffi_checksum_func_event_name() and 0xFFFF) != 7066) {
+    if ((lib.uniffi_chat_ffi_checksum_func_event_name() and 0xFFFF) != 17596) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatconnection_actor() and 0xFFFF) != 9952) {
@@ -1090,10 +1090,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_method_chatsubscription_is_closed() and 0xFFFF) != 7760) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_chat_ffi_checksum_method_eventlistener_on_event() and 0xFFFF) != 22984) {
+    if ((lib.uniffi_chat_ffi_checksum_method_eventlistener_on_event() and 0xFFFF) != 55182) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_changes_since() and 0xFFFF) != 3430) {
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_changes_since() and 0xFFFF) != 3838) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_close() and 0xFFFF) != 18348) {
@@ -1165,13 +1165,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_method_messageplugin_before_send() and 0xFFFF) != 782) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_chat_ffi_checksum_method_messageplugin_after_event() and 0xFFFF) != 22324) {
+    if ((lib.uniffi_chat_ffi_checksum_method_messageplugin_after_event() and 0xFFFF) != 64697) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_chat_ffi_checksum_constructor_chatengine_in_memory() and 0xFFFF) != 21709) {
+    if ((lib.uniffi_chat_ffi_checksum_constructor_chatengine_in_memory() and 0xFFFF) != 29730) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_chat_ffi_checksum_constructor_chatengine_open() and 0xFFFF) != 49826) {
+    if ((lib.uniffi_chat_ffi_checksum_constructor_chatengine_open() and 0xFFFF) != 38485) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
