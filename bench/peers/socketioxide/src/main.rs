@@ -27,6 +27,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use socketioxide::handler::ConnectHandler;
@@ -180,6 +181,10 @@ async fn main() {
         }
         // In memory: nothing to save, and open sockets need not be waited for.
         std::process::exit(0);
+    });
+    // Small frames go out at once (Nagle off), as the `ws` package under socket.io sets it.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
     });
     if let Err(e) = axum::serve(listener, router).await {
         eprintln!("serve: {e}");
