@@ -373,3 +373,51 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
     );
     std::fs::write(&a.out, md).map_err(|e| format!("{}: {e}", a.out.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(results: PathBuf, out: PathBuf) -> ReportArgs {
+        ReportArgs {
+            results,
+            out,
+            notes: None,
+            throughput_label: "x".into(),
+            latency_label: "x".into(),
+            idle_label: "idle".into(),
+            title: "t".into(),
+        }
+    }
+
+    #[test]
+    fn a_column_per_server_that_ran_and_a_ratio_to_each_peer() {
+        let dir = std::env::temp_dir().join(format!("chat-bench-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let result = |d: f64| {
+            format!(
+                r#"{{"mode":"rate","courses":1,"clients_per_course":2,"rate_target":10,"deliveries_per_s":{d},"errors":0}}"#
+            )
+        };
+        for (server, d) in [("chat-host", 200.0), ("peer", 100.0), ("sio-peer", 400.0)] {
+            std::fs::create_dir_all(dir.join(server)).unwrap();
+            std::fs::write(dir.join(server).join("x.json"), result(d)).unwrap();
+        }
+        let out = dir.join("out.md");
+        write(&args(dir.clone(), out.clone())).unwrap();
+        let md = std::fs::read_to_string(&out).unwrap();
+        assert!(md.contains(
+            "| scenario | figure | chat-host | peer (Node.js socket.io) | sio-peer (Rust socketioxide) | chat-host / peer | chat-host / sio-peer |"
+        ));
+        assert!(md.contains("| deliveries/s | 200 | 100 | 400 | 2.00× | 0.50× |"));
+        assert!(md.contains("beside the socketioxide peer (not a target): 0.50×"));
+
+        // Without the socketioxide peer's results, the table is chat-host and the Node peer.
+        std::fs::remove_dir_all(dir.join("sio-peer")).unwrap();
+        write(&args(dir.clone(), out.clone())).unwrap();
+        let md = std::fs::read_to_string(&out).unwrap();
+        assert!(md.contains("| chat-host | peer (Node.js socket.io) | chat-host / peer |\n"));
+        assert!(!md.contains("socketioxide"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
