@@ -10,7 +10,10 @@
 //! `join-course`, `leave-course` and `send-message` with their acknowledgements, `new-message`
 //! broadcast to the course's room, and the presence events of a join and a disconnect. The rest
 //! of the contract (edits, deletes, typing, read receipts, history over REST) is left out. Like
-//! `server.js` it has no rate limit and no durability.
+//! `server.js` it has no rate limit and no durability. Two differences socketioxide brings: a
+//! refused handshake's `connect_error` carries the message only (no `data.code`), and each event
+//! is handled in a task of its own, so two sends of one socket in flight together may be
+//! broadcast in either order (each still gets its own `seq`).
 //!
 //!   JWT_SECRET=... PORT=3000 HOST=127.0.0.1 chat-bench-peer-socketioxide
 //!
