@@ -1,4 +1,5 @@
-//! `chat-bench`: a load generator for chat-host and for the Node.js Socket.IO reference peer.
+//! `chat-bench`: a load generator for chat-host and for the Socket.IO reference peers (Node.js
+//! socket.io, Rust socketioxide).
 //!
 //! `chat-bench run` provisions M courses of N participants through the admin REST routes, opens one
 //! WebSocket per participant (native `/ws` frames or Socket.IO v4), joins every client to its
@@ -8,7 +9,8 @@
 //! one measured window; the result is one JSON object on stdout (and a human line on stderr), with
 //! the server's RSS (from `/proc/<pid>/status`) before and after the clients connected.
 //! `--idle` connects and joins, sends nothing, waits, and reports RSS per connection.
-//! `chat-bench report` turns the JSON files of two servers into `bench/RESULTS.md`.
+//! `chat-bench report` turns the JSON files of the servers (chat-host and the peers) into
+//! `bench/RESULTS.md`.
 //!
 //! Loopback only: the target and every `--bind` address must be loopback addresses.
 

@@ -1,8 +1,10 @@
-//! `chat-bench report`: the comparison table of two servers' results, with the machine.
+//! `chat-bench report`: the comparison table of the servers' results, with the machine.
 //!
-//! Reads `<results>/chat-host/<label>.json` and `<results>/peer/<label>.json` (one `chat-bench run`
-//! result each), writes a Markdown file with one row per scenario and figure, the ratio
-//! chat-host/peer, and the targets of the benchmark issue checked against the figures.
+//! Reads `<results>/chat-host/<label>.json`, and the peers' `<results>/peer/<label>.json` (Node.js
+//! socket.io) and `<results>/sio-peer/<label>.json` (Rust socketioxide) where there are any (one
+//! `chat-bench run` result each); writes a Markdown file with one row per scenario and figure, a
+//! column per server, chat-host's ratio to each peer, and the targets of the benchmark issue
+//! checked against the figures.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -12,7 +14,7 @@ use serde_json::Value;
 
 #[derive(clap::Args)]
 pub struct ReportArgs {
-    /// Folder with `chat-host/` and `peer/` result files.
+    /// Folder with `chat-host/`, `peer/` and `sio-peer/` result files.
     #[arg(long)]
     results: PathBuf,
     /// Markdown file to write.
@@ -104,16 +106,127 @@ fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     }
 }
 
+/// The servers a results folder can hold, by folder, with their column heading.
+const SERVERS: [(&str, &str); 3] = [
+    ("chat-host", "chat-host"),
+    ("peer", "peer (Node.js socket.io)"),
+    ("sio-peer", "sio-peer (Rust socketioxide)"),
+];
+
+/// One server's results: (scenario label, `chat-bench run` JSON).
+type Results = Vec<(String, Value)>;
+
+/// One figure's row: its name, the value of each server, and how a value is shown.
+struct Row {
+    name: &'static str,
+    values: Vec<Option<f64>>,
+    show: fn(f64) -> String,
+}
+
+fn show_count(v: f64) -> String {
+    format!("{v:.0}")
+}
+fn show_ms(v: f64) -> String {
+    format!("{:.2} ms", v / 1000.0)
+}
+fn show_cores(v: f64) -> String {
+    format!("{v:.2} cores")
+}
+fn show_secs(v: f64) -> String {
+    format!("{v:.1} s")
+}
+fn show_kib(v: f64) -> String {
+    format!("{:.1} KiB", v / 1024.0)
+}
+fn show_mib(v: f64) -> String {
+    format!("{:.0} MiB", v / 1024.0)
+}
+
+/// The rows of one scenario; `results` has one entry per server shown.
+fn rows(results: &[Option<Value>], idle: bool) -> Vec<Row> {
+    let each = |f: &dyn Fn(&Value) -> Option<f64>| -> Vec<Option<f64>> {
+        results.iter().map(|v| v.as_ref().and_then(f)).collect()
+    };
+    let at = |path: &'static [&'static str]| each(&|v: &Value| num(v, path));
+    let mut out = Vec::new();
+    if !idle {
+        out.push(Row {
+            name: "deliveries/s",
+            values: at(&["deliveries_per_s"]),
+            show: show_count,
+        });
+        out.push(Row {
+            name: "p50 latency",
+            values: at(&["latency_us", "p50"]),
+            show: show_ms,
+        });
+        out.push(Row {
+            name: "p99 latency",
+            values: at(&["latency_us", "p99"]),
+            show: show_ms,
+        });
+        out.push(Row {
+            name: "p999 latency",
+            values: at(&["latency_us", "p999"]),
+            show: show_ms,
+        });
+        out.push(Row {
+            name: "p99 send→ack",
+            values: at(&["ack_latency_us", "p99"]),
+            show: show_ms,
+        });
+        out.push(Row {
+            name: "server CPU while measured",
+            values: each(&|v: &Value| {
+                let d = num(v, &["duration_s"]).filter(|d| *d > 0.0)?;
+                Some(num(v, &["server_cpu_s"])? / d)
+            }),
+            show: show_cores,
+        });
+    }
+    out.push(Row {
+        name: "time to join all clients",
+        values: at(&["join_s"]),
+        show: show_secs,
+    });
+    out.push(Row {
+        name: "server RSS / connection",
+        values: at(&["rss_per_conn_bytes"]),
+        show: show_kib,
+    });
+    out.push(Row {
+        name: "server peak RSS",
+        values: at(&["rss_kib", "peak"]),
+        show: show_mib,
+    });
+    out.push(Row {
+        name: "errors",
+        values: at(&["errors"]),
+        show: show_count,
+    });
+    out
+}
+
 pub fn write(a: &ReportArgs) -> Result<(), String> {
-    let host = load(&a.results.join("chat-host"));
-    let peer = load(&a.results.join("peer"));
-    if host.is_empty() && peer.is_empty() {
+    // chat-host always has a column; a peer only when the folder has its results.
+    let servers: Vec<(&str, &str, Results)> = SERVERS
+        .iter()
+        .map(|(dir, heading)| (*dir, *heading, load(&a.results.join(dir))))
+        .filter(|(dir, _, set)| *dir == "chat-host" || !set.is_empty())
+        .collect();
+    if servers.iter().all(|(_, _, set)| set.is_empty()) {
         return Err(format!("no results in {}", a.results.display()));
     }
-    let labels: BTreeSet<String> = host
+    let host = &servers[0].2;
+    let empty = Vec::new();
+    let peer = servers
         .iter()
-        .chain(peer.iter())
-        .map(|(l, _)| l.clone())
+        .find(|(d, _, _)| *d == "peer")
+        .map(|s| &s.2)
+        .unwrap_or(&empty);
+    let labels: BTreeSet<String> = servers
+        .iter()
+        .flat_map(|(_, _, set)| set.iter().map(|(l, _)| l.clone()))
         .collect();
     let get =
         |set: &[(String, Value)], l: &str| set.iter().find(|(x, _)| x == l).map(|(_, v)| v.clone());
@@ -131,15 +244,27 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
             let _ = writeln!(md, "{}\n", t.trim_end());
         }
     }
-    let _ = writeln!(
-        md,
-        "| scenario | figure | chat-host | peer (Node.js socket.io) | chat-host / peer |"
-    );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|");
+    // Columns: each server's figure, then chat-host's ratio to each peer.
+    let peers = &servers[1..];
+    let mut head = String::from("| scenario | figure |");
+    let mut rule = String::from("|---|---|");
+    for (_, heading, _) in &servers {
+        let _ = write!(head, " {heading} |");
+        rule.push_str("---:|");
+    }
+    for (dir, _, _) in peers {
+        let _ = write!(head, " chat-host / {dir} |");
+        rule.push_str("---:|");
+    }
+    let _ = writeln!(md, "{head}\n{rule}");
     for l in &labels {
-        let h = get(&host, l);
-        let p = get(&peer, l);
-        let any = h.as_ref().or(p.as_ref()).cloned().unwrap_or(Value::Null);
+        let results: Vec<Option<Value>> = servers.iter().map(|(_, _, set)| get(set, l)).collect();
+        let any = results
+            .iter()
+            .flatten()
+            .next()
+            .cloned()
+            .unwrap_or(Value::Null);
         let idle = any.get("mode").and_then(Value::as_str) == Some("idle");
         let desc = format!(
             "{} ({}×{}{})",
@@ -160,69 +285,16 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
                 }
             }
         );
-        let f = |v: &Option<Value>, path: &[&str]| v.as_ref().and_then(|v| num(v, path));
-        let mut rows: Vec<(&str, String, String, String)> = Vec::new();
-        if !idle {
-            let (hd, pd) = (f(&h, &["deliveries_per_s"]), f(&p, &["deliveries_per_s"]));
-            let show = |x: Option<f64>| x.map(|v| format!("{v:.0}")).unwrap_or("–".into());
-            rows.push(("deliveries/s", show(hd), show(pd), ratio(hd, pd)));
-            for (name, key) in [
-                ("p50 latency", "p50"),
-                ("p99 latency", "p99"),
-                ("p999 latency", "p999"),
-            ] {
-                let (hv, pv) = (f(&h, &["latency_us", key]), f(&p, &["latency_us", key]));
-                rows.push((name, ms(hv), ms(pv), ratio(hv, pv)));
-            }
-            let (hv, pv) = (
-                f(&h, &["ack_latency_us", "p99"]),
-                f(&p, &["ack_latency_us", "p99"]),
-            );
-            rows.push(("p99 send→ack", ms(hv), ms(pv), ratio(hv, pv)));
-        }
-        if !idle {
-            let dur = |v: &Option<Value>| f(v, &["duration_s"]).filter(|d| *d > 0.0);
-            let (hc, pc) = (
-                f(&h, &["server_cpu_s"]).zip(dur(&h)).map(|(c, d)| c / d),
-                f(&p, &["server_cpu_s"]).zip(dur(&p)).map(|(c, d)| c / d),
-            );
-            let cores = |x: Option<f64>| x.map(|v| format!("{v:.2} cores")).unwrap_or("–".into());
-            rows.push((
-                "server CPU while measured",
-                cores(hc),
-                cores(pc),
-                ratio(hc, pc),
-            ));
-        }
-        let (hj, pj) = (f(&h, &["join_s"]), f(&p, &["join_s"]));
-        let secs = |x: Option<f64>| x.map(|v| format!("{v:.1} s")).unwrap_or("–".into());
-        rows.push((
-            "time to join all clients",
-            secs(hj),
-            secs(pj),
-            ratio(hj, pj),
-        ));
-        let (hr, pr) = (
-            f(&h, &["rss_per_conn_bytes"]),
-            f(&p, &["rss_per_conn_bytes"]),
-        );
-        let kib = |x: Option<f64>| {
-            x.map(|v| format!("{:.1} KiB", v / 1024.0))
-                .unwrap_or("–".into())
-        };
-        rows.push(("server RSS / connection", kib(hr), kib(pr), ratio(hr, pr)));
-        let (hp, pp) = (f(&h, &["rss_kib", "peak"]), f(&p, &["rss_kib", "peak"]));
-        let mib = |x: Option<f64>| {
-            x.map(|v| format!("{:.0} MiB", v / 1024.0))
-                .unwrap_or("–".into())
-        };
-        rows.push(("server peak RSS", mib(hp), mib(pp), ratio(hp, pp)));
-        let (he, pe) = (f(&h, &["errors"]), f(&p, &["errors"]));
-        let cnt = |x: Option<f64>| x.map(|v| format!("{v:.0}")).unwrap_or("–".into());
-        rows.push(("errors", cnt(he), cnt(pe), ratio(he, pe)));
-        for (i, (name, hv, pv, r)) in rows.into_iter().enumerate() {
+        for (i, row) in rows(&results, idle).into_iter().enumerate() {
             let first = if i == 0 { desc.as_str() } else { "" };
-            let _ = writeln!(md, "| {first} | {name} | {hv} | {pv} | {r} |");
+            let mut line = format!("| {first} | {} |", row.name);
+            for v in &row.values {
+                let _ = write!(line, " {} |", v.map(row.show).unwrap_or("–".into()));
+            }
+            for p in &row.values[1..] {
+                let _ = write!(line, " {} |", ratio(row.values[0], *p));
+            }
+            let _ = writeln!(md, "{line}");
         }
     }
     // Targets.
@@ -231,12 +303,12 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
         get(set, label).and_then(|v| num(&v, path))
     };
     let (hd, pd) = (
-        tgt(&a.throughput_label, &host, &["deliveries_per_s"]),
-        tgt(&a.throughput_label, &peer, &["deliveries_per_s"]),
+        tgt(&a.throughput_label, host, &["deliveries_per_s"]),
+        tgt(&a.throughput_label, peer, &["deliveries_per_s"]),
     );
     let (h99, p99) = (
-        tgt(&a.throughput_label, &host, &["latency_us", "p99"]),
-        tgt(&a.throughput_label, &peer, &["latency_us", "p99"]),
+        tgt(&a.throughput_label, host, &["latency_us", "p99"]),
+        tgt(&a.throughput_label, peer, &["latency_us", "p99"]),
     );
     let verdict = |ok: Option<bool>| match ok {
         Some(true) => "met",
@@ -258,7 +330,23 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
         ms(p99),
         verdict(r.map(|r| r >= 10.0 && h99.zip(p99).map(|(h, p)| h <= p).unwrap_or(false)))
     );
-    let l99 = tgt(&a.latency_label, &host, &["latency_us", "p99"]);
+    // The target names the Node.js peer; the socketioxide peer's side of it is shown, not judged.
+    if let Some((_, _, sio)) = servers.iter().find(|(d, _, _)| *d == "sio-peer") {
+        let (sd, s99) = (
+            tgt(&a.throughput_label, sio, &["deliveries_per_s"]),
+            tgt(&a.throughput_label, sio, &["latency_us", "p99"]),
+        );
+        let _ = writeln!(
+            md,
+            "  - beside the socketioxide peer (not a target): {} ({} vs {} /s), p99 {} vs {}",
+            ratio(hd, sd),
+            hd.map(|v| format!("{v:.0}")).unwrap_or("–".into()),
+            sd.map(|v| format!("{v:.0}")).unwrap_or("–".into()),
+            ms(h99),
+            ms(s99),
+        );
+    }
+    let l99 = tgt(&a.latency_label, host, &["latency_us", "p99"]);
     let _ = writeln!(
         md,
         "- p99 < 10 ms at `{}`: {} — {}",
@@ -266,7 +354,7 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
         ms(l99),
         verdict(l99.map(|v| v < 10_000.0))
     );
-    let rss = tgt(&a.idle_label, &host, &["rss_per_conn_bytes"]);
+    let rss = tgt(&a.idle_label, host, &["rss_per_conn_bytes"]);
     let _ = writeln!(
         md,
         "- ≤ 16 KiB server RSS per idle connection (`{}`): {} — {}",
@@ -284,4 +372,52 @@ pub fn write(a: &ReportArgs) -> Result<(), String> {
          clients connected (idle: after they joined and were held)."
     );
     std::fs::write(&a.out, md).map_err(|e| format!("{}: {e}", a.out.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(results: PathBuf, out: PathBuf) -> ReportArgs {
+        ReportArgs {
+            results,
+            out,
+            notes: None,
+            throughput_label: "x".into(),
+            latency_label: "x".into(),
+            idle_label: "idle".into(),
+            title: "t".into(),
+        }
+    }
+
+    #[test]
+    fn a_column_per_server_that_ran_and_a_ratio_to_each_peer() {
+        let dir = std::env::temp_dir().join(format!("chat-bench-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let result = |d: f64| {
+            format!(
+                r#"{{"mode":"rate","courses":1,"clients_per_course":2,"rate_target":10,"deliveries_per_s":{d},"errors":0}}"#
+            )
+        };
+        for (server, d) in [("chat-host", 200.0), ("peer", 100.0), ("sio-peer", 400.0)] {
+            std::fs::create_dir_all(dir.join(server)).unwrap();
+            std::fs::write(dir.join(server).join("x.json"), result(d)).unwrap();
+        }
+        let out = dir.join("out.md");
+        write(&args(dir.clone(), out.clone())).unwrap();
+        let md = std::fs::read_to_string(&out).unwrap();
+        assert!(md.contains(
+            "| scenario | figure | chat-host | peer (Node.js socket.io) | sio-peer (Rust socketioxide) | chat-host / peer | chat-host / sio-peer |"
+        ));
+        assert!(md.contains("| deliveries/s | 200 | 100 | 400 | 2.00× | 0.50× |"));
+        assert!(md.contains("beside the socketioxide peer (not a target): 0.50×"));
+
+        // Without the socketioxide peer's results, the table is chat-host and the Node peer.
+        std::fs::remove_dir_all(dir.join("sio-peer")).unwrap();
+        write(&args(dir.clone(), out.clone())).unwrap();
+        let md = std::fs::read_to_string(&out).unwrap();
+        assert!(md.contains("| chat-host | peer (Node.js socket.io) | chat-host / peer |\n"));
+        assert!(!md.contains("socketioxide"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
