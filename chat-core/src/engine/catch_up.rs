@@ -141,8 +141,10 @@ impl Engine {
             }
             loop {
                 while let Some((after, upto)) = hub.gap() {
+                    // Exactly the gap: a fill asks for the newest seqs, never served by a
+                    // replay window, and the look-behind would re-read old history every time.
                     match engine
-                        .replay(hub.course_id(), after, upto, FILL_CHUNK)
+                        .read_changes(hub.course_id(), after, upto, FILL_CHUNK)
                         .await
                     {
                         Ok(events) if events.is_empty() => {
