@@ -129,6 +129,7 @@ impl StreamShared {
     }
 
     pub(crate) fn lagged(&self, course: &str) {
+        tracing::debug!(course, "a subscriber lagged: it catches up from the store");
         let mut st = self.state.lock();
         st.lagged.insert(course.to_string());
         self.work.store(true, Ordering::Release);

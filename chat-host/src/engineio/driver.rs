@@ -2,10 +2,13 @@
 //!
 //! Why one task per session: the client's messages, what the layer above sends by itself and the
 //! heartbeat all go through one place, so a client's messages are handled in the order sent and
-//! the [`Handler`] is never called twice at once. It waits on, in this order: the session closing
-//! (a transport gave up), the server shutting down, the client's packets (ping, pong, close, and
-//! messages for the handler), [`Handler::ready`], and the [`Heartbeat`]'s timer. When it ends,
-//! the session is closed, leaves the registry, and the handler is told.
+//! the [`Handler`] is never called twice at once. It waits on the session closing (a transport
+//! gave up), the server shutting down, the client's packets (ping, pong, close, and messages for
+//! the handler), [`Handler::ready`], and the [`Heartbeat`]'s timer, with no preference among them:
+//! a client that always has a message in flight (a closed-loop sender) must still get its room's
+//! events, which a fixed order with its packets first starved until it paused (seconds, with a
+//! store whose writes take milliseconds). When it ends, the session is closed, leaves the
+//! registry, and the handler is told.
 
 use std::sync::Arc;
 
@@ -39,8 +42,8 @@ pub(crate) async fn drive<H: Handler>(
         if sleep.deadline() != timer {
             sleep.as_mut().reset(timer);
         }
+        // Unbiased: tokio polls the branches in a random order, so none starves another.
         tokio::select! {
-            biased;
             _ = &mut closed => break Reason::Closed,
             _ = &mut shutting_down => break Reason::Shutdown,
             batch = inbound.recv() => {
