@@ -96,7 +96,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// A learner.
+    /// A learner; the default, for a token without a role and an enrolment that names none.
     #[default]
     Student,
     /// Teaches the course: may delete any message of it.

@@ -184,7 +184,8 @@ pub(crate) async fn enroll(
     }
     let body: ParticipantBody = json_body(req, state.config().max_body_bytes).await?;
     let role = match body.role.as_deref() {
-        None => Role::Student,
+        // The core decides what an enrolment without a role is.
+        None => Role::default(),
         Some(r) => r.parse::<Role>()?,
     };
     let p = state
