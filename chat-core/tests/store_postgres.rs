@@ -14,10 +14,10 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chat_core::model::{Message, MessageType, Sender};
+use chat_core::store::conformance::message;
 use chat_core::store::postgres::PgStore;
 use chat_core::store::{ChangeKind, Inserted, Update};
-use chat_core::{Engine, Error, Event, HistoryQuery, Role, Store, Timestamp};
+use chat_core::{Engine, Error, Event, HistoryQuery, Store, Timestamp};
 use common::*;
 use sqlx::{Connection, PgConnection};
 
@@ -157,34 +157,6 @@ impl Drop for Schemas {
             });
         });
         let _ = cleanup.join();
-    }
-}
-
-fn message(course: &str, sender: &str, text: &str, client_id: Option<&str>) -> Message {
-    let now = Timestamp::now();
-    Message {
-        id: ulid::Ulid::new().to_string(),
-        course_id: course.into(),
-        seq: 0,
-        change_seq: 0,
-        sender: Sender {
-            id: sender.into(),
-            name: sender.into(),
-            avatar: None,
-            role: Role::Student,
-        },
-        message: text.into(),
-        message_type: MessageType::Text,
-        file: None,
-        reply_to: None,
-        read_by: vec![],
-        is_edited: false,
-        edited_at: None,
-        is_deleted: false,
-        deleted_at: None,
-        client_id: client_id.map(Into::into),
-        created_at: now,
-        updated_at: now,
     }
 }
 

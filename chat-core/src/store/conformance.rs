@@ -6,7 +6,9 @@ use std::future::Future;
 use super::{ChangeKind, CourseRecord, Inserted, ReadAdvance, Store, StoredUser, Update};
 use crate::model::{Message, MessageType, Role, Sender, Timestamp};
 
-fn message(course: &str, sender: &str, text: &str, client_id: Option<&str>) -> Message {
+/// A new text message of `course` by `sender` (a student), to insert; backends' own tests use it
+/// too.
+pub fn message(course: &str, sender: &str, text: &str, client_id: Option<&str>) -> Message {
     let now = Timestamp::now();
     Message {
         id: ulid::Ulid::new().to_string(),
