@@ -300,9 +300,9 @@ impl<B: KvBackend> Store for KvStore<B> {
                     kind: ChangeKind::New,
                     message,
                 };
-                // What points to a value is written after it: a backend may apply a batch's
-                // ops one by one (see `wal::apply_to_sled`), and a reader must never follow the
-                // timeline or the id to an entry not there yet.
+                // What points to a value is written after it, so that a backend that showed a
+                // batch's ops one by one would still never lead a reader from the timeline or
+                // the id to an entry not there yet.
                 let mut batch = vec![
                     (key(b'l', &[c, &num(seq)]), Some(enc(&change)?)),
                     (key(b'm', &[id]), Some(enc(&meta)?)),

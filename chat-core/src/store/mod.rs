@@ -26,6 +26,8 @@ use crate::model::{Message, Participant, Role, Timestamp};
 pub mod conformance;
 pub mod kv;
 pub mod memory;
+#[cfg(feature = "sled")]
+mod pending;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 #[cfg(feature = "sled")]

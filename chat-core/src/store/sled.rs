@@ -1,9 +1,10 @@
 //! The default backend: sled on disk, made durable by a write-ahead log with group commit.
 //!
-//! Each atomic batch is applied to sled and appended to the [`wal`](super::wal) in one step; a
-//! write is acknowledged once the log's `fdatasync` covering it returns, so a hundred concurrent
-//! sends cost one sync, and no send is acknowledged before it is on disk. sled itself is flushed
-//! by the log's checkpoints, not on every write (its flush blocks all writers).
+//! Each atomic batch is appended to the [`wal`](super::wal), which reads see at once; a write is
+//! acknowledged once the log's `fdatasync` covering it returns, so a hundred concurrent sends cost
+//! one sync, and no send is acknowledged before it is on disk. The log's writer applies durable
+//! records to sled in one batch per group commit, and sled itself is flushed by the log's
+//! checkpoints, not on every write (its flush blocks all writers).
 
 use async_trait::async_trait;
 use std::fs::File;
@@ -139,7 +140,7 @@ fn open_db(path: &Path) -> Result<sled::Db> {
 #[async_trait]
 impl KvBackend for SledKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+        self.wal.get(&self.db, key)
     }
 
     fn scan(
@@ -149,31 +150,11 @@ impl KvBackend for SledKv {
         reverse: bool,
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<()> {
-        if from >= to {
-            return Ok(());
-        }
-        let range = self.db.range(from..to);
-        if reverse {
-            for item in range.rev() {
-                let (k, v) = item?;
-                if !visit(&k, &v) {
-                    break;
-                }
-            }
-        } else {
-            for item in range {
-                let (k, v) = item?;
-                if !visit(&k, &v) {
-                    break;
-                }
-            }
-        }
-        Ok(())
+        self.wal.scan(&self.db, from, to, reverse, visit)
     }
 
     fn apply(&self, batch: Vec<BatchOp>) -> Result<()> {
-        self.wal
-            .append(batch, |ops| super::wal::apply_to_sled(&self.db, ops))
+        self.wal.append(batch)
     }
 
     async fn sync(&self) -> Result<()> {

@@ -2,11 +2,11 @@
 //!
 //! Why: sled 0.34's `flush` blocks every writer while it runs, so making each acknowledged write
 //! durable with `flush` serializes all writers behind the disk. Instead, each atomic batch is
-//! applied to sled (in memory, with plain inserts made atomic by an intent record: see
-//! [`apply_to_sled`]) and appended, in the same order, to this log; one thread writes
-//! what accumulated and calls `fdatasync` for every writer that arrived meanwhile (group commit).
-//! Every second, a checkpoint rotates to a new segment, flushes sled once, and deletes the old
-//! segment. On open, the segments still present are replayed into sled (batches are whole-value
+//! appended to this log and laid over sled in memory ([`Pending`]: reads see it at once); one
+//! thread writes what accumulated, calls `fdatasync` for every writer that arrived meanwhile
+//! (group commit), and only then applies those records to sled, as one atomic sled batch, off the
+//! writers' path. Every second, a checkpoint rotates to a new segment, flushes sled once, `fsync`s
+//! its files, and deletes the old segment. On open, the segments still present are replayed into sled (batches are whole-value
 //! puts and removes, so replaying one twice is harmless), a torn record at the tail of the last
 //! segment is dropped (it was never acknowledged), and anything else unreadable is refused.
 //!
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::kv::BatchOp;
+use super::pending::{Lookup, Pending};
 use crate::error::{Error, Result};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -31,17 +32,16 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// lost data it had made durable (a truncated or rolled-back database): refused at open.
 const CHECKPOINT_KEY: &[u8] = b"\xffcheckpoint";
 const CHECKPOINT_FILE: &str = "checkpoint";
-/// sled key of the number of the last log record applied, written last of the record's own writes
-/// (see [`apply_to_sled`]). sled may hold more than the log's durable tail (its flush at a
-/// checkpoint, or its own buffer writes, can carry batches whose record was not yet synced), so
-/// replay skips the records sled already holds: replaying an older record over newer state would
-/// roll some keys back (a course's last seq, a message's change list) and not others.
+/// sled key of the number of the last log record applied, part of the record's own writes. Replay
+/// skips the records sled already holds: replaying an older record over newer state would roll
+/// some keys back (a course's last seq, a message's change list) and not others.
 const RECORD_KEY: &[u8] = b"\xffwal-record";
-/// sled key of the record being applied (see [`apply_to_sled`]).
+/// sled key of a record being applied by an earlier version of this log, which applied records
+/// with plain inserts made atomic by this intent (see [`redo_intent`]).
 const INTENT_KEY: &[u8] = b"\xffwal-intent";
 const MAX_RECORD: usize = 256 * 1024 * 1024;
 
-/// The log. [`Wal::append`] runs the apply callback and logs the batch atomically;
+/// The log. [`Wal::append`] logs a batch and makes it visible to [`Wal::get`] and [`Wal::scan`];
 /// [`Wal::sync`] waits until everything appended before it is on disk.
 pub(crate) struct Wal {
     shared: Arc<Shared>,
@@ -55,6 +55,8 @@ struct Shared {
     sled_dir: PathBuf,
     /// Number of the last checkpoint (see [`CHECKPOINT_KEY`]).
     checkpoint_no: std::sync::atomic::AtomicU64,
+    /// Records appended but not yet applied to sled.
+    pending: Pending,
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -62,6 +64,8 @@ struct Shared {
 struct State {
     /// Encoded records not yet written.
     buf: Vec<u8>,
+    /// The same records' ops, to apply to sled once they are durable.
+    unapplied: Vec<Vec<BatchOp>>,
     /// Records appended so far (log sequence number of the last one).
     lsn: u64,
     /// Number of the last record appended, over the store's life (see [`RECORD_KEY`]).
@@ -185,31 +189,34 @@ fn record_of(ops: &[BatchOp]) -> Option<u64> {
         .map(u64::from_be_bytes)
 }
 
-/// Applies one record's ops to sled, atomically across a crash.
+/// Applies durable records to sled, in order, with plain inserts and removes.
 ///
-/// Why not `sled::Batch`: sled 0.34 seals its I/O buffer and wakes its whole I/O thread pool on
-/// every batch, which measured 3.3x the CPU of the same writes as plain inserts (172 vs 52 µs per
-/// send-sized record). Plain inserts are made atomic the way a log makes anything atomic: the
-/// whole record is put first under [`INTENT_KEY`], then its ops in order, its [`RECORD_KEY`] put
-/// last. Records are applied one at a time (under the log's lock), and what sled recovers after
-/// a crash is a prefix of what was applied, so a record whose ops are partly in sled has its
-/// intent there too, and [`redo_intent`] completes it at open. Within the process, readers may
-/// see a record's ops land one by one; the store orders them so that what points to a value is
-/// written after it.
-pub(crate) fn apply_to_sled(db: &sled::Db, ops: &[BatchOp]) -> Result<()> {
-    let mut intent = Vec::new();
-    encode(ops, &mut intent);
-    db.insert(INTENT_KEY, intent)?;
-    for (k, v) in ops {
-        match v {
-            Some(v) => db.insert(k.as_slice(), v.as_slice())?,
-            None => db.remove(k.as_slice())?,
-        };
+/// Why not one `sled::Batch`: sled 0.34 seals its I/O buffer and wakes its I/O threads for every
+/// batch, which costs more than the inserts themselves. Plain inserts are safe here because only
+/// records already durable in the log are applied, and a segment is deleted only after sled's
+/// files hold all of it: sled recovers a prefix of what was applied, and a record it holds only
+/// in part is still in the log, whose replay (everything after the last [`RECORD_KEY`] sled
+/// holds, in order, whole-value puts and removes) completes it. So only the group's last number
+/// is written. Readers never see a partial record: they read the pending writes, which keep the
+/// group until it is all in sled.
+fn apply_records(db: &sled::Db, records: &[Vec<BatchOp>]) -> Result<()> {
+    let last = records.len().saturating_sub(1);
+    for (i, ops) in records.iter().enumerate() {
+        for (k, v) in ops {
+            if i != last && k.as_slice() == RECORD_KEY {
+                continue;
+            }
+            match v {
+                Some(v) => db.insert(k.as_slice(), v.as_slice())?,
+                None => db.remove(k.as_slice())?,
+            };
+        }
     }
     Ok(())
 }
 
-/// Completes a record whose application a crash interrupted (see [`apply_to_sled`]).
+/// Completes a record that an earlier version of this log was applying when a crash came (see
+/// [`INTENT_KEY`]), and removes its intent.
 fn redo_intent(db: &sled::Db) -> Result<()> {
     let Some(intent) = db.get(INTENT_KEY)? else {
         return Ok(());
@@ -222,9 +229,10 @@ fn redo_intent(db: &sled::Db) -> Result<()> {
         record_of(&ops).ok_or_else(|| Error::corrupt("the store's pending write has no number"))?;
     if no > record_no(db)? {
         tracing::warn!(record = no, "completing a write a crash interrupted");
-        apply_to_sled(db, &ops)?;
-        db.flush()?;
+        apply_records(db, std::slice::from_ref(&ops))?;
     }
+    db.remove(INTENT_KEY)?;
+    db.flush()?;
     Ok(())
 }
 
@@ -289,16 +297,7 @@ impl Wal {
                     }
                     record = record.max(no);
                 }
-                // One sled batch, not `apply_to_sled`: a record from an older log may carry no
-                // number, and an intent without one could not be completed at the next open.
-                let mut b = sled::Batch::default();
-                for (k, v) in ops {
-                    match v {
-                        Some(v) => b.insert(k, v),
-                        None => b.remove(k),
-                    }
-                }
-                db.apply_batch(b)?;
+                apply_records(db, std::slice::from_ref(&ops))?;
             }
         }
         if !found.is_empty() {
@@ -314,8 +313,10 @@ impl Wal {
             dir: dir.to_path_buf(),
             sled_dir: sled_dir.to_path_buf(),
             checkpoint_no: std::sync::atomic::AtomicU64::new(checkpoint_no),
+            pending: Pending::default(),
             state: Mutex::new(State {
                 buf: Vec::new(),
+                unapplied: Vec::new(),
                 lsn: 0,
                 record,
                 segment,
@@ -346,25 +347,52 @@ impl Wal {
             .map_err(|_| Error::storage("log lock poisoned"))
     }
 
-    /// Applies `batch` with `apply` and logs it, as one step in the log's order.
-    pub(crate) fn append(
-        &self,
-        batch: Vec<BatchOp>,
-        apply: impl FnOnce(&[BatchOp]) -> Result<()>,
-    ) -> Result<()> {
+    /// Logs `batch`, atomically, after everything appended before it. Readers see it at once;
+    /// it is durable once a later [`Wal::sync`] returns.
+    pub(crate) fn append(&self, mut batch: Vec<BatchOp>) -> Result<()> {
         let mut st = self.lock()?;
         if st.stop {
             return Err(Error::Closed);
         }
-        let mut batch = batch;
         let no = st.record + 1;
         batch.push((RECORD_KEY.to_vec(), Some(no.to_be_bytes().to_vec())));
-        apply(&batch)?;
-        st.record = no;
         encode(&batch, &mut st.buf);
+        self.shared.pending.insert(no, &batch);
+        st.unapplied.push(batch);
+        st.record = no;
         st.lsn += 1;
         st.segment_dirty = true;
         Ok(())
+    }
+
+    /// The value at `key`: the newest logged write, whether or not sled has it yet.
+    pub(crate) fn get(&self, db: &sled::Db, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.shared.pending.get(key) {
+            Lookup::Value(v) => Ok(Some(v)),
+            Lookup::Removed => Ok(None),
+            Lookup::Absent => Ok(db.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    /// Visits the keys of `[from, to)` in sled with the logged writes not yet applied laid over
+    /// them.
+    pub(crate) fn scan(
+        &self,
+        db: &sled::Db,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        let range = db.range(from..to);
+        if reverse {
+            self.shared.pending.scan(from, to, true, range.rev(), visit)
+        } else {
+            self.shared.pending.scan(from, to, false, range, visit)
+        }
     }
 
     /// Returns once every record appended before the call is on disk.
@@ -468,7 +496,7 @@ fn writer_loop(shared: &Shared, db: &sled::Db, durable: &watch::Sender<Durable>)
     let mut last_checkpoint = Instant::now();
     let mut failed: Option<String> = None;
     loop {
-        let (buf, lsn, segment, stopping) = {
+        let (buf, unapplied, lsn, segment, stopping) = {
             let Ok(mut st) = shared.state.lock() else {
                 return;
             };
@@ -488,6 +516,7 @@ fn writer_loop(shared: &Shared, db: &sled::Db, durable: &watch::Sender<Durable>)
             }
             (
                 std::mem::take(&mut st.buf),
+                std::mem::take(&mut st.unapplied),
                 st.lsn,
                 st.segment.clone(),
                 st.stop,
@@ -506,6 +535,12 @@ fn writer_loop(shared: &Shared, db: &sled::Db, durable: &watch::Sender<Durable>)
             lsn,
             error: failed.clone(),
         });
+        if failed.is_none() {
+            if let Err(e) = apply_durable(shared, db, unapplied) {
+                tracing::error!(error = %e, "applying the log to the store failed");
+                failed = Some(e.to_string());
+            }
+        }
         if (stopping || last_checkpoint.elapsed() >= CHECKPOINT_EVERY) && failed.is_none() {
             match checkpoint(shared, db) {
                 Ok(Some(lsn)) => {
@@ -522,10 +557,23 @@ fn writer_loop(shared: &Shared, db: &sled::Db, durable: &watch::Sender<Durable>)
     }
 }
 
+/// Applies durable records to sled and drops them from the pending writes.
+fn apply_durable(shared: &Shared, db: &sled::Db, records: Vec<Vec<BatchOp>>) -> Result<()> {
+    let Some(last) = records.last().and_then(|ops| record_of(ops)) else {
+        return Ok(());
+    };
+    apply_records(db, &records)?;
+    for ops in &records {
+        shared.pending.remove_applied(last, ops);
+    }
+    Ok(())
+}
+
 /// Rotates to a new segment, makes sled durable, and removes the old segment. Returns the lsn it
 /// made durable on the way, if it wrote records that were still buffered.
 fn checkpoint(shared: &Shared, db: &sled::Db) -> Result<Option<u64>> {
     let mut written = None;
+    let mut unapplied = Vec::new();
     let old = {
         let mut st = shared
             .state
@@ -540,13 +588,15 @@ fn checkpoint(shared: &Shared, db: &sled::Db) -> Result<Option<u64>> {
             (&*st.segment).write_all(&buf)?;
             st.segment.sync_data()?;
             written = Some(st.lsn);
+            unapplied = std::mem::take(&mut st.unapplied);
         }
         let next = st.segment_no + 1;
         st.segment = Arc::new(create_segment(&shared.dir, next)?);
         st.segment_dirty = false;
         std::mem::replace(&mut st.segment_no, next)
     };
-    // Everything logged in the old segment was applied to sled before the rotation.
+    // Everything else logged in the old segment was applied to sled when it became durable.
+    apply_durable(shared, db, unapplied)?;
     let no = shared
         .checkpoint_no
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
@@ -599,17 +649,13 @@ mod tests {
         std::fs::write(segment_path(&wal_dir, 7), &buf).unwrap();
         let mut wal = Wal::open(&wal_dir, &dir.path().join("db"), &db).unwrap();
         assert_eq!(db.get(b"head").unwrap().unwrap().as_ref(), b"2");
-        // Appends go on numbering after what sled holds.
-        wal.append(vec![(b"head".to_vec(), Some(b"3".to_vec()))], |ops| {
-            let no = ops
-                .iter()
-                .find(|(k, _)| k.as_slice() == RECORD_KEY)
-                .unwrap();
-            assert_eq!(no.1.as_deref(), Some(&3u64.to_be_bytes()[..]));
-            Ok(())
-        })
-        .unwrap();
+        // Appends go on numbering after what sled holds, are read at once, and reach sled.
+        wal.append(vec![(b"head".to_vec(), Some(b"3".to_vec()))])
+            .unwrap();
+        assert_eq!(wal.get(&db, b"head").unwrap().as_deref(), Some(&b"3"[..]));
         wal.stop();
+        assert_eq!(record_no(&db).unwrap(), 3);
+        assert_eq!(db.get(b"head").unwrap().unwrap().as_ref(), b"3");
     }
 
     #[test]
@@ -640,28 +686,87 @@ mod tests {
         drop(wal);
         let mut wal = Wal::open(&dir.path().join("wal"), &dir.path().join("db"), &db).unwrap();
         assert_eq!(db.get(b"b").unwrap().unwrap().as_ref(), b"newer");
-        // The next record applies in order and leaves its own intent.
-        wal.append(vec![(b"c".to_vec(), Some(b"1".to_vec()))], |ops| {
-            apply_to_sled(&db, ops)
-        })
-        .unwrap();
-        assert_eq!(record_no(&db).unwrap(), 6);
-        assert_eq!(
-            record_of(
-                &decode_record(&db.get(INTENT_KEY).unwrap().unwrap())
-                    .unwrap()
-                    .0
-            ),
-            Some(6)
-        );
-        // A damaged intent is refused, not ignored.
+        // The intent is gone, and the next record is applied by the log, with its number.
+        assert_eq!(db.get(INTENT_KEY).unwrap(), None);
+        wal.append(vec![(b"c".to_vec(), Some(b"1".to_vec()))])
+            .unwrap();
         wal.stop();
+        assert_eq!(record_no(&db).unwrap(), 6);
+        assert_eq!(db.get(b"c").unwrap().unwrap().as_ref(), b"1");
+        // A damaged intent is refused, not ignored.
         drop(wal);
         db.insert(INTENT_KEY, b"garbage").unwrap();
         assert!(matches!(
             Wal::open(&dir.path().join("wal"), &dir.path().join("db"), &db),
             Err(Error::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn a_group_partly_in_sled_is_completed_from_the_log_at_open() {
+        // The writer applies a durable group with plain inserts and numbers only its end: a
+        // crash can leave sled with some of records 5 and 6 and the number of record 4. Both
+        // records are in the log (applied only once durable), so opening completes them.
+        let (dir, db) = temp_db();
+        db.insert(RECORD_KEY, &4u64.to_be_bytes()).unwrap();
+        db.insert(b"a", b"4").unwrap();
+        let rec = |no: u64, ops: &[(&[u8], Option<&[u8]>)]| -> Vec<BatchOp> {
+            let mut v: Vec<BatchOp> = ops
+                .iter()
+                .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+                .collect();
+            v.push((RECORD_KEY.to_vec(), Some(no.to_be_bytes().to_vec())));
+            v
+        };
+        let r5 = rec(5, &[(b"a", Some(b"5")), (b"b", Some(b"5"))]);
+        let r6 = rec(6, &[(b"a", Some(b"6")), (b"b", None), (b"c", Some(b"6"))]);
+        let wal_dir = dir.path().join("wal");
+        std::fs::create_dir_all(&wal_dir).unwrap();
+        let mut buf = Vec::new();
+        encode(&r5, &mut buf);
+        encode(&r6, &mut buf);
+        std::fs::write(segment_path(&wal_dir, 3), &buf).unwrap();
+        // What reached sled: record 5's first op and record 6's first op, not the rest.
+        db.insert(b"a", b"6").unwrap();
+        let mut wal = Wal::open(&wal_dir, &dir.path().join("db"), &db).unwrap();
+        assert_eq!(db.get(b"a").unwrap().unwrap().as_ref(), b"6");
+        assert_eq!(db.get(b"b").unwrap(), None);
+        assert_eq!(db.get(b"c").unwrap().unwrap().as_ref(), b"6");
+        assert_eq!(record_no(&db).unwrap(), 6);
+        wal.stop();
+    }
+
+    #[test]
+    fn reads_see_appends_before_they_reach_sled_and_after() {
+        let (dir, db) = temp_db();
+        db.insert(b"k1", b"sled").unwrap();
+        db.insert(b"k2", b"sled").unwrap();
+        let mut wal = Wal::open(&dir.path().join("wal"), &dir.path().join("db"), &db).unwrap();
+        wal.append(vec![
+            (b"k1".to_vec(), None),
+            (b"k3".to_vec(), Some(b"log".to_vec())),
+        ])
+        .unwrap();
+        let scan = |wal: &Wal| {
+            let mut seen = Vec::new();
+            wal.scan(&db, b"k", b"l", false, &mut |k, v| {
+                seen.push((k.to_vec(), v.to_vec()));
+                true
+            })
+            .unwrap();
+            seen
+        };
+        let want = vec![
+            (b"k2".to_vec(), b"sled".to_vec()),
+            (b"k3".to_vec(), b"log".to_vec()),
+        ];
+        assert_eq!(wal.get(&db, b"k1").unwrap(), None);
+        assert_eq!(scan(&wal), want);
+        wal.stop();
+        // Applied to sled by the writer: the same answers, now from sled.
+        assert_eq!(db.get(b"k1").unwrap(), None);
+        assert_eq!(db.get(b"k3").unwrap().unwrap().as_ref(), b"log");
+        assert_eq!(scan(&wal), want);
     }
 
     #[test]
