@@ -274,6 +274,35 @@ async fn updates(store: &dyn Store) {
         .await;
     assert_eq!(stale, Err(crate::Error::Conflict));
     assert_eq!(store.last_seq("c1").await.unwrap(), 2);
+    // An update that is a new message, or that moves the message to another course, is refused
+    // and writes nothing; so is one of a message that does not exist.
+    let mut moved = e.clone();
+    moved.course_id = "c2".into();
+    for (kind, message) in [(ChangeKind::New, e.clone()), (ChangeKind::Edited, moved)] {
+        let refused = store
+            .update_message(Update {
+                kind,
+                message,
+                expected_change_seq: 2,
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(crate::Error::Validation(_))),
+            "{kind:?}: {refused:?}"
+        );
+    }
+    let mut ghost = e.clone();
+    ghost.id = ulid::Ulid::new().to_string();
+    let missing = store
+        .update_message(Update {
+            kind: ChangeKind::Edited,
+            message: ghost,
+            expected_change_seq: 2,
+        })
+        .await;
+    assert_eq!(missing, Err(crate::Error::NotFound("message")));
+    assert_eq!(store.last_seq("c1").await.unwrap(), 2);
+    assert_eq!(store.last_seq("c2").await.unwrap(), 0);
     let tomb = e.clone().into_tombstone(Timestamp::now());
     let d = store
         .update_message(Update {

@@ -333,26 +333,19 @@ impl<B: KvBackend> Store for KvStore<B> {
     }
 
     async fn update_message(&self, update: Update) -> Result<Message> {
-        let Update {
-            kind,
-            mut message,
-            expected_change_seq,
-        } = update;
-        if kind == ChangeKind::New {
-            return Err(Error::validation(
-                "update_message takes an edit or a deletion",
-            ));
-        }
-        let course = message.course_id.clone();
+        let course = update.message.course_id.clone();
         let c = course.as_bytes();
         let head = self.head(&course)?;
-        {
+        let message = {
             let mut head = head.lock();
-            let mkey = key(b'm', &[message.id.as_bytes()]);
+            let mkey = key(b'm', &[update.message.id.as_bytes()]);
             let mut meta: MessageMeta = self.get(&mkey)?.ok_or(Error::NotFound("message"))?;
-            if meta.course != course {
-                return Err(Error::validation("a message cannot move to another course"));
-            }
+            update.check(&meta.course)?;
+            let Update {
+                kind,
+                mut message,
+                expected_change_seq,
+            } = update;
             let current = self.current(&course, &meta)?;
             if current.change_seq != expected_change_seq || current.is_deleted {
                 return Err(Error::Conflict);
@@ -384,8 +377,8 @@ impl<B: KvBackend> Store for KvStore<B> {
             batch.push((key(b'h', &[c]), Some(enc(&next)?)));
             self.kv.apply(batch)?;
             *head = next;
-            message = change.message;
-        }
+            change.message
+        };
         self.kv.sync().await?;
         Ok(message)
     }

@@ -108,6 +108,24 @@ pub struct Update {
     pub expected_change_seq: u64,
 }
 
+impl Update {
+    /// Refuses what no backend may store: a `New` change (that is [`Store::insert_message`]'s) or
+    /// a message whose stored course (`home`) is not the one the update names.
+    pub fn check(&self, home: &str) -> crate::error::Result<()> {
+        if self.kind == ChangeKind::New {
+            return Err(crate::error::Error::validation(
+                "update_message takes an edit or a deletion",
+            ));
+        }
+        if home != self.message.course_id {
+            return Err(crate::error::Error::validation(
+                "a message cannot move to another course",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One step of a user's read watermark in a course: at `at`, they had read up to `seq`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

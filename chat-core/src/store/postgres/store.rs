@@ -230,29 +230,22 @@ impl Store for PgStore {
     }
 
     async fn update_message(&self, update: Update) -> Result<Message> {
-        let Update {
-            kind,
-            mut message,
-            expected_change_seq,
-        } = update;
-        if kind == ChangeKind::New {
-            return Err(Error::validation(
-                "update_message takes an edit or a deletion",
-            ));
-        }
-        let course = message.course_id.clone();
         // A message never changes course, so this needs no lock.
         let home: String = sqlx::query("SELECT course_id FROM chat_messages WHERE id = $1")
-            .bind(&message.id)
+            .bind(&update.message.id)
             .fetch_optional(&self.pool)
             .await
             .map_err(db("find message"))?
             .map(|row| get(&row, 0))
             .transpose()?
             .ok_or(Error::NotFound("message"))?;
-        if home != course {
-            return Err(Error::validation("a message cannot move to another course"));
-        }
+        update.check(&home)?;
+        let Update {
+            kind,
+            mut message,
+            expected_change_seq,
+        } = update;
+        let course = message.course_id.clone();
 
         let mut tx = self.pool.begin().await.map_err(db("begin update"))?;
         let head = sqlx::query(
