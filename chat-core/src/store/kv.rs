@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `u\0{user}` | [`StoredUser`] |
 //! | `c\0{course}` | [`CourseRecord`] |
-//! | `h\0{course}` | [`Head`]: last seq and message count |
+//! | `h\0{course}` | written by earlier versions, no longer read (see [`Head`]) |
 //! | `p\0{course}\0{user}` / `q\0{user}\0{course}` | participant role / reverse index |
 //! | `m\0{message}` | [`MessageMeta`]: course and the seqs of its changes |
 //! | `l\0{course}\0{seq}` | [`Change`]: the change log, message snapshots |
@@ -60,8 +60,9 @@ pub trait KvBackend: Send + Sync + 'static {
     async fn sync(&self) -> Result<()>;
 }
 
-/// A course's counters.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+/// A course's counters, kept in memory and found at first use from the last keys of the course's
+/// change log and timeline: storing them would cost every send one more write of the same key.
+#[derive(Debug, Clone, Copy, Default)]
 struct Head {
     last_seq: u64,
     count: u64,
@@ -155,14 +156,27 @@ impl<B: KvBackend> KvStore<B> {
         if let Some(h) = self.heads.lock().get(course) {
             return Ok(h.clone());
         }
-        let stored: Head = self
-            .get(&key(b'h', &[course.as_bytes()]))?
-            .unwrap_or_default();
+        let c = course.as_bytes();
+        let stored = Head {
+            last_seq: self.last_key_num(b'l', c)?.unwrap_or(0),
+            count: self.last_key_num(b't', c)?.map_or(0, |p| p + 1),
+        };
         let mut heads = self.heads.lock();
         Ok(heads
             .entry(course.to_string())
             .or_insert_with(|| Arc::new(Mutex::new(stored)))
             .clone())
+    }
+
+    /// The number ending the last key under `tag\0course\0`, if any.
+    fn last_key_num(&self, tag: u8, course: &[u8]) -> Result<Option<u64>> {
+        let (from, to) = under(tag, &[course]);
+        let mut last = None;
+        self.kv.scan(&from, &to, true, &mut |k, _| {
+            last = Some(tail_num(k));
+            false
+        })?;
+        last.transpose()
     }
 
     fn current(&self, course: &str, meta: &MessageMeta) -> Result<Message> {
@@ -308,7 +322,6 @@ impl<B: KvBackend> Store for KvStore<B> {
                     (key(b'm', &[id]), Some(enc(&meta)?)),
                     (key(b's', &[c, &num(seq)]), Some(num(position).to_vec())),
                     (key(b't', &[c, &num(position)]), Some(id.to_vec())),
-                    (key(b'h', &[c]), Some(enc(&next)?)),
                 ];
                 if let Some(k) = dedup_key {
                     batch.push((k, Some(id.to_vec())));
@@ -374,7 +387,6 @@ impl<B: KvBackend> Store for KvStore<B> {
             let change = Change { seq, kind, message };
             batch.push((key(b'l', &[c, &num(seq)]), Some(enc(&change)?)));
             batch.push((mkey, Some(enc(&meta)?)));
-            batch.push((key(b'h', &[c]), Some(enc(&next)?)));
             self.kv.apply(batch)?;
             *head = next;
             change.message
