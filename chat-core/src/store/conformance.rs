@@ -167,7 +167,7 @@ async fn profiles_and_courses(store: &dyn Store) {
         chat_enabled: true,
     };
     store.put_course(&course).await.unwrap();
-    assert_eq!(store.course("c1").await.unwrap(), Some(course));
+    assert_eq!(store.course("c1").await.unwrap(), Some(course.clone()));
     assert_eq!(store.course("c").await.unwrap(), None, "no prefix matches");
     store
         .put_participant("c1", "u2", Role::Instructor)
@@ -193,6 +193,30 @@ async fn profiles_and_courses(store: &dyn Store) {
     assert!(!store.remove_participant("c1", "u2").await.unwrap());
     assert_eq!(store.participant("c1", "u2").await.unwrap(), None);
     assert!(store.courses_of("u2").await.unwrap().is_empty());
+    // What was read before is never answered after a change (a backend may cache these reads).
+    store
+        .put_participant("c1", "u2", Role::Student)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.participant("c1", "u2").await.unwrap(),
+        Some(Role::Student)
+    );
+    store
+        .put_participant("c1", "u2", Role::Admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.participant("c1", "u2").await.unwrap(),
+        Some(Role::Admin)
+    );
+    let renamed = CourseRecord {
+        name: "Rust 2".into(),
+        chat_enabled: false,
+        ..course
+    };
+    store.put_course(&renamed).await.unwrap();
+    assert_eq!(store.course("c1").await.unwrap(), Some(renamed));
 }
 
 async fn seqs_and_log(store: &dyn Store) {

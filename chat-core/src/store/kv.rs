@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +81,11 @@ pub struct KvStore<B> {
     /// Per-course counters, loaded on first use; the lock makes "allocate seq + write" atomic for
     /// a course within this process (the backend's folder is single-process).
     heads: Mutex<HashMap<String, Arc<Mutex<Head>>>>,
+    /// Course records and enrolments (`c` and `p` keys) read so far. Every send reads both, and
+    /// reading them from the backend's map took its lock against the sends' writes (a quarter of
+    /// the engine's CPU in futex waits in memory); they change rarely, and only through this
+    /// store, which updates the cache under the same lock as the write.
+    cache: RwLock<HashMap<Vec<u8>, Vec<u8>>>,
     /// The epoch, once read or made.
     epoch: tokio::sync::OnceCell<String>,
 }
@@ -139,6 +144,7 @@ impl<B: KvBackend> KvStore<B> {
         KvStore {
             kv,
             heads: Mutex::new(HashMap::new()),
+            cache: RwLock::new(HashMap::new()),
             epoch: tokio::sync::OnceCell::new(),
         }
     }
@@ -197,6 +203,37 @@ impl<B: KvBackend> KvStore<B> {
         self.current(&meta.course.clone(), &meta).map(Some)
     }
 
+    /// A `c` or `p` value, through the cache (only values present are kept).
+    fn get_cached<T: DeserializeOwned>(&self, key: Vec<u8>) -> Result<Option<T>> {
+        if let Some(v) = self.cache.read().get(&key) {
+            return dec(v).map(Some);
+        }
+        // Read and remember under the write lock, so that a write of the key cannot come between.
+        let mut cache = self.cache.write();
+        let Some(v) = self.kv.get(&key)? else {
+            return Ok(None);
+        };
+        let value = dec(&v)?;
+        cache.insert(key, v);
+        Ok(Some(value))
+    }
+
+    /// Writes `c` or `p` keys, keeping the cache in step.
+    fn apply_cached(&self, batch: Vec<BatchOp>) -> Result<()> {
+        let mut cache = self.cache.write();
+        for (k, v) in &batch {
+            match v {
+                Some(v) if matches!(k.first(), Some(b'c' | b'p')) => {
+                    cache.insert(k.clone(), v.clone());
+                }
+                _ => {
+                    cache.remove(k);
+                }
+            }
+        }
+        self.kv.apply(batch)
+    }
+
     fn put<T: Serialize>(&self, key: Vec<u8>, value: &T) -> Result<()> {
         self.kv.apply(vec![(key, Some(enc(value)?))])
     }
@@ -214,17 +251,20 @@ impl<B: KvBackend> Store for KvStore<B> {
     }
 
     async fn put_course(&self, course: &CourseRecord) -> Result<()> {
-        self.put(key(b'c', &[course.id.as_bytes()]), course)?;
+        self.apply_cached(vec![(
+            key(b'c', &[course.id.as_bytes()]),
+            Some(enc(course)?),
+        )])?;
         self.kv.sync().await
     }
 
     async fn course(&self, id: &str) -> Result<Option<CourseRecord>> {
-        self.get(&key(b'c', &[id.as_bytes()]))
+        self.get_cached(key(b'c', &[id.as_bytes()]))
     }
 
     async fn put_participant(&self, course_id: &str, user_id: &str, role: Role) -> Result<()> {
         let (c, u) = (course_id.as_bytes(), user_id.as_bytes());
-        self.kv.apply(vec![
+        self.apply_cached(vec![
             (key(b'p', &[c, u]), Some(enc(&role)?)),
             (key(b'q', &[u, c]), Some(Vec::new())),
         ])?;
@@ -235,15 +275,14 @@ impl<B: KvBackend> Store for KvStore<B> {
         let (c, u) = (course_id.as_bytes(), user_id.as_bytes());
         let existed = self.kv.get(&key(b'p', &[c, u]))?.is_some();
         if existed {
-            self.kv
-                .apply(vec![(key(b'p', &[c, u]), None), (key(b'q', &[u, c]), None)])?;
+            self.apply_cached(vec![(key(b'p', &[c, u]), None), (key(b'q', &[u, c]), None)])?;
             self.kv.sync().await?;
         }
         Ok(existed)
     }
 
     async fn participant(&self, course_id: &str, user_id: &str) -> Result<Option<Role>> {
-        self.get(&key(b'p', &[course_id.as_bytes(), user_id.as_bytes()]))
+        self.get_cached(key(b'p', &[course_id.as_bytes(), user_id.as_bytes()]))
     }
 
     async fn participants(&self, course_id: &str) -> Result<Vec<Participant>> {
