@@ -36,6 +36,19 @@
 //! - [`presence`]: users and rooms per node, the heartbeat and the claim of dead nodes (Lua);
 //! - [`rate`]: token buckets shared by every node (Lua), local ones while Redis is away.
 
+/// `fn $name() -> &'static Script`: the Lua script `$body`, made once (fred runs it by its hash
+/// and loads it again when Redis does not know it).
+macro_rules! lua_script {
+    ($(#[$doc:meta])* $name:ident = $body:expr) => {
+        $(#[$doc])*
+        fn $name() -> &'static fred::types::scripts::Script {
+            static SCRIPT: std::sync::OnceLock<fred::types::scripts::Script> =
+                std::sync::OnceLock::new();
+            SCRIPT.get_or_init(|| fred::types::scripts::Script::from_lua($body))
+        }
+    };
+}
+
 mod bus;
 mod presence;
 mod rate;

@@ -64,16 +64,14 @@ local function present(nodes, rkey)
 end
 "#;
 
-fn script(body: &str) -> Script {
-    Script::from_lua(format!("{LUA_PRELUDE}\n{body}"))
+/// A script's body after the helpers every presence script shares.
+fn with_prelude(body: &str) -> String {
+    format!("{LUA_PRELUDE}\n{body}")
 }
 
-/// KEYS: nodes, user, node-users. ARGV: node, user, ttl. Returns 1 if the user came online.
-fn connect_script() -> &'static Script {
-    static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        script(
-            r#"
+lua_script!(
+    /// KEYS: nodes, user, node-users. ARGV: node, user, ttl. Returns 1 if the user came online.
+    connect_script = with_prelude(r#"
 local before = online(KEYS[1], KEYS[2])
 redis.call('HINCRBY', KEYS[2], 'n:' .. ARGV[1], 1)
 redis.call('HDEL', KEYS[2], 'forced')
@@ -82,17 +80,11 @@ redis.call('SADD', KEYS[3], ARGV[2])
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 if before then return 0 end
 return 1
-"#,
-        )
-    })
-}
+"#));
 
-/// KEYS: nodes, user, node-users. ARGV: node, user. Returns 1 if the user went offline.
-fn disconnect_script() -> &'static Script {
-    static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        script(
-            r#"
+lua_script!(
+    /// KEYS: nodes, user, node-users. ARGV: node, user. Returns 1 if the user went offline.
+    disconnect_script = with_prelude(r#"
 local before = online(KEYS[1], KEYS[2])
 local left = redis.call('HINCRBY', KEYS[2], 'n:' .. ARGV[1], -1)
 if left <= 0 then
@@ -102,49 +94,31 @@ end
 redis.call('HDEL', KEYS[2], 'forced')
 if before and not online(KEYS[1], KEYS[2]) then return 1 end
 return 0
-"#,
-        )
-    })
-}
+"#));
 
-/// KEYS: nodes, user. ARGV: '1' or '0', ttl. Returns 1 if what others see changed.
-fn force_script() -> &'static Script {
-    static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        script(
-            r#"
+lua_script!(
+    /// KEYS: nodes, user. ARGV: '1' or '0', ttl. Returns 1 if what others see changed.
+    force_script = with_prelude(r#"
 local before = online(KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[2], 'forced', ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[2])
 if before ~= (ARGV[1] == '1') then return 1 end
 return 0
-"#,
-        )
-    })
-}
+"#));
 
-/// KEYS: nodes, users... Returns 1/0 per user.
-fn online_script() -> &'static Script {
-    static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        script(
-            r#"
+lua_script!(
+    /// KEYS: nodes, users... Returns 1/0 per user.
+    online_script = with_prelude(r#"
 local out = {}
 for i = 2, #KEYS do
   if online(KEYS[1], KEYS[i]) then out[i - 1] = 1 else out[i - 1] = 0 end
 end
 return out
-"#,
-        )
-    })
-}
+"#));
 
-/// KEYS: nodes, room, node-rooms. ARGV: node, member, ttl. Returns 1 if first in the room.
-fn enter_script() -> &'static Script {
-    static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        script(
-            r#"
+lua_script!(
+    /// KEYS: nodes, room, node-rooms. ARGV: node, member, ttl. Returns 1 if first in the room.
+    enter_script = with_prelude(r#"
 local before = present(KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[2], ARGV[1], '1')
 redis.call('EXPIRE', KEYS[2], ARGV[3])
@@ -152,34 +126,22 @@ redis.call('SADD', KEYS[3], ARGV[2])
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 if before then return 0 end
 return 1
-"#,
-        )
-    })
-}
+"#));
 
-/// KEYS: nodes, room, node-rooms. ARGV: node, member. Returns 1 if it was the last.
-fn exit_script() -> &'static Script {
-    static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        script(
-            r#"
+lua_script!(
+    /// KEYS: nodes, room, node-rooms. ARGV: node, member. Returns 1 if it was the last.
+    exit_script = with_prelude(r#"
 local removed = redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[2])
 if removed == 1 and not present(KEYS[1], KEYS[2]) then return 1 end
 return 0
-"#,
-        )
-    })
-}
+"#));
 
-/// KEYS: nodes. ARGV: prefix, node, ttl ms, key ttl s. Refreshes the node; returns whether it
-/// was missing (its entries must be written again), then the departures of dead nodes it
-/// claimed: flat triples of user, offline (1/0), and the rooms left joined by `\0`.
-fn heartbeat_script() -> &'static Script {
-    static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        script(
-            r#"
+lua_script!(
+    /// KEYS: nodes. ARGV: prefix, node, ttl ms, key ttl s. Refreshes the node; returns whether it
+    /// was missing (its entries must be written again), then the departures of dead nodes it
+    /// claimed: flat triples of user, offline (1/0), and the rooms left joined by `\0`.
+    heartbeat_script = with_prelude(r#"
 local p = ARGV[1]
 local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -222,17 +184,11 @@ for _, node in ipairs(dead) do
   end
 end
 return out
-"#,
-        )
-    })
-}
+"#));
 
-/// KEYS: nodes. ARGV: prefix, node. Removes every entry of the node.
-fn clear_node_script() -> &'static Script {
-    static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        script(
-            r#"
+lua_script!(
+    /// KEYS: nodes. ARGV: prefix, node. Removes every entry of the node.
+    clear_node_script = with_prelude(r#"
 local p = ARGV[1]
 local node = ARGV[2]
 for _, user in ipairs(redis.call('SMEMBERS', p .. ':nu:' .. node)) do
@@ -243,26 +199,17 @@ for _, member in ipairs(redis.call('SMEMBERS', p .. ':nr:' .. node)) do
 end
 redis.call('DEL', p .. ':nu:' .. node, p .. ':nr:' .. node)
 return 0
-"#,
-        )
-    })
-}
+"#));
 
-/// KEYS: nodes, user, node-users. ARGV: node, user, count, ttl. Writes a node's count again.
-fn restore_user_script() -> &'static Script {
-    static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        script(
-            r#"
+lua_script!(
+    /// KEYS: nodes, user, node-users. ARGV: node, user, count, ttl. Writes a node's count again.
+    restore_user_script = with_prelude(r#"
 redis.call('HSET', KEYS[2], 'n:' .. ARGV[1], ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[2])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
 return 0
-"#,
-        )
-    })
-}
+"#));
 
 impl RedisPresence {
     async fn run<R: FromValue>(

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::prelude::*;
-use fred::types::scripts::Script;
 
 use super::{Health, Keys};
 use crate::cluster::local::LocalRateLimits;
@@ -21,12 +20,9 @@ pub(super) struct RedisRateLimits {
     pub(super) health: Arc<Health>,
 }
 
-/// KEYS: bucket. ARGV: burst, window ms. Returns {1, 0} when a token was taken, else {0, wait ms}.
-fn take_script() -> &'static Script {
-    static S: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        Script::from_lua(
-            r#"
+lua_script!(
+    /// KEYS: bucket. ARGV: burst, window ms. Returns {1, 0} when a token was taken, else {0, wait ms}.
+    take_script = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local burst = tonumber(ARGV[1])
@@ -47,10 +43,7 @@ end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(window * 2))
 return {taken, wait}
-"#,
-        )
-    })
-}
+"#);
 
 #[async_trait]
 impl RateLimits for RedisRateLimits {
