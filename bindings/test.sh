@@ -4,7 +4,8 @@
 #   2. checks the committed Python/Kotlin/Swift bindings against a regeneration (drift),
 #   3. checks the Swift header: gcc -fsyntax-only, and its symbols against `nm -D` of the library,
 #   4. installs the Python package (maturin) in a fresh venv and runs pytest,
-#   5. compiles the Kotlin test with kotlinc and runs it on the JVM with JNA.
+#   5. compiles the Kotlin tests with kotlinc and runs them on the JVM with JNA.
+# The client SDK's tests (Python and Kotlin) drive a real chat-host process (built in step 1).
 # Idempotent; re-runs reuse the cargo target dir, the Kotlin compiler and the pip cache.
 #
 #   bindings/test.sh            # everything
@@ -42,8 +43,10 @@ if [ -n "$pkgs" ]; then
 fi
 
 # ---- 1. build ----------------------------------------------------------------------------------
-step "build chat-ffi and uniffi-bindgen ($CARGO_TARGET_DIR)"
+step "build chat-ffi, uniffi-bindgen and chat-host ($CARGO_TARGET_DIR)"
 cargo build --manifest-path "$root/Cargo.toml" -p chat-ffi --features cli --lib --bin uniffi-bindgen
+cargo build --manifest-path "$root/Cargo.toml" -p chat-host --bin chat-host
+export CHAT_HOST_BIN="$lib_dir/chat-host"
 
 # ---- 2. drift ----------------------------------------------------------------------------------
 step "drift: committed bindings vs a regeneration"
@@ -96,7 +99,7 @@ step "python: fresh venv, pip install bindings/python, pytest"
 venv="$here/python/.venv"
 rm -rf "$venv"
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.5,<2.0" pytest
+"$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.5,<2.0" pytest "pyjwt>=2,<3"
 # Build with the dev profile into the same target dir as step 1 (no second full compile).
 PATH="$venv/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev" \
   "$venv/bin/pip" install -q --disable-pip-version-check --no-build-isolation "$here/python"
@@ -123,7 +126,7 @@ fi
 build="$here/kotlin/build"
 mkdir -p "$build"
 jar="$build/test.jar"
-sources=("$here/kotlin/generated/uniffi/chat_ffi/chat_ffi.kt" "$here/kotlin/test/Main.kt")
+sources=("$here/kotlin/generated/uniffi/chat_ffi/chat_ffi.kt" "$here/kotlin/test/Main.kt" "$here/kotlin/test/ClientTest.kt")
 stamp="$(cat "${sources[@]}" | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$jar" ] || [ "$(cat "$build/test.jar.sha256" 2>/dev/null)" != "$stamp" ]; then
   "$kotlin_home/bin/kotlinc" -nowarn "${sources[@]}" -cp /usr/share/java/jna.jar -d "$jar"
@@ -131,7 +134,9 @@ if [ ! -f "$jar" ] || [ "$(cat "$build/test.jar.sha256" 2>/dev/null)" != "$stamp
 else
   echo "(test.jar is up to date)"
 fi
-java -Djna.library.path="$lib_dir" \
-  -cp "$jar:/usr/share/java/jna.jar:$kotlin_home/lib/kotlin-stdlib.jar" MainKt
+for main in MainKt ClientTestKt; do
+  java -Djna.library.path="$lib_dir" \
+    -cp "$jar:/usr/share/java/jna.jar:$kotlin_home/lib/kotlin-stdlib.jar" "$main"
+done
 
 step "all bindings checks passed"

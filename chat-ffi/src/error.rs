@@ -39,6 +39,14 @@ pub enum ChatError {
     /// `INTERNAL`: storage failure, a failing plugin, or the engine is closed.
     #[error("{reason}")]
     Internal { reason: String },
+    /// `OFFLINE` (the client SDK only): the call needs a connection to the server, and there is
+    /// none now.
+    #[error("{reason}")]
+    Offline { reason: String },
+    /// `NETWORK` (the client SDK only): the connection failed during the call; the server may or
+    /// may not have applied it.
+    #[error("{reason}")]
+    Network { reason: String },
 }
 
 impl ChatError {
@@ -74,6 +82,8 @@ impl ChatError {
             ChatError::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
             ChatError::RateLimited { .. } => "RATE_LIMITED",
             ChatError::Internal { .. } => "INTERNAL",
+            ChatError::Offline { .. } => "OFFLINE",
+            ChatError::Network { .. } => "NETWORK",
         }
         .to_string()
     }
@@ -91,6 +101,7 @@ impl ChatError {
             ChatError::UnsupportedMediaType { .. } => 415,
             ChatError::RateLimited { .. } => 429,
             ChatError::Internal { .. } => 500,
+            ChatError::Offline { .. } | ChatError::Network { .. } => 503,
         }
     }
 }

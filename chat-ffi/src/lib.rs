@@ -9,13 +9,17 @@
 //! - [`ChatConnection`] / [`ChatSubscription`]: event streams delivered to a foreign
 //!   [`EventListener`] on Rust threads.
 //! - [`MessagePlugin`]: moderation and notification hooks written in the foreign language.
-//! - [`ChatError`]: one variant per contract code; it becomes an exception.
+//! - [`ChatClient`] (`client`): the client SDK (`chat-client`) for apps — a connection to a
+//!   chat-host with a local cache and an outbox — with events to a foreign [`ClientListener`].
+//! - [`ChatError`]: one variant per contract code (plus `OFFLINE` / `NETWORK` for the client);
+//!   it becomes an exception.
 //! - the contract's values as records (`types`), its events as [`Event`], the engine's limits as
 //!   [`EngineConfig`].
 //!
 //! Timestamps are strings, RFC 3339 UTC with milliseconds, exactly as the contract prints them.
 //! Generate the bindings with the in-crate `uniffi-bindgen` binary (`bindings/generate.sh`).
 
+mod client;
 mod config;
 mod connection;
 mod engine;
@@ -24,6 +28,10 @@ mod event;
 mod plugin;
 mod types;
 
+pub use client::{
+    CachedPage, ChatClient, ClientEvent, ClientListener, ClientSettings, ConnectionState,
+    OutboxEntry, OutboxState,
+};
 pub use config::EngineConfig;
 pub use connection::{ChatConnection, ChatSubscription, EventListener};
 pub use engine::ChatEngine;

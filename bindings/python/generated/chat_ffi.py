@@ -526,6 +526,52 @@ def _uniffi_check_contract_api_version(lib):
 def _uniffi_check_api_checksums(lib):
     if lib.uniffi_chat_ffi_checksum_func_event_name() != 17596:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_close() != 9400:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_connection_state() != 32521:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_delete() != 48178:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_discard() != 54827:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_edit() != 50331:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_history() != 34533:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_join() != 25764:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_joined_courses() != 18374:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_leave() != 3317:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_mark_read() != 43703:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_message() != 34922:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_online_users() != 10777:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_outbox() != 62590:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_reconnect_now() != 31316:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_retry() != 45456:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_send() != 25954:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_send_file() != 45689:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_set_token() != 62797:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_typing() != 1696:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_unread() != 58323:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_user_id() != 55788:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_wait_connected() != 54871:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_constructor_chatclient_connect() != 25583:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatconnection_actor() != 9952:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatconnection_close() != 57848:
@@ -598,6 +644,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatsubscription_is_closed() != 7760:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_clientlistener_on_event() != 63555:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_eventlistener_on_event() != 55182:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_messageplugin_before_send() != 782:
@@ -636,6 +684,75 @@ _UniffiLib.ffi_chat_ffi_uniffi_contract_version.restype = ctypes.c_uint32
 _UniffiLib.uniffi_chat_ffi_checksum_func_event_name.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_func_event_name.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_close.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_close.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_connection_state.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_connection_state.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_delete.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_delete.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_discard.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_discard.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_edit.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_edit.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_history.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_history.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_join.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_join.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_joined_courses.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_joined_courses.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_leave.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_leave.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_mark_read.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_mark_read.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_message.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_message.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_online_users.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_online_users.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_outbox.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_outbox.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_reconnect_now.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_reconnect_now.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_retry.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_retry.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_send.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_send.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_send_file.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_send_file.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_set_token.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_set_token.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_typing.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_typing.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_unread.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_unread.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_user_id.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_user_id.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_wait_connected.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_wait_connected.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_constructor_chatclient_connect.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_constructor_chatclient_connect.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatconnection_actor.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatconnection_actor.restype = ctypes.c_uint16
@@ -744,6 +861,9 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatsubscription_course_id.restype = 
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatsubscription_is_closed.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatsubscription_is_closed.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_clientlistener_on_event.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_clientlistener_on_event.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_eventlistener_on_event.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_eventlistener_on_event.restype = ctypes.c_uint16
@@ -758,6 +878,152 @@ _UniffiLib.uniffi_chat_ffi_fn_func_event_name.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_func_event_name.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_close.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_close.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_connection_state.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_connection_state.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_delete.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_delete.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_discard.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_discard.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_edit.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_edit.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_history.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_history.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_join.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_join.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_joined_courses.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_joined_courses.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_leave.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_leave.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_mark_read.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_mark_read.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_message.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_message.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_online_users.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_online_users.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_outbox.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_outbox.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_reconnect_now.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_reconnect_now.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_retry.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_retry.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_send.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_send.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_send_file.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_send_file.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_set_token.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_set_token.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_typing.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_int8,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_typing.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_unread.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_unread.restype = ctypes.c_uint64
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_user_id.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_user_id.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_wait_connected.argtypes = (
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_wait_connected.restype = ctypes.c_int8
+_UniffiLib.uniffi_chat_ffi_fn_constructor_chatclient_connect.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_constructor_chatclient_connect.restype = ctypes.c_uint64
 _UniffiLib.uniffi_chat_ffi_fn_method_chatconnection_actor.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -997,6 +1263,12 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatsubscription_is_closed.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatsubscription_is_closed.restype = ctypes.c_int8
+_UniffiLib.uniffi_chat_ffi_fn_method_clientlistener_on_event.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_clientlistener_on_event.restype = None
 _UniffiLib.uniffi_chat_ffi_fn_method_eventlistener_on_event.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1025,6 +1297,16 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chaterror_http_status.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chaterror_http_status.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_fn_clone_chatclient.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_clone_chatclient.restype = ctypes.c_uint64
+_UniffiLib.uniffi_chat_ffi_fn_free_chatclient.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_free_chatclient.restype = None
 _UniffiLib.uniffi_chat_ffi_fn_clone_chatconnection.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1055,6 +1337,16 @@ _UniffiLib.uniffi_chat_ffi_fn_free_chatsubscription.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_free_chatsubscription.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_clone_clientlistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_clone_clientlistener.restype = ctypes.c_uint64
+_UniffiLib.uniffi_chat_ffi_fn_free_clientlistener.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_free_clientlistener.restype = None
 _UniffiLib.uniffi_chat_ffi_fn_clone_eventlistener.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1075,6 +1367,23 @@ _UniffiLib.uniffi_chat_ffi_fn_free_messageplugin.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_free_messageplugin.restype = None
+_UNIFFI_CALLBACK_INTERFACE_CHAT_FFI_CLIENT_LISTENER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_CHAT_FFI_CLIENT_LISTENER = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_CHAT_FFI_CLIENT_LISTENER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceChatFfiClientListener(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_CHAT_FFI_CLIENT_LISTENER),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_CHAT_FFI_CLIENT_LISTENER),
+        ("on_event", _UNIFFI_CALLBACK_INTERFACE_CHAT_FFI_CLIENT_LISTENER_METHOD0),
+    ]
+_UniffiLib.uniffi_chat_ffi_fn_init_callback_vtable_clientlistener.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceChatFfiClientListener),
+)
+_UniffiLib.uniffi_chat_ffi_fn_init_callback_vtable_clientlistener.restype = None
 _UNIFFI_CALLBACK_INTERFACE_CHAT_FFI_EVENT_LISTENER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,ctypes.c_void_p,
     ctypes.POINTER(_UniffiRustCallStatus),
 )
@@ -1349,214 +1658,69 @@ class _UniffiFfiConverterTypeAttachment(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.name, buf)
         _UniffiFfiConverterBytes.write(value.bytes, buf)
 
-class _UniffiFfiConverterBoolean:
-    @classmethod
-    def check_lower(cls, value):
-        return not not value
-
-    @classmethod
-    def lower(cls, value):
-        return 1 if value else 0
+class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u64"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**64
 
     @staticmethod
-    def lift(value):
-        return value != 0
+    def read(buf):
+        return buf.read_u64()
 
-    @classmethod
-    def read(cls, buf):
-        return cls.lift(buf.read_u8())
-
-    @classmethod
-    def write(cls, value, buf):
-        buf.write_u8(value)
-
-class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        for item in value:
-            _UniffiFfiConverterString.check_lower(item)
-
-    @classmethod
-    def write(cls, value, buf):
-        items = len(value)
-        buf.write_i32(items)
-        for item in value:
-            _UniffiFfiConverterString.write(item, buf)
-
-    @classmethod
-    def read(cls, buf):
-        count = buf.read_i32()
-        if count < 0:
-            raise InternalError("Unexpected negative sequence length")
-
-        return [
-            _UniffiFfiConverterString.read(buf) for i in range(count)
-        ]
+    @staticmethod
+    def write(value, buf):
+        buf.write_u64(value)
 
 @dataclass
-class Course:
+class Sender:
     """
-    A course: one chat room.
+    A message's author, as embedded in the message.
 """
-    def __init__(self, *, id:str, name:str, chat_enabled:bool, participants:typing.List[str]):
+    def __init__(self, *, id:str, name:str, avatar:typing.Optional[str], role:Role):
         self.id = id
         self.name = name
-        self.chat_enabled = chat_enabled
-        self.participants = participants
+        self.avatar = avatar
+        self.role = role
         
         
 
     
     def __str__(self):
-        return "Course(id={}, name={}, chat_enabled={}, participants={})".format(self.id, self.name, self.chat_enabled, self.participants)
+        return "Sender(id={}, name={}, avatar={}, role={})".format(self.id, self.name, self.avatar, self.role)
     def __eq__(self, other):
         if self.id != other.id:
             return False
         if self.name != other.name:
             return False
-        if self.chat_enabled != other.chat_enabled:
+        if self.avatar != other.avatar:
             return False
-        if self.participants != other.participants:
+        if self.role != other.role:
             return False
         return True
 
-class _UniffiFfiConverterTypeCourse(_UniffiConverterRustBuffer):
+class _UniffiFfiConverterTypeSender(_UniffiConverterRustBuffer):
     @staticmethod
     def read(buf):
-        return Course(
+        return Sender(
             id=_UniffiFfiConverterString.read(buf),
             name=_UniffiFfiConverterString.read(buf),
-            chat_enabled=_UniffiFfiConverterBoolean.read(buf),
-            participants=_UniffiFfiConverterSequenceString.read(buf),
+            avatar=_UniffiFfiConverterOptionalString.read(buf),
+            role=_UniffiFfiConverterTypeRole.read(buf),
         )
 
     @staticmethod
     def check_lower(value):
         _UniffiFfiConverterString.check_lower(value.id)
         _UniffiFfiConverterString.check_lower(value.name)
-        _UniffiFfiConverterBoolean.check_lower(value.chat_enabled)
-        _UniffiFfiConverterSequenceString.check_lower(value.participants)
+        _UniffiFfiConverterOptionalString.check_lower(value.avatar)
+        _UniffiFfiConverterTypeRole.check_lower(value.role)
 
     @staticmethod
     def write(value, buf):
         _UniffiFfiConverterString.write(value.id, buf)
         _UniffiFfiConverterString.write(value.name, buf)
-        _UniffiFfiConverterBoolean.write(value.chat_enabled, buf)
-        _UniffiFfiConverterSequenceString.write(value.participants, buf)
-
-class _UniffiFfiConverterOptionalBoolean(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterBoolean.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterBoolean.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterBoolean.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
-@dataclass
-class CourseUpdate:
-    """
-    Changes to a course; absent fields keep their value (on creation: the name defaults to the
-    id, chat to enabled).
-"""
-    def __init__(self, *, name:typing.Optional[str] = None, chat_enabled:typing.Optional[bool] = None):
-        self.name = name
-        self.chat_enabled = chat_enabled
-        
-        
-
-    
-    def __str__(self):
-        return "CourseUpdate(name={}, chat_enabled={})".format(self.name, self.chat_enabled)
-    def __eq__(self, other):
-        if self.name != other.name:
-            return False
-        if self.chat_enabled != other.chat_enabled:
-            return False
-        return True
-
-class _UniffiFfiConverterTypeCourseUpdate(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        return CourseUpdate(
-            name=_UniffiFfiConverterOptionalString.read(buf),
-            chat_enabled=_UniffiFfiConverterOptionalBoolean.read(buf),
-        )
-
-    @staticmethod
-    def check_lower(value):
-        _UniffiFfiConverterOptionalString.check_lower(value.name)
-        _UniffiFfiConverterOptionalBoolean.check_lower(value.chat_enabled)
-
-    @staticmethod
-    def write(value, buf):
-        _UniffiFfiConverterOptionalString.write(value.name, buf)
-        _UniffiFfiConverterOptionalBoolean.write(value.chat_enabled, buf)
-
-
-
-
-
-
-class DraftKind(enum.Enum):
-    """
-    Whether a draft is a new message or an edit.
-"""
-    
-    NEW = 0
-    """
-    A send.
-"""
-    
-    EDIT = 1
-    """
-    An edit of `message_id`.
-"""
-    
-
-
-class _UniffiFfiConverterTypeDraftKind(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        variant = buf.read_i32()
-        if variant == 1:
-            return DraftKind.NEW
-        if variant == 2:
-            return DraftKind.EDIT
-        raise InternalError("Raw enum value doesn't match any cases")
-
-    @staticmethod
-    def check_lower(value):
-        if value == DraftKind.NEW:
-            return
-        if value == DraftKind.EDIT:
-            return
-        raise ValueError(value)
-
-    @staticmethod
-    def write(value, buf):
-        if value == DraftKind.NEW:
-            buf.write_i32(1)
-        if value == DraftKind.EDIT:
-            buf.write_i32(2)
-
-
+        _UniffiFfiConverterOptionalString.write(value.avatar, buf)
+        _UniffiFfiConverterTypeRole.write(value.role, buf)
 
 
 
@@ -1641,269 +1805,6 @@ class _UniffiFfiConverterTypeMessageType(_UniffiConverterRustBuffer):
 
 
 @dataclass
-class Draft:
-    """
-    A message about to be stored, as a plugin sees it.
-"""
-    def __init__(self, *, kind:DraftKind, course_id:str, message_id:typing.Optional[str], sender:Actor, text:str, message_type:MessageType, file_mime_type:typing.Optional[str]):
-        self.kind = kind
-        self.course_id = course_id
-        self.message_id = message_id
-        self.sender = sender
-        self.text = text
-        self.message_type = message_type
-        self.file_mime_type = file_mime_type
-        
-        
-
-    
-    def __str__(self):
-        return "Draft(kind={}, course_id={}, message_id={}, sender={}, text={}, message_type={}, file_mime_type={})".format(self.kind, self.course_id, self.message_id, self.sender, self.text, self.message_type, self.file_mime_type)
-    def __eq__(self, other):
-        if self.kind != other.kind:
-            return False
-        if self.course_id != other.course_id:
-            return False
-        if self.message_id != other.message_id:
-            return False
-        if self.sender != other.sender:
-            return False
-        if self.text != other.text:
-            return False
-        if self.message_type != other.message_type:
-            return False
-        if self.file_mime_type != other.file_mime_type:
-            return False
-        return True
-
-class _UniffiFfiConverterTypeDraft(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        return Draft(
-            kind=_UniffiFfiConverterTypeDraftKind.read(buf),
-            course_id=_UniffiFfiConverterString.read(buf),
-            message_id=_UniffiFfiConverterOptionalString.read(buf),
-            sender=_UniffiFfiConverterTypeActor.read(buf),
-            text=_UniffiFfiConverterString.read(buf),
-            message_type=_UniffiFfiConverterTypeMessageType.read(buf),
-            file_mime_type=_UniffiFfiConverterOptionalString.read(buf),
-        )
-
-    @staticmethod
-    def check_lower(value):
-        _UniffiFfiConverterTypeDraftKind.check_lower(value.kind)
-        _UniffiFfiConverterString.check_lower(value.course_id)
-        _UniffiFfiConverterOptionalString.check_lower(value.message_id)
-        _UniffiFfiConverterTypeActor.check_lower(value.sender)
-        _UniffiFfiConverterString.check_lower(value.text)
-        _UniffiFfiConverterTypeMessageType.check_lower(value.message_type)
-        _UniffiFfiConverterOptionalString.check_lower(value.file_mime_type)
-
-    @staticmethod
-    def write(value, buf):
-        _UniffiFfiConverterTypeDraftKind.write(value.kind, buf)
-        _UniffiFfiConverterString.write(value.course_id, buf)
-        _UniffiFfiConverterOptionalString.write(value.message_id, buf)
-        _UniffiFfiConverterTypeActor.write(value.sender, buf)
-        _UniffiFfiConverterString.write(value.text, buf)
-        _UniffiFfiConverterTypeMessageType.write(value.message_type, buf)
-        _UniffiFfiConverterOptionalString.write(value.file_mime_type, buf)
-
-class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "u32"
-    VALUE_MIN = 0
-    VALUE_MAX = 2**32
-
-    @staticmethod
-    def read(buf):
-        return buf.read_u32()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_u32(value)
-
-class _UniffiFfiConverterOptionalUInt32(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterUInt32.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterUInt32.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterUInt32.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
-class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "u64"
-    VALUE_MIN = 0
-    VALUE_MAX = 2**64
-
-    @staticmethod
-    def read(buf):
-        return buf.read_u64()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_u64(value)
-
-class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterUInt64.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterUInt64.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterUInt64.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
-class _UniffiFfiConverterOptionalSequenceString(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterSequenceString.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterSequenceString.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterSequenceString.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
-@dataclass
-class EngineConfig:
-    """
-    The engine's limits; absent fields take the contract's defaults. Durations in milliseconds.
-"""
-    def __init__(self, *, max_message_chars:typing.Optional[int] = None, max_file_bytes:typing.Optional[int] = None, allowed_mime_types:typing.Optional[typing.List[str]] = None, rate_limit_burst:typing.Optional[int] = None, rate_limit_window_ms:typing.Optional[int] = None, typing_ttl_ms:typing.Optional[int] = None, subscriber_queue:typing.Optional[int] = None, plugin_queue:typing.Optional[int] = None, default_page_limit:typing.Optional[int] = None, max_page_limit:typing.Optional[int] = None, file_url_prefix:typing.Optional[str] = None):
-        self.max_message_chars = max_message_chars
-        self.max_file_bytes = max_file_bytes
-        self.allowed_mime_types = allowed_mime_types
-        self.rate_limit_burst = rate_limit_burst
-        self.rate_limit_window_ms = rate_limit_window_ms
-        self.typing_ttl_ms = typing_ttl_ms
-        self.subscriber_queue = subscriber_queue
-        self.plugin_queue = plugin_queue
-        self.default_page_limit = default_page_limit
-        self.max_page_limit = max_page_limit
-        self.file_url_prefix = file_url_prefix
-        
-        
-
-    
-    def __str__(self):
-        return "EngineConfig(max_message_chars={}, max_file_bytes={}, allowed_mime_types={}, rate_limit_burst={}, rate_limit_window_ms={}, typing_ttl_ms={}, subscriber_queue={}, plugin_queue={}, default_page_limit={}, max_page_limit={}, file_url_prefix={})".format(self.max_message_chars, self.max_file_bytes, self.allowed_mime_types, self.rate_limit_burst, self.rate_limit_window_ms, self.typing_ttl_ms, self.subscriber_queue, self.plugin_queue, self.default_page_limit, self.max_page_limit, self.file_url_prefix)
-    def __eq__(self, other):
-        if self.max_message_chars != other.max_message_chars:
-            return False
-        if self.max_file_bytes != other.max_file_bytes:
-            return False
-        if self.allowed_mime_types != other.allowed_mime_types:
-            return False
-        if self.rate_limit_burst != other.rate_limit_burst:
-            return False
-        if self.rate_limit_window_ms != other.rate_limit_window_ms:
-            return False
-        if self.typing_ttl_ms != other.typing_ttl_ms:
-            return False
-        if self.subscriber_queue != other.subscriber_queue:
-            return False
-        if self.plugin_queue != other.plugin_queue:
-            return False
-        if self.default_page_limit != other.default_page_limit:
-            return False
-        if self.max_page_limit != other.max_page_limit:
-            return False
-        if self.file_url_prefix != other.file_url_prefix:
-            return False
-        return True
-
-class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        return EngineConfig(
-            max_message_chars=_UniffiFfiConverterOptionalUInt32.read(buf),
-            max_file_bytes=_UniffiFfiConverterOptionalUInt64.read(buf),
-            allowed_mime_types=_UniffiFfiConverterOptionalSequenceString.read(buf),
-            rate_limit_burst=_UniffiFfiConverterOptionalUInt32.read(buf),
-            rate_limit_window_ms=_UniffiFfiConverterOptionalUInt64.read(buf),
-            typing_ttl_ms=_UniffiFfiConverterOptionalUInt64.read(buf),
-            subscriber_queue=_UniffiFfiConverterOptionalUInt32.read(buf),
-            plugin_queue=_UniffiFfiConverterOptionalUInt32.read(buf),
-            default_page_limit=_UniffiFfiConverterOptionalUInt32.read(buf),
-            max_page_limit=_UniffiFfiConverterOptionalUInt32.read(buf),
-            file_url_prefix=_UniffiFfiConverterOptionalString.read(buf),
-        )
-
-    @staticmethod
-    def check_lower(value):
-        _UniffiFfiConverterOptionalUInt32.check_lower(value.max_message_chars)
-        _UniffiFfiConverterOptionalUInt64.check_lower(value.max_file_bytes)
-        _UniffiFfiConverterOptionalSequenceString.check_lower(value.allowed_mime_types)
-        _UniffiFfiConverterOptionalUInt32.check_lower(value.rate_limit_burst)
-        _UniffiFfiConverterOptionalUInt64.check_lower(value.rate_limit_window_ms)
-        _UniffiFfiConverterOptionalUInt64.check_lower(value.typing_ttl_ms)
-        _UniffiFfiConverterOptionalUInt32.check_lower(value.subscriber_queue)
-        _UniffiFfiConverterOptionalUInt32.check_lower(value.plugin_queue)
-        _UniffiFfiConverterOptionalUInt32.check_lower(value.default_page_limit)
-        _UniffiFfiConverterOptionalUInt32.check_lower(value.max_page_limit)
-        _UniffiFfiConverterOptionalString.check_lower(value.file_url_prefix)
-
-    @staticmethod
-    def write(value, buf):
-        _UniffiFfiConverterOptionalUInt32.write(value.max_message_chars, buf)
-        _UniffiFfiConverterOptionalUInt64.write(value.max_file_bytes, buf)
-        _UniffiFfiConverterOptionalSequenceString.write(value.allowed_mime_types, buf)
-        _UniffiFfiConverterOptionalUInt32.write(value.rate_limit_burst, buf)
-        _UniffiFfiConverterOptionalUInt64.write(value.rate_limit_window_ms, buf)
-        _UniffiFfiConverterOptionalUInt64.write(value.typing_ttl_ms, buf)
-        _UniffiFfiConverterOptionalUInt32.write(value.subscriber_queue, buf)
-        _UniffiFfiConverterOptionalUInt32.write(value.plugin_queue, buf)
-        _UniffiFfiConverterOptionalUInt32.write(value.default_page_limit, buf)
-        _UniffiFfiConverterOptionalUInt32.write(value.max_page_limit, buf)
-        _UniffiFfiConverterOptionalString.write(value.file_url_prefix, buf)
-
-@dataclass
 class FileInfo:
     """
     An uploaded file attached to a message.
@@ -1960,96 +1861,6 @@ class _UniffiFfiConverterTypeFileInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterUInt64.write(value.size, buf)
         _UniffiFfiConverterString.write(value.mime_type, buf)
 
-@dataclass
-class FileData:
-    """
-    A file's metadata and bytes.
-"""
-    def __init__(self, *, info:FileInfo, bytes:bytes):
-        self.info = info
-        self.bytes = bytes
-        
-        
-
-    
-    def __str__(self):
-        return "FileData(info={}, bytes={})".format(self.info, self.bytes)
-    def __eq__(self, other):
-        if self.info != other.info:
-            return False
-        if self.bytes != other.bytes:
-            return False
-        return True
-
-class _UniffiFfiConverterTypeFileData(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        return FileData(
-            info=_UniffiFfiConverterTypeFileInfo.read(buf),
-            bytes=_UniffiFfiConverterBytes.read(buf),
-        )
-
-    @staticmethod
-    def check_lower(value):
-        _UniffiFfiConverterTypeFileInfo.check_lower(value.info)
-        _UniffiFfiConverterBytes.check_lower(value.bytes)
-
-    @staticmethod
-    def write(value, buf):
-        _UniffiFfiConverterTypeFileInfo.write(value.info, buf)
-        _UniffiFfiConverterBytes.write(value.bytes, buf)
-
-@dataclass
-class Sender:
-    """
-    A message's author, as embedded in the message.
-"""
-    def __init__(self, *, id:str, name:str, avatar:typing.Optional[str], role:Role):
-        self.id = id
-        self.name = name
-        self.avatar = avatar
-        self.role = role
-        
-        
-
-    
-    def __str__(self):
-        return "Sender(id={}, name={}, avatar={}, role={})".format(self.id, self.name, self.avatar, self.role)
-    def __eq__(self, other):
-        if self.id != other.id:
-            return False
-        if self.name != other.name:
-            return False
-        if self.avatar != other.avatar:
-            return False
-        if self.role != other.role:
-            return False
-        return True
-
-class _UniffiFfiConverterTypeSender(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        return Sender(
-            id=_UniffiFfiConverterString.read(buf),
-            name=_UniffiFfiConverterString.read(buf),
-            avatar=_UniffiFfiConverterOptionalString.read(buf),
-            role=_UniffiFfiConverterTypeRole.read(buf),
-        )
-
-    @staticmethod
-    def check_lower(value):
-        _UniffiFfiConverterString.check_lower(value.id)
-        _UniffiFfiConverterString.check_lower(value.name)
-        _UniffiFfiConverterOptionalString.check_lower(value.avatar)
-        _UniffiFfiConverterTypeRole.check_lower(value.role)
-
-    @staticmethod
-    def write(value, buf):
-        _UniffiFfiConverterString.write(value.id, buf)
-        _UniffiFfiConverterString.write(value.name, buf)
-        _UniffiFfiConverterOptionalString.write(value.avatar, buf)
-        _UniffiFfiConverterTypeRole.write(value.role, buf)
-
 class _UniffiFfiConverterOptionalTypeFileInfo(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -2074,6 +1885,27 @@ class _UniffiFfiConverterOptionalTypeFileInfo(_UniffiConverterRustBuffer):
             return _UniffiFfiConverterTypeFileInfo.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
 
 @dataclass
 class ReplyPreview:
@@ -2366,6 +2198,582 @@ class _UniffiFfiConverterSequenceTypeMessage(_UniffiConverterRustBuffer):
         ]
 
 @dataclass
+class CachedPage:
+    """
+    A page of cached history, oldest first.
+"""
+    def __init__(self, *, messages:typing.List[Message], has_more:bool, complete:bool):
+        self.messages = messages
+        self.has_more = has_more
+        self.complete = complete
+        
+        
+
+    
+    def __str__(self):
+        return "CachedPage(messages={}, has_more={}, complete={})".format(self.messages, self.has_more, self.complete)
+    def __eq__(self, other):
+        if self.messages != other.messages:
+            return False
+        if self.has_more != other.has_more:
+            return False
+        if self.complete != other.complete:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeCachedPage(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return CachedPage(
+            messages=_UniffiFfiConverterSequenceTypeMessage.read(buf),
+            has_more=_UniffiFfiConverterBoolean.read(buf),
+            complete=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterSequenceTypeMessage.check_lower(value.messages)
+        _UniffiFfiConverterBoolean.check_lower(value.has_more)
+        _UniffiFfiConverterBoolean.check_lower(value.complete)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterSequenceTypeMessage.write(value.messages, buf)
+        _UniffiFfiConverterBoolean.write(value.has_more, buf)
+        _UniffiFfiConverterBoolean.write(value.complete, buf)
+
+class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterString.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterString.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterString.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class ClientSettings:
+    """
+    The client's settings (all optional).
+"""
+    def __init__(self, *, extra_root_certificates_pem:typing.List[str] = _DEFAULT, backoff_min_ms:int = 500, backoff_max_ms:int = 30000, typing_idle_ms:int = 3000):
+        if extra_root_certificates_pem is _DEFAULT:
+            self.extra_root_certificates_pem = []
+        else:
+            self.extra_root_certificates_pem = extra_root_certificates_pem
+        self.backoff_min_ms = backoff_min_ms
+        self.backoff_max_ms = backoff_max_ms
+        self.typing_idle_ms = typing_idle_ms
+        
+        
+
+    
+    def __str__(self):
+        return "ClientSettings(extra_root_certificates_pem={}, backoff_min_ms={}, backoff_max_ms={}, typing_idle_ms={})".format(self.extra_root_certificates_pem, self.backoff_min_ms, self.backoff_max_ms, self.typing_idle_ms)
+    def __eq__(self, other):
+        if self.extra_root_certificates_pem != other.extra_root_certificates_pem:
+            return False
+        if self.backoff_min_ms != other.backoff_min_ms:
+            return False
+        if self.backoff_max_ms != other.backoff_max_ms:
+            return False
+        if self.typing_idle_ms != other.typing_idle_ms:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeClientSettings(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ClientSettings(
+            extra_root_certificates_pem=_UniffiFfiConverterSequenceString.read(buf),
+            backoff_min_ms=_UniffiFfiConverterUInt64.read(buf),
+            backoff_max_ms=_UniffiFfiConverterUInt64.read(buf),
+            typing_idle_ms=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterSequenceString.check_lower(value.extra_root_certificates_pem)
+        _UniffiFfiConverterUInt64.check_lower(value.backoff_min_ms)
+        _UniffiFfiConverterUInt64.check_lower(value.backoff_max_ms)
+        _UniffiFfiConverterUInt64.check_lower(value.typing_idle_ms)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterSequenceString.write(value.extra_root_certificates_pem, buf)
+        _UniffiFfiConverterUInt64.write(value.backoff_min_ms, buf)
+        _UniffiFfiConverterUInt64.write(value.backoff_max_ms, buf)
+        _UniffiFfiConverterUInt64.write(value.typing_idle_ms, buf)
+
+@dataclass
+class Course:
+    """
+    A course: one chat room.
+"""
+    def __init__(self, *, id:str, name:str, chat_enabled:bool, participants:typing.List[str]):
+        self.id = id
+        self.name = name
+        self.chat_enabled = chat_enabled
+        self.participants = participants
+        
+        
+
+    
+    def __str__(self):
+        return "Course(id={}, name={}, chat_enabled={}, participants={})".format(self.id, self.name, self.chat_enabled, self.participants)
+    def __eq__(self, other):
+        if self.id != other.id:
+            return False
+        if self.name != other.name:
+            return False
+        if self.chat_enabled != other.chat_enabled:
+            return False
+        if self.participants != other.participants:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeCourse(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Course(
+            id=_UniffiFfiConverterString.read(buf),
+            name=_UniffiFfiConverterString.read(buf),
+            chat_enabled=_UniffiFfiConverterBoolean.read(buf),
+            participants=_UniffiFfiConverterSequenceString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.id)
+        _UniffiFfiConverterString.check_lower(value.name)
+        _UniffiFfiConverterBoolean.check_lower(value.chat_enabled)
+        _UniffiFfiConverterSequenceString.check_lower(value.participants)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.id, buf)
+        _UniffiFfiConverterString.write(value.name, buf)
+        _UniffiFfiConverterBoolean.write(value.chat_enabled, buf)
+        _UniffiFfiConverterSequenceString.write(value.participants, buf)
+
+class _UniffiFfiConverterOptionalBoolean(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterBoolean.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterBoolean.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterBoolean.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class CourseUpdate:
+    """
+    Changes to a course; absent fields keep their value (on creation: the name defaults to the
+    id, chat to enabled).
+"""
+    def __init__(self, *, name:typing.Optional[str] = None, chat_enabled:typing.Optional[bool] = None):
+        self.name = name
+        self.chat_enabled = chat_enabled
+        
+        
+
+    
+    def __str__(self):
+        return "CourseUpdate(name={}, chat_enabled={})".format(self.name, self.chat_enabled)
+    def __eq__(self, other):
+        if self.name != other.name:
+            return False
+        if self.chat_enabled != other.chat_enabled:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeCourseUpdate(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return CourseUpdate(
+            name=_UniffiFfiConverterOptionalString.read(buf),
+            chat_enabled=_UniffiFfiConverterOptionalBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterOptionalString.check_lower(value.name)
+        _UniffiFfiConverterOptionalBoolean.check_lower(value.chat_enabled)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterOptionalString.write(value.name, buf)
+        _UniffiFfiConverterOptionalBoolean.write(value.chat_enabled, buf)
+
+
+
+
+
+
+class DraftKind(enum.Enum):
+    """
+    Whether a draft is a new message or an edit.
+"""
+    
+    NEW = 0
+    """
+    A send.
+"""
+    
+    EDIT = 1
+    """
+    An edit of `message_id`.
+"""
+    
+
+
+class _UniffiFfiConverterTypeDraftKind(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return DraftKind.NEW
+        if variant == 2:
+            return DraftKind.EDIT
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value == DraftKind.NEW:
+            return
+        if value == DraftKind.EDIT:
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value == DraftKind.NEW:
+            buf.write_i32(1)
+        if value == DraftKind.EDIT:
+            buf.write_i32(2)
+
+
+
+@dataclass
+class Draft:
+    """
+    A message about to be stored, as a plugin sees it.
+"""
+    def __init__(self, *, kind:DraftKind, course_id:str, message_id:typing.Optional[str], sender:Actor, text:str, message_type:MessageType, file_mime_type:typing.Optional[str]):
+        self.kind = kind
+        self.course_id = course_id
+        self.message_id = message_id
+        self.sender = sender
+        self.text = text
+        self.message_type = message_type
+        self.file_mime_type = file_mime_type
+        
+        
+
+    
+    def __str__(self):
+        return "Draft(kind={}, course_id={}, message_id={}, sender={}, text={}, message_type={}, file_mime_type={})".format(self.kind, self.course_id, self.message_id, self.sender, self.text, self.message_type, self.file_mime_type)
+    def __eq__(self, other):
+        if self.kind != other.kind:
+            return False
+        if self.course_id != other.course_id:
+            return False
+        if self.message_id != other.message_id:
+            return False
+        if self.sender != other.sender:
+            return False
+        if self.text != other.text:
+            return False
+        if self.message_type != other.message_type:
+            return False
+        if self.file_mime_type != other.file_mime_type:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeDraft(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Draft(
+            kind=_UniffiFfiConverterTypeDraftKind.read(buf),
+            course_id=_UniffiFfiConverterString.read(buf),
+            message_id=_UniffiFfiConverterOptionalString.read(buf),
+            sender=_UniffiFfiConverterTypeActor.read(buf),
+            text=_UniffiFfiConverterString.read(buf),
+            message_type=_UniffiFfiConverterTypeMessageType.read(buf),
+            file_mime_type=_UniffiFfiConverterOptionalString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeDraftKind.check_lower(value.kind)
+        _UniffiFfiConverterString.check_lower(value.course_id)
+        _UniffiFfiConverterOptionalString.check_lower(value.message_id)
+        _UniffiFfiConverterTypeActor.check_lower(value.sender)
+        _UniffiFfiConverterString.check_lower(value.text)
+        _UniffiFfiConverterTypeMessageType.check_lower(value.message_type)
+        _UniffiFfiConverterOptionalString.check_lower(value.file_mime_type)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeDraftKind.write(value.kind, buf)
+        _UniffiFfiConverterString.write(value.course_id, buf)
+        _UniffiFfiConverterOptionalString.write(value.message_id, buf)
+        _UniffiFfiConverterTypeActor.write(value.sender, buf)
+        _UniffiFfiConverterString.write(value.text, buf)
+        _UniffiFfiConverterTypeMessageType.write(value.message_type, buf)
+        _UniffiFfiConverterOptionalString.write(value.file_mime_type, buf)
+
+class _UniffiFfiConverterUInt32(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u32"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**32
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u32()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u32(value)
+
+class _UniffiFfiConverterOptionalUInt32(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt32.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt32.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt32.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterOptionalSequenceString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterSequenceString.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterSequenceString.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterSequenceString.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+@dataclass
+class EngineConfig:
+    """
+    The engine's limits; absent fields take the contract's defaults. Durations in milliseconds.
+"""
+    def __init__(self, *, max_message_chars:typing.Optional[int] = None, max_file_bytes:typing.Optional[int] = None, allowed_mime_types:typing.Optional[typing.List[str]] = None, rate_limit_burst:typing.Optional[int] = None, rate_limit_window_ms:typing.Optional[int] = None, typing_ttl_ms:typing.Optional[int] = None, subscriber_queue:typing.Optional[int] = None, plugin_queue:typing.Optional[int] = None, default_page_limit:typing.Optional[int] = None, max_page_limit:typing.Optional[int] = None, file_url_prefix:typing.Optional[str] = None):
+        self.max_message_chars = max_message_chars
+        self.max_file_bytes = max_file_bytes
+        self.allowed_mime_types = allowed_mime_types
+        self.rate_limit_burst = rate_limit_burst
+        self.rate_limit_window_ms = rate_limit_window_ms
+        self.typing_ttl_ms = typing_ttl_ms
+        self.subscriber_queue = subscriber_queue
+        self.plugin_queue = plugin_queue
+        self.default_page_limit = default_page_limit
+        self.max_page_limit = max_page_limit
+        self.file_url_prefix = file_url_prefix
+        
+        
+
+    
+    def __str__(self):
+        return "EngineConfig(max_message_chars={}, max_file_bytes={}, allowed_mime_types={}, rate_limit_burst={}, rate_limit_window_ms={}, typing_ttl_ms={}, subscriber_queue={}, plugin_queue={}, default_page_limit={}, max_page_limit={}, file_url_prefix={})".format(self.max_message_chars, self.max_file_bytes, self.allowed_mime_types, self.rate_limit_burst, self.rate_limit_window_ms, self.typing_ttl_ms, self.subscriber_queue, self.plugin_queue, self.default_page_limit, self.max_page_limit, self.file_url_prefix)
+    def __eq__(self, other):
+        if self.max_message_chars != other.max_message_chars:
+            return False
+        if self.max_file_bytes != other.max_file_bytes:
+            return False
+        if self.allowed_mime_types != other.allowed_mime_types:
+            return False
+        if self.rate_limit_burst != other.rate_limit_burst:
+            return False
+        if self.rate_limit_window_ms != other.rate_limit_window_ms:
+            return False
+        if self.typing_ttl_ms != other.typing_ttl_ms:
+            return False
+        if self.subscriber_queue != other.subscriber_queue:
+            return False
+        if self.plugin_queue != other.plugin_queue:
+            return False
+        if self.default_page_limit != other.default_page_limit:
+            return False
+        if self.max_page_limit != other.max_page_limit:
+            return False
+        if self.file_url_prefix != other.file_url_prefix:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return EngineConfig(
+            max_message_chars=_UniffiFfiConverterOptionalUInt32.read(buf),
+            max_file_bytes=_UniffiFfiConverterOptionalUInt64.read(buf),
+            allowed_mime_types=_UniffiFfiConverterOptionalSequenceString.read(buf),
+            rate_limit_burst=_UniffiFfiConverterOptionalUInt32.read(buf),
+            rate_limit_window_ms=_UniffiFfiConverterOptionalUInt64.read(buf),
+            typing_ttl_ms=_UniffiFfiConverterOptionalUInt64.read(buf),
+            subscriber_queue=_UniffiFfiConverterOptionalUInt32.read(buf),
+            plugin_queue=_UniffiFfiConverterOptionalUInt32.read(buf),
+            default_page_limit=_UniffiFfiConverterOptionalUInt32.read(buf),
+            max_page_limit=_UniffiFfiConverterOptionalUInt32.read(buf),
+            file_url_prefix=_UniffiFfiConverterOptionalString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.max_message_chars)
+        _UniffiFfiConverterOptionalUInt64.check_lower(value.max_file_bytes)
+        _UniffiFfiConverterOptionalSequenceString.check_lower(value.allowed_mime_types)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.rate_limit_burst)
+        _UniffiFfiConverterOptionalUInt64.check_lower(value.rate_limit_window_ms)
+        _UniffiFfiConverterOptionalUInt64.check_lower(value.typing_ttl_ms)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.subscriber_queue)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.plugin_queue)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.default_page_limit)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.max_page_limit)
+        _UniffiFfiConverterOptionalString.check_lower(value.file_url_prefix)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterOptionalUInt32.write(value.max_message_chars, buf)
+        _UniffiFfiConverterOptionalUInt64.write(value.max_file_bytes, buf)
+        _UniffiFfiConverterOptionalSequenceString.write(value.allowed_mime_types, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.rate_limit_burst, buf)
+        _UniffiFfiConverterOptionalUInt64.write(value.rate_limit_window_ms, buf)
+        _UniffiFfiConverterOptionalUInt64.write(value.typing_ttl_ms, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.subscriber_queue, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.plugin_queue, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.default_page_limit, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.max_page_limit, buf)
+        _UniffiFfiConverterOptionalString.write(value.file_url_prefix, buf)
+
+@dataclass
+class FileData:
+    """
+    A file's metadata and bytes.
+"""
+    def __init__(self, *, info:FileInfo, bytes:bytes):
+        self.info = info
+        self.bytes = bytes
+        
+        
+
+    
+    def __str__(self):
+        return "FileData(info={}, bytes={})".format(self.info, self.bytes)
+    def __eq__(self, other):
+        if self.info != other.info:
+            return False
+        if self.bytes != other.bytes:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeFileData(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return FileData(
+            info=_UniffiFfiConverterTypeFileInfo.read(buf),
+            bytes=_UniffiFfiConverterBytes.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeFileInfo.check_lower(value.info)
+        _UniffiFfiConverterBytes.check_lower(value.bytes)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeFileInfo.write(value.info, buf)
+        _UniffiFfiConverterBytes.write(value.bytes, buf)
+
+@dataclass
 class Pagination:
     """
     The contract's `pagination` object.
@@ -2511,6 +2919,200 @@ class _UniffiFfiConverterTypeHistoryQuery(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalUInt32.write(value.limit, buf)
         _UniffiFfiConverterOptionalUInt64.write(value.before, buf)
         _UniffiFfiConverterOptionalUInt64.write(value.after, buf)
+
+
+
+
+
+
+class OutboxState:
+    """
+    Where an outbox message is.
+"""
+    def __init__(self):
+        raise RuntimeError("OutboxState cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class PENDING:
+        """
+        Waiting to be delivered.
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "OutboxState.PENDING()".format()
+        def __eq__(self, other):
+            if not isinstance(other, OutboxState):
+                return NotImplemented
+            if not other.is_PENDING():
+                return False
+            return True
+
+    @dataclass
+    class FAILED:
+        """
+        Refused for good: retry or discard it.
+"""
+        
+        def __init__(self, code:str, reason:str):
+            self.code = code
+            
+            
+            self.reason = reason
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "OutboxState.FAILED(code={}, reason={})".format(self.code, self.reason)
+        def __eq__(self, other):
+            if not isinstance(other, OutboxState):
+                return NotImplemented
+            if not other.is_FAILED():
+                return False
+            if self.code != other.code:
+                return False
+            if self.reason != other.reason:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_PENDING(self) -> bool:
+        return isinstance(self, OutboxState.PENDING)
+    def is_pending(self) -> bool:
+        return isinstance(self, OutboxState.PENDING)
+    def is_FAILED(self) -> bool:
+        return isinstance(self, OutboxState.FAILED)
+    def is_failed(self) -> bool:
+        return isinstance(self, OutboxState.FAILED)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+OutboxState.PENDING = type("OutboxState.PENDING", (OutboxState.PENDING, OutboxState,), {})  # type: ignore
+OutboxState.FAILED = type("OutboxState.FAILED", (OutboxState.FAILED, OutboxState,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeOutboxState(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return OutboxState.PENDING(
+            )
+        if variant == 2:
+            return OutboxState.FAILED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_PENDING():
+            return
+        if value.is_FAILED():
+            _UniffiFfiConverterString.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_PENDING():
+            buf.write_i32(1)
+        if value.is_FAILED():
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
+
+
+
+@dataclass
+class OutboxEntry:
+    """
+    A message written on this device and not yet stored by the server.
+"""
+    def __init__(self, *, client_id:str, course_id:str, message:str, message_type:MessageType, reply_to:typing.Optional[str], state:OutboxState, created_at_ms:int):
+        self.client_id = client_id
+        self.course_id = course_id
+        self.message = message
+        self.message_type = message_type
+        self.reply_to = reply_to
+        self.state = state
+        self.created_at_ms = created_at_ms
+        
+        
+
+    
+    def __str__(self):
+        return "OutboxEntry(client_id={}, course_id={}, message={}, message_type={}, reply_to={}, state={}, created_at_ms={})".format(self.client_id, self.course_id, self.message, self.message_type, self.reply_to, self.state, self.created_at_ms)
+    def __eq__(self, other):
+        if self.client_id != other.client_id:
+            return False
+        if self.course_id != other.course_id:
+            return False
+        if self.message != other.message:
+            return False
+        if self.message_type != other.message_type:
+            return False
+        if self.reply_to != other.reply_to:
+            return False
+        if self.state != other.state:
+            return False
+        if self.created_at_ms != other.created_at_ms:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeOutboxEntry(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return OutboxEntry(
+            client_id=_UniffiFfiConverterString.read(buf),
+            course_id=_UniffiFfiConverterString.read(buf),
+            message=_UniffiFfiConverterString.read(buf),
+            message_type=_UniffiFfiConverterTypeMessageType.read(buf),
+            reply_to=_UniffiFfiConverterOptionalString.read(buf),
+            state=_UniffiFfiConverterTypeOutboxState.read(buf),
+            created_at_ms=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.client_id)
+        _UniffiFfiConverterString.check_lower(value.course_id)
+        _UniffiFfiConverterString.check_lower(value.message)
+        _UniffiFfiConverterTypeMessageType.check_lower(value.message_type)
+        _UniffiFfiConverterOptionalString.check_lower(value.reply_to)
+        _UniffiFfiConverterTypeOutboxState.check_lower(value.state)
+        _UniffiFfiConverterUInt64.check_lower(value.created_at_ms)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.client_id, buf)
+        _UniffiFfiConverterString.write(value.course_id, buf)
+        _UniffiFfiConverterString.write(value.message, buf)
+        _UniffiFfiConverterTypeMessageType.write(value.message_type, buf)
+        _UniffiFfiConverterOptionalString.write(value.reply_to, buf)
+        _UniffiFfiConverterTypeOutboxState.write(value.state, buf)
+        _UniffiFfiConverterUInt64.write(value.created_at_ms, buf)
 
 @dataclass
 class Participant:
@@ -3251,6 +3853,96 @@ class ChatError:  # type: ignore
             )
             return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempChatError.Internal = Internal # type: ignore
+    class Offline(_UniffiTempChatError):
+        """
+        `OFFLINE` (the client SDK only): the call needs a connection to the server, and there is
+        none now.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ChatError.Offline({})".format(str(self))
+        def code(self, ) -> str:
+            """
+            The contract's code: `VALIDATION`, `NOT_FOUND`, `RATE_LIMITED`, …
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeChatError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_chat_ffi_fn_method_chaterror_code,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
+        def http_status(self, ) -> int:
+            """
+            The HTTP status the contract pairs with the code.
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeChatError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterUInt16.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_chat_ffi_fn_method_chaterror_http_status,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
+    _UniffiTempChatError.Offline = Offline # type: ignore
+    class Network(_UniffiTempChatError):
+        """
+        `NETWORK` (the client SDK only): the connection failed during the call; the server may or
+        may not have applied it.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ChatError.Network({})".format(str(self))
+        def code(self, ) -> str:
+            """
+            The contract's code: `VALIDATION`, `NOT_FOUND`, `RATE_LIMITED`, …
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeChatError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_chat_ffi_fn_method_chaterror_code,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
+        def http_status(self, ) -> int:
+            """
+            The HTTP status the contract pairs with the code.
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeChatError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterUInt16.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_chat_ffi_fn_method_chaterror_http_status,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
+    _UniffiTempChatError.Network = Network # type: ignore
 
 ChatError = _UniffiTempChatError # type: ignore
 del _UniffiTempChatError
@@ -3302,6 +3994,14 @@ class _UniffiFfiConverterTypeChatError(_UniffiConverterRustBuffer):
             return ChatError.Internal(
                 _UniffiFfiConverterString.read(buf),
             )
+        if variant == 11:
+            return ChatError.Offline(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 12:
+            return ChatError.Network(
+                _UniffiFfiConverterString.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -3336,6 +4036,12 @@ class _UniffiFfiConverterTypeChatError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterUInt64.check_lower(value.retry_after_ms)
             return
         if isinstance(value, ChatError.Internal):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ChatError.Offline):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ChatError.Network):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
 
@@ -3373,6 +4079,247 @@ class _UniffiFfiConverterTypeChatError(_UniffiConverterRustBuffer):
         if isinstance(value, ChatError.Internal):
             buf.write_i32(10)
             _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ChatError.Offline):
+            buf.write_i32(11)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ChatError.Network):
+            buf.write_i32(12)
+            _UniffiFfiConverterString.write(value.reason, buf)
+
+
+
+
+
+
+class ConnectionState:
+    """
+    Where the connection to the server stands.
+"""
+    def __init__(self):
+        raise RuntimeError("ConnectionState cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class CONNECTING:
+        """
+        Opening the WebSocket.
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ConnectionState.CONNECTING()".format()
+        def __eq__(self, other):
+            if not isinstance(other, ConnectionState):
+                return NotImplemented
+            if not other.is_CONNECTING():
+                return False
+            return True
+
+    @dataclass
+    class CONNECTED:
+        """
+        Connected; joined rooms resumed, the outbox flushing.
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ConnectionState.CONNECTED()".format()
+        def __eq__(self, other):
+            if not isinstance(other, ConnectionState):
+                return NotImplemented
+            if not other.is_CONNECTED():
+                return False
+            return True
+
+    @dataclass
+    class DISCONNECTED:
+        """
+        Not connected; the next attempt in `retry_in_ms`.
+"""
+        
+        def __init__(self, reason:str, retry_in_ms:int):
+            self.reason = reason
+            
+            
+            self.retry_in_ms = retry_in_ms
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ConnectionState.DISCONNECTED(reason={}, retry_in_ms={})".format(self.reason, self.retry_in_ms)
+        def __eq__(self, other):
+            if not isinstance(other, ConnectionState):
+                return NotImplemented
+            if not other.is_DISCONNECTED():
+                return False
+            if self.reason != other.reason:
+                return False
+            if self.retry_in_ms != other.retry_in_ms:
+                return False
+            return True
+
+    @dataclass
+    class UNAUTHORIZED:
+        """
+        The token was refused: call `set_token` with a new one.
+"""
+        
+        def __init__(self, reason:str):
+            self.reason = reason
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ConnectionState.UNAUTHORIZED(reason={})".format(self.reason)
+        def __eq__(self, other):
+            if not isinstance(other, ConnectionState):
+                return NotImplemented
+            if not other.is_UNAUTHORIZED():
+                return False
+            if self.reason != other.reason:
+                return False
+            return True
+
+    @dataclass
+    class CLOSED:
+        """
+        `close()` was called.
+"""
+        
+        def __init__(self, ):
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ConnectionState.CLOSED()".format()
+        def __eq__(self, other):
+            if not isinstance(other, ConnectionState):
+                return NotImplemented
+            if not other.is_CLOSED():
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_CONNECTING(self) -> bool:
+        return isinstance(self, ConnectionState.CONNECTING)
+    def is_connecting(self) -> bool:
+        return isinstance(self, ConnectionState.CONNECTING)
+    def is_CONNECTED(self) -> bool:
+        return isinstance(self, ConnectionState.CONNECTED)
+    def is_connected(self) -> bool:
+        return isinstance(self, ConnectionState.CONNECTED)
+    def is_DISCONNECTED(self) -> bool:
+        return isinstance(self, ConnectionState.DISCONNECTED)
+    def is_disconnected(self) -> bool:
+        return isinstance(self, ConnectionState.DISCONNECTED)
+    def is_UNAUTHORIZED(self) -> bool:
+        return isinstance(self, ConnectionState.UNAUTHORIZED)
+    def is_unauthorized(self) -> bool:
+        return isinstance(self, ConnectionState.UNAUTHORIZED)
+    def is_CLOSED(self) -> bool:
+        return isinstance(self, ConnectionState.CLOSED)
+    def is_closed(self) -> bool:
+        return isinstance(self, ConnectionState.CLOSED)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+ConnectionState.CONNECTING = type("ConnectionState.CONNECTING", (ConnectionState.CONNECTING, ConnectionState,), {})  # type: ignore
+ConnectionState.CONNECTED = type("ConnectionState.CONNECTED", (ConnectionState.CONNECTED, ConnectionState,), {})  # type: ignore
+ConnectionState.DISCONNECTED = type("ConnectionState.DISCONNECTED", (ConnectionState.DISCONNECTED, ConnectionState,), {})  # type: ignore
+ConnectionState.UNAUTHORIZED = type("ConnectionState.UNAUTHORIZED", (ConnectionState.UNAUTHORIZED, ConnectionState,), {})  # type: ignore
+ConnectionState.CLOSED = type("ConnectionState.CLOSED", (ConnectionState.CLOSED, ConnectionState,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeConnectionState(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return ConnectionState.CONNECTING(
+            )
+        if variant == 2:
+            return ConnectionState.CONNECTED(
+            )
+        if variant == 3:
+            return ConnectionState.DISCONNECTED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 4:
+            return ConnectionState.UNAUTHORIZED(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 5:
+            return ConnectionState.CLOSED(
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_CONNECTING():
+            return
+        if value.is_CONNECTED():
+            return
+        if value.is_DISCONNECTED():
+            _UniffiFfiConverterString.check_lower(value.reason)
+            _UniffiFfiConverterUInt64.check_lower(value.retry_in_ms)
+            return
+        if value.is_UNAUTHORIZED():
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if value.is_CLOSED():
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_CONNECTING():
+            buf.write_i32(1)
+        if value.is_CONNECTED():
+            buf.write_i32(2)
+        if value.is_DISCONNECTED():
+            buf.write_i32(3)
+            _UniffiFfiConverterString.write(value.reason, buf)
+            _UniffiFfiConverterUInt64.write(value.retry_in_ms, buf)
+        if value.is_UNAUTHORIZED():
+            buf.write_i32(4)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if value.is_CLOSED():
+            buf.write_i32(5)
+
+
 
 class _UniffiFfiConverterSequenceTypeUser(_UniffiConverterRustBuffer):
     @classmethod
@@ -3396,6 +4343,889 @@ class _UniffiFfiConverterSequenceTypeUser(_UniffiConverterRustBuffer):
         return [
             _UniffiFfiConverterTypeUser.read(buf) for i in range(count)
         ]
+
+
+
+
+
+
+class ClientEvent:
+    """
+    A client event, after the cache applied it.
+"""
+    def __init__(self):
+        raise RuntimeError("ClientEvent cannot be instantiated directly")
+
+    # Each enum variant is a nested class of the enum itself.
+    @dataclass
+    class CONNECTION:
+        """
+        The connection changed state.
+"""
+        
+        def __init__(self, state:ConnectionState):
+            self.state = state
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.CONNECTION(state={})".format(self.state)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_CONNECTION():
+                return False
+            if self.state != other.state:
+                return False
+            return True
+
+    @dataclass
+    class JOINED:
+        """
+        A room was (re)joined; `recovered` false means its history was reset.
+"""
+        
+        def __init__(self, course_id:str, head_seq:int, recovered:bool):
+            self.course_id = course_id
+            
+            
+            self.head_seq = head_seq
+            
+            
+            self.recovered = recovered
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.JOINED(course_id={}, head_seq={}, recovered={})".format(self.course_id, self.head_seq, self.recovered)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_JOINED():
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.head_seq != other.head_seq:
+                return False
+            if self.recovered != other.recovered:
+                return False
+            return True
+
+    @dataclass
+    class NEW_MESSAGE:
+        """
+        A new message (live or replayed).
+"""
+        
+        def __init__(self, message:Message):
+            self.message = message
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.NEW_MESSAGE(message={})".format(self.message)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_NEW_MESSAGE():
+                return False
+            if self.message != other.message:
+                return False
+            return True
+
+    @dataclass
+    class MESSAGE_EDITED:
+        """
+        An edited message.
+"""
+        
+        def __init__(self, message:Message):
+            self.message = message
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.MESSAGE_EDITED(message={})".format(self.message)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_MESSAGE_EDITED():
+                return False
+            if self.message != other.message:
+                return False
+            return True
+
+    @dataclass
+    class MESSAGE_DELETED:
+        """
+        A deleted message.
+"""
+        
+        def __init__(self, course_id:str, message_id:str, seq:int):
+            self.course_id = course_id
+            
+            
+            self.message_id = message_id
+            
+            
+            self.seq = seq
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.MESSAGE_DELETED(course_id={}, message_id={}, seq={})".format(self.course_id, self.message_id, self.seq)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_MESSAGE_DELETED():
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.message_id != other.message_id:
+                return False
+            if self.seq != other.seq:
+                return False
+            return True
+
+    @dataclass
+    class SEND_PENDING:
+        """
+        A message entered the outbox (or was retried).
+"""
+        
+        def __init__(self, entry:OutboxEntry):
+            self.entry = entry
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.SEND_PENDING(entry={})".format(self.entry)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_SEND_PENDING():
+                return False
+            if self.entry != other.entry:
+                return False
+            return True
+
+    @dataclass
+    class SEND_SENT:
+        """
+        The server stored an outbox message.
+"""
+        
+        def __init__(self, client_id:str, message:Message):
+            self.client_id = client_id
+            
+            
+            self.message = message
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.SEND_SENT(client_id={}, message={})".format(self.client_id, self.message)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_SEND_SENT():
+                return False
+            if self.client_id != other.client_id:
+                return False
+            if self.message != other.message:
+                return False
+            return True
+
+    @dataclass
+    class SEND_FAILED:
+        """
+        The server refused an outbox message for good.
+"""
+        
+        def __init__(self, entry:OutboxEntry):
+            self.entry = entry
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.SEND_FAILED(entry={})".format(self.entry)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_SEND_FAILED():
+                return False
+            if self.entry != other.entry:
+                return False
+            return True
+
+    @dataclass
+    class SEND_DISCARDED:
+        """
+        A failed message was discarded.
+"""
+        
+        def __init__(self, course_id:str, client_id:str):
+            self.course_id = course_id
+            
+            
+            self.client_id = client_id
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.SEND_DISCARDED(course_id={}, client_id={})".format(self.course_id, self.client_id)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_SEND_DISCARDED():
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.client_id != other.client_id:
+                return False
+            return True
+
+    @dataclass
+    class USER_JOINED:
+        """
+        A participant's first connection joined.
+"""
+        
+        def __init__(self, course_id:str, user:User):
+            self.course_id = course_id
+            
+            
+            self.user = user
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.USER_JOINED(course_id={}, user={})".format(self.course_id, self.user)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_USER_JOINED():
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.user != other.user:
+                return False
+            return True
+
+    @dataclass
+    class USER_LEFT:
+        """
+        A participant's last connection left.
+"""
+        
+        def __init__(self, course_id:str, user:User):
+            self.course_id = course_id
+            
+            
+            self.user = user
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.USER_LEFT(course_id={}, user={})".format(self.course_id, self.user)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_USER_LEFT():
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.user != other.user:
+                return False
+            return True
+
+    @dataclass
+    class ONLINE_USERS:
+        """
+        The online participants.
+"""
+        
+        def __init__(self, course_id:str, users:typing.List[User]):
+            self.course_id = course_id
+            
+            
+            self.users = users
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.ONLINE_USERS(course_id={}, users={})".format(self.course_id, self.users)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_ONLINE_USERS():
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.users != other.users:
+                return False
+            return True
+
+    @dataclass
+    class TYPING:
+        """
+        Someone started or stopped typing.
+"""
+        
+        def __init__(self, course_id:str, user_id:str, name:str, is_typing:bool):
+            self.course_id = course_id
+            
+            
+            self.user_id = user_id
+            
+            
+            self.name = name
+            
+            
+            self.is_typing = is_typing
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.TYPING(course_id={}, user_id={}, name={}, is_typing={})".format(self.course_id, self.user_id, self.name, self.is_typing)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_TYPING():
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.user_id != other.user_id:
+                return False
+            if self.name != other.name:
+                return False
+            if self.is_typing != other.is_typing:
+                return False
+            return True
+
+    @dataclass
+    class MESSAGE_READ:
+        """
+        A read receipt.
+"""
+        
+        def __init__(self, receipt:ReadReceipt):
+            self.receipt = receipt
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.MESSAGE_READ(receipt={})".format(self.receipt)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_MESSAGE_READ():
+                return False
+            if self.receipt != other.receipt:
+                return False
+            return True
+
+    @dataclass
+    class UNREAD:
+        """
+        A course's unread count changed.
+"""
+        
+        def __init__(self, course_id:str, count:int):
+            self.course_id = course_id
+            
+            
+            self.count = count
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.UNREAD(course_id={}, count={})".format(self.course_id, self.count)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_UNREAD():
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.count != other.count:
+                return False
+            return True
+
+    @dataclass
+    class UPLOAD_PROGRESS:
+        """
+        Upload progress.
+"""
+        
+        def __init__(self, client_id:str, sent:int, total:int):
+            self.client_id = client_id
+            
+            
+            self.sent = sent
+            
+            
+            self.total = total
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.UPLOAD_PROGRESS(client_id={}, sent={}, total={})".format(self.client_id, self.sent, self.total)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_UPLOAD_PROGRESS():
+                return False
+            if self.client_id != other.client_id:
+                return False
+            if self.sent != other.sent:
+                return False
+            if self.total != other.total:
+                return False
+            return True
+
+    @dataclass
+    class SERVER_ERROR:
+        """
+        An error the server reported outside any request.
+"""
+        
+        def __init__(self, code:str, reason:str):
+            self.code = code
+            
+            
+            self.reason = reason
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.SERVER_ERROR(code={}, reason={})".format(self.code, self.reason)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_SERVER_ERROR():
+                return False
+            if self.code != other.code:
+                return False
+            if self.reason != other.reason:
+                return False
+            return True
+
+    
+
+    # For each variant, we have `is_NAME` and `is_name` methods for easily checking
+    # whether an instance is that variant.
+    def is_CONNECTION(self) -> bool:
+        return isinstance(self, ClientEvent.CONNECTION)
+    def is_connection(self) -> bool:
+        return isinstance(self, ClientEvent.CONNECTION)
+    def is_JOINED(self) -> bool:
+        return isinstance(self, ClientEvent.JOINED)
+    def is_joined(self) -> bool:
+        return isinstance(self, ClientEvent.JOINED)
+    def is_NEW_MESSAGE(self) -> bool:
+        return isinstance(self, ClientEvent.NEW_MESSAGE)
+    def is_new_message(self) -> bool:
+        return isinstance(self, ClientEvent.NEW_MESSAGE)
+    def is_MESSAGE_EDITED(self) -> bool:
+        return isinstance(self, ClientEvent.MESSAGE_EDITED)
+    def is_message_edited(self) -> bool:
+        return isinstance(self, ClientEvent.MESSAGE_EDITED)
+    def is_MESSAGE_DELETED(self) -> bool:
+        return isinstance(self, ClientEvent.MESSAGE_DELETED)
+    def is_message_deleted(self) -> bool:
+        return isinstance(self, ClientEvent.MESSAGE_DELETED)
+    def is_SEND_PENDING(self) -> bool:
+        return isinstance(self, ClientEvent.SEND_PENDING)
+    def is_send_pending(self) -> bool:
+        return isinstance(self, ClientEvent.SEND_PENDING)
+    def is_SEND_SENT(self) -> bool:
+        return isinstance(self, ClientEvent.SEND_SENT)
+    def is_send_sent(self) -> bool:
+        return isinstance(self, ClientEvent.SEND_SENT)
+    def is_SEND_FAILED(self) -> bool:
+        return isinstance(self, ClientEvent.SEND_FAILED)
+    def is_send_failed(self) -> bool:
+        return isinstance(self, ClientEvent.SEND_FAILED)
+    def is_SEND_DISCARDED(self) -> bool:
+        return isinstance(self, ClientEvent.SEND_DISCARDED)
+    def is_send_discarded(self) -> bool:
+        return isinstance(self, ClientEvent.SEND_DISCARDED)
+    def is_USER_JOINED(self) -> bool:
+        return isinstance(self, ClientEvent.USER_JOINED)
+    def is_user_joined(self) -> bool:
+        return isinstance(self, ClientEvent.USER_JOINED)
+    def is_USER_LEFT(self) -> bool:
+        return isinstance(self, ClientEvent.USER_LEFT)
+    def is_user_left(self) -> bool:
+        return isinstance(self, ClientEvent.USER_LEFT)
+    def is_ONLINE_USERS(self) -> bool:
+        return isinstance(self, ClientEvent.ONLINE_USERS)
+    def is_online_users(self) -> bool:
+        return isinstance(self, ClientEvent.ONLINE_USERS)
+    def is_TYPING(self) -> bool:
+        return isinstance(self, ClientEvent.TYPING)
+    def is_typing(self) -> bool:
+        return isinstance(self, ClientEvent.TYPING)
+    def is_MESSAGE_READ(self) -> bool:
+        return isinstance(self, ClientEvent.MESSAGE_READ)
+    def is_message_read(self) -> bool:
+        return isinstance(self, ClientEvent.MESSAGE_READ)
+    def is_UNREAD(self) -> bool:
+        return isinstance(self, ClientEvent.UNREAD)
+    def is_unread(self) -> bool:
+        return isinstance(self, ClientEvent.UNREAD)
+    def is_UPLOAD_PROGRESS(self) -> bool:
+        return isinstance(self, ClientEvent.UPLOAD_PROGRESS)
+    def is_upload_progress(self) -> bool:
+        return isinstance(self, ClientEvent.UPLOAD_PROGRESS)
+    def is_SERVER_ERROR(self) -> bool:
+        return isinstance(self, ClientEvent.SERVER_ERROR)
+    def is_server_error(self) -> bool:
+        return isinstance(self, ClientEvent.SERVER_ERROR)
+    
+
+# Now, a little trick - we make each nested variant class be a subclass of the main
+# enum class, so that method calls and instance checks etc will work intuitively.
+# We might be able to do this a little more neatly with a metaclass, but this'll do.
+ClientEvent.CONNECTION = type("ClientEvent.CONNECTION", (ClientEvent.CONNECTION, ClientEvent,), {})  # type: ignore
+ClientEvent.JOINED = type("ClientEvent.JOINED", (ClientEvent.JOINED, ClientEvent,), {})  # type: ignore
+ClientEvent.NEW_MESSAGE = type("ClientEvent.NEW_MESSAGE", (ClientEvent.NEW_MESSAGE, ClientEvent,), {})  # type: ignore
+ClientEvent.MESSAGE_EDITED = type("ClientEvent.MESSAGE_EDITED", (ClientEvent.MESSAGE_EDITED, ClientEvent,), {})  # type: ignore
+ClientEvent.MESSAGE_DELETED = type("ClientEvent.MESSAGE_DELETED", (ClientEvent.MESSAGE_DELETED, ClientEvent,), {})  # type: ignore
+ClientEvent.SEND_PENDING = type("ClientEvent.SEND_PENDING", (ClientEvent.SEND_PENDING, ClientEvent,), {})  # type: ignore
+ClientEvent.SEND_SENT = type("ClientEvent.SEND_SENT", (ClientEvent.SEND_SENT, ClientEvent,), {})  # type: ignore
+ClientEvent.SEND_FAILED = type("ClientEvent.SEND_FAILED", (ClientEvent.SEND_FAILED, ClientEvent,), {})  # type: ignore
+ClientEvent.SEND_DISCARDED = type("ClientEvent.SEND_DISCARDED", (ClientEvent.SEND_DISCARDED, ClientEvent,), {})  # type: ignore
+ClientEvent.USER_JOINED = type("ClientEvent.USER_JOINED", (ClientEvent.USER_JOINED, ClientEvent,), {})  # type: ignore
+ClientEvent.USER_LEFT = type("ClientEvent.USER_LEFT", (ClientEvent.USER_LEFT, ClientEvent,), {})  # type: ignore
+ClientEvent.ONLINE_USERS = type("ClientEvent.ONLINE_USERS", (ClientEvent.ONLINE_USERS, ClientEvent,), {})  # type: ignore
+ClientEvent.TYPING = type("ClientEvent.TYPING", (ClientEvent.TYPING, ClientEvent,), {})  # type: ignore
+ClientEvent.MESSAGE_READ = type("ClientEvent.MESSAGE_READ", (ClientEvent.MESSAGE_READ, ClientEvent,), {})  # type: ignore
+ClientEvent.UNREAD = type("ClientEvent.UNREAD", (ClientEvent.UNREAD, ClientEvent,), {})  # type: ignore
+ClientEvent.UPLOAD_PROGRESS = type("ClientEvent.UPLOAD_PROGRESS", (ClientEvent.UPLOAD_PROGRESS, ClientEvent,), {})  # type: ignore
+ClientEvent.SERVER_ERROR = type("ClientEvent.SERVER_ERROR", (ClientEvent.SERVER_ERROR, ClientEvent,), {})  # type: ignore
+
+
+
+
+class _UniffiFfiConverterTypeClientEvent(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return ClientEvent.CONNECTION(
+                _UniffiFfiConverterTypeConnectionState.read(buf),
+            )
+        if variant == 2:
+            return ClientEvent.JOINED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+                _UniffiFfiConverterBoolean.read(buf),
+            )
+        if variant == 3:
+            return ClientEvent.NEW_MESSAGE(
+                _UniffiFfiConverterTypeMessage.read(buf),
+            )
+        if variant == 4:
+            return ClientEvent.MESSAGE_EDITED(
+                _UniffiFfiConverterTypeMessage.read(buf),
+            )
+        if variant == 5:
+            return ClientEvent.MESSAGE_DELETED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 6:
+            return ClientEvent.SEND_PENDING(
+                _UniffiFfiConverterTypeOutboxEntry.read(buf),
+            )
+        if variant == 7:
+            return ClientEvent.SEND_SENT(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterTypeMessage.read(buf),
+            )
+        if variant == 8:
+            return ClientEvent.SEND_FAILED(
+                _UniffiFfiConverterTypeOutboxEntry.read(buf),
+            )
+        if variant == 9:
+            return ClientEvent.SEND_DISCARDED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 10:
+            return ClientEvent.USER_JOINED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterTypeUser.read(buf),
+            )
+        if variant == 11:
+            return ClientEvent.USER_LEFT(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterTypeUser.read(buf),
+            )
+        if variant == 12:
+            return ClientEvent.ONLINE_USERS(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterSequenceTypeUser.read(buf),
+            )
+        if variant == 13:
+            return ClientEvent.TYPING(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterBoolean.read(buf),
+            )
+        if variant == 14:
+            return ClientEvent.MESSAGE_READ(
+                _UniffiFfiConverterTypeReadReceipt.read(buf),
+            )
+        if variant == 15:
+            return ClientEvent.UNREAD(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 16:
+            return ClientEvent.UPLOAD_PROGRESS(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 17:
+            return ClientEvent.SERVER_ERROR(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if value.is_CONNECTION():
+            _UniffiFfiConverterTypeConnectionState.check_lower(value.state)
+            return
+        if value.is_JOINED():
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterUInt64.check_lower(value.head_seq)
+            _UniffiFfiConverterBoolean.check_lower(value.recovered)
+            return
+        if value.is_NEW_MESSAGE():
+            _UniffiFfiConverterTypeMessage.check_lower(value.message)
+            return
+        if value.is_MESSAGE_EDITED():
+            _UniffiFfiConverterTypeMessage.check_lower(value.message)
+            return
+        if value.is_MESSAGE_DELETED():
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterString.check_lower(value.message_id)
+            _UniffiFfiConverterUInt64.check_lower(value.seq)
+            return
+        if value.is_SEND_PENDING():
+            _UniffiFfiConverterTypeOutboxEntry.check_lower(value.entry)
+            return
+        if value.is_SEND_SENT():
+            _UniffiFfiConverterString.check_lower(value.client_id)
+            _UniffiFfiConverterTypeMessage.check_lower(value.message)
+            return
+        if value.is_SEND_FAILED():
+            _UniffiFfiConverterTypeOutboxEntry.check_lower(value.entry)
+            return
+        if value.is_SEND_DISCARDED():
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterString.check_lower(value.client_id)
+            return
+        if value.is_USER_JOINED():
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterTypeUser.check_lower(value.user)
+            return
+        if value.is_USER_LEFT():
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterTypeUser.check_lower(value.user)
+            return
+        if value.is_ONLINE_USERS():
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterSequenceTypeUser.check_lower(value.users)
+            return
+        if value.is_TYPING():
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterString.check_lower(value.user_id)
+            _UniffiFfiConverterString.check_lower(value.name)
+            _UniffiFfiConverterBoolean.check_lower(value.is_typing)
+            return
+        if value.is_MESSAGE_READ():
+            _UniffiFfiConverterTypeReadReceipt.check_lower(value.receipt)
+            return
+        if value.is_UNREAD():
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterUInt64.check_lower(value.count)
+            return
+        if value.is_UPLOAD_PROGRESS():
+            _UniffiFfiConverterString.check_lower(value.client_id)
+            _UniffiFfiConverterUInt64.check_lower(value.sent)
+            _UniffiFfiConverterUInt64.check_lower(value.total)
+            return
+        if value.is_SERVER_ERROR():
+            _UniffiFfiConverterString.check_lower(value.code)
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        raise ValueError(value)
+
+    @staticmethod
+    def write(value, buf):
+        if value.is_CONNECTION():
+            buf.write_i32(1)
+            _UniffiFfiConverterTypeConnectionState.write(value.state, buf)
+        if value.is_JOINED():
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterUInt64.write(value.head_seq, buf)
+            _UniffiFfiConverterBoolean.write(value.recovered, buf)
+        if value.is_NEW_MESSAGE():
+            buf.write_i32(3)
+            _UniffiFfiConverterTypeMessage.write(value.message, buf)
+        if value.is_MESSAGE_EDITED():
+            buf.write_i32(4)
+            _UniffiFfiConverterTypeMessage.write(value.message, buf)
+        if value.is_MESSAGE_DELETED():
+            buf.write_i32(5)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterString.write(value.message_id, buf)
+            _UniffiFfiConverterUInt64.write(value.seq, buf)
+        if value.is_SEND_PENDING():
+            buf.write_i32(6)
+            _UniffiFfiConverterTypeOutboxEntry.write(value.entry, buf)
+        if value.is_SEND_SENT():
+            buf.write_i32(7)
+            _UniffiFfiConverterString.write(value.client_id, buf)
+            _UniffiFfiConverterTypeMessage.write(value.message, buf)
+        if value.is_SEND_FAILED():
+            buf.write_i32(8)
+            _UniffiFfiConverterTypeOutboxEntry.write(value.entry, buf)
+        if value.is_SEND_DISCARDED():
+            buf.write_i32(9)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterString.write(value.client_id, buf)
+        if value.is_USER_JOINED():
+            buf.write_i32(10)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterTypeUser.write(value.user, buf)
+        if value.is_USER_LEFT():
+            buf.write_i32(11)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterTypeUser.write(value.user, buf)
+        if value.is_ONLINE_USERS():
+            buf.write_i32(12)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterSequenceTypeUser.write(value.users, buf)
+        if value.is_TYPING():
+            buf.write_i32(13)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterString.write(value.user_id, buf)
+            _UniffiFfiConverterString.write(value.name, buf)
+            _UniffiFfiConverterBoolean.write(value.is_typing, buf)
+        if value.is_MESSAGE_READ():
+            buf.write_i32(14)
+            _UniffiFfiConverterTypeReadReceipt.write(value.receipt, buf)
+        if value.is_UNREAD():
+            buf.write_i32(15)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterUInt64.write(value.count, buf)
+        if value.is_UPLOAD_PROGRESS():
+            buf.write_i32(16)
+            _UniffiFfiConverterString.write(value.client_id, buf)
+            _UniffiFfiConverterUInt64.write(value.sent, buf)
+            _UniffiFfiConverterUInt64.write(value.total, buf)
+        if value.is_SERVER_ERROR():
+            buf.write_i32(17)
+            _UniffiFfiConverterString.write(value.code, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
+
+
 
 
 
@@ -4148,6 +5978,687 @@ class _UniffiFfiConverterTypeVerdict(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.write(value.text, buf)
 
 
+
+class _UniffiFfiConverterOptionalTypeMessage(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeMessage.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeMessage.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeMessage.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterSequenceTypeOutboxEntry(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeOutboxEntry.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeOutboxEntry.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeOutboxEntry.read(buf) for i in range(count)
+        ]
+
+
+class ChatClientProtocol(typing.Protocol):
+    """
+    A chat client: one user's connection to a chat-host, with a local cache and an outbox in
+    `cache_dir`. Every method is synchronous (it blocks on the client's own runtime); call
+    `close()` before the program exits (Python: `atexit.register(client.close)`).
+"""
+    
+    def close(self, ) -> None:
+        """
+        Stops the connection and the listener, writes the cache to disk and releases the folder
+        (the outbox is kept for the next `connect`). Idempotent.
+"""
+        raise NotImplementedError
+    def connection_state(self, ) -> ConnectionState:
+        """
+        Where the connection stands.
+"""
+        raise NotImplementedError
+    def delete(self, message_id: str) -> Message:
+        """
+        Deletes a message (needs the connection); the tombstone.
+"""
+        raise NotImplementedError
+    def discard(self, client_id: str) -> None:
+        """
+        Drops a failed message.
+"""
+        raise NotImplementedError
+    def edit(self, message_id: str,text: str) -> Message:
+        """
+        Edits one of this user's messages (needs the connection).
+"""
+        raise NotImplementedError
+    def history(self, course_id: str,before: typing.Optional[int],limit: int) -> CachedPage:
+        """
+        The newest `limit` messages before seq `before` (newest overall when absent), oldest
+        first, from the cache, filled from the server when missing.
+"""
+        raise NotImplementedError
+    def join(self, course_id: str) -> None:
+        """
+        Joins a course's room (remembered; resumed on every reconnect).
+"""
+        raise NotImplementedError
+    def joined_courses(self, ) -> typing.List[str]:
+        """
+        The joined courses.
+"""
+        raise NotImplementedError
+    def leave(self, course_id: str) -> None:
+        """
+        Leaves a course's room.
+"""
+        raise NotImplementedError
+    def mark_read(self, message_id: str) -> None:
+        """
+        Marks a cached message and all before it read (sent now or on the next connection).
+"""
+        raise NotImplementedError
+    def message(self, message_id: str) -> typing.Optional[Message]:
+        """
+        A cached message by id.
+"""
+        raise NotImplementedError
+    def online_users(self, course_id: str) -> typing.List[User]:
+        """
+        The online participants of a joined course.
+"""
+        raise NotImplementedError
+    def outbox(self, course_id: typing.Union[object, typing.Optional[str]] = _DEFAULT) -> typing.List[OutboxEntry]:
+        """
+        The outbox (pending and failed), oldest first; one course's when given.
+"""
+        raise NotImplementedError
+    def reconnect_now(self, ) -> None:
+        """
+        Reconnects at once (the app knows the network is back).
+"""
+        raise NotImplementedError
+    def retry(self, client_id: str) -> OutboxEntry:
+        """
+        Queues a failed message again.
+"""
+        raise NotImplementedError
+    def send(self, course_id: str,text: str,reply_to: typing.Union[object, typing.Optional[str]] = _DEFAULT) -> OutboxEntry:
+        """
+        Writes a message: into the outbox (on disk) at once, pending; delivered exactly once.
+"""
+        raise NotImplementedError
+    def send_file(self, course_id: str,file_name: str,bytes: bytes,caption: str = "",message_type: typing.Union[object, typing.Optional[MessageType]] = _DEFAULT) -> Message:
+        """
+        Uploads a file with a caption (needs the connection); progress as `UploadProgress`.
+"""
+        raise NotImplementedError
+    def set_token(self, token: str) -> None:
+        """
+        Replaces the token and reconnects with it.
+"""
+        raise NotImplementedError
+    def typing(self, course_id: str,is_typing: bool) -> None:
+        """
+        Typing (`true` on every keystroke) or stopped; debounced.
+"""
+        raise NotImplementedError
+    def unread(self, course_id: str) -> int:
+        """
+        Messages of others after this user's read watermark.
+"""
+        raise NotImplementedError
+    def user_id(self, ) -> str:
+        """
+        The user this client acts as.
+"""
+        raise NotImplementedError
+    def wait_connected(self, timeout_ms: int) -> bool:
+        """
+        Waits up to `timeout_ms` for the connection; true when connected.
+"""
+        raise NotImplementedError
+
+class ChatClient(ChatClientProtocol):
+    """
+    A chat client: one user's connection to a chat-host, with a local cache and an outbox in
+    `cache_dir`. Every method is synchronous (it blocks on the client's own runtime); call
+    `close()` before the program exits (Python: `atexit.register(client.close)`).
+"""
+    
+    _handle: ctypes.c_uint64
+    @classmethod
+    def connect(cls, url: str,token: str,cache_dir: str,listener: ClientListener,settings: typing.Union[object, typing.Optional[ClientSettings]] = _DEFAULT) -> ChatClient:
+        """
+        Opens the cache in `cache_dir` and starts connecting to `url` (`ws://`, `wss://`,
+        `http://`, `https://`) as the user `token` names; returns at once. `listener` gets every
+        event from the start.
+"""
+        
+        _UniffiFfiConverterString.check_lower(url)
+
+        _UniffiFfiConverterString.check_lower(token)
+
+        _UniffiFfiConverterString.check_lower(cache_dir)
+
+        _UniffiFfiConverterTypeClientListener.check_lower(listener)
+
+        if settings is _DEFAULT:
+            settings = None
+        _UniffiFfiConverterOptionalTypeClientSettings.check_lower(settings)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterString.lower(url),
+            _UniffiFfiConverterString.lower(token),
+            _UniffiFfiConverterString.lower(cache_dir),
+            _UniffiFfiConverterTypeClientListener.lower(listener),
+            _UniffiFfiConverterOptionalTypeClientSettings.lower(settings),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeChatClient.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_constructor_chatclient_connect,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_chat_ffi_fn_free_chatclient, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_chat_ffi_fn_clone_chatclient, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def close(self, ) -> None:
+        """
+        Stops the connection and the listener, writes the cache to disk and releases the folder
+        (the outbox is kept for the next `connect`). Idempotent.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_close,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def connection_state(self, ) -> ConnectionState:
+        """
+        Where the connection stands.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeConnectionState.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_connection_state,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def delete(self, message_id: str) -> Message:
+        """
+        Deletes a message (needs the connection); the tombstone.
+"""
+        
+        _UniffiFfiConverterString.check_lower(message_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(message_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_delete,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def discard(self, client_id: str) -> None:
+        """
+        Drops a failed message.
+"""
+        
+        _UniffiFfiConverterString.check_lower(client_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(client_id),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_discard,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def edit(self, message_id: str,text: str) -> Message:
+        """
+        Edits one of this user's messages (needs the connection).
+"""
+        
+        _UniffiFfiConverterString.check_lower(message_id)
+
+        _UniffiFfiConverterString.check_lower(text)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(message_id),
+            _UniffiFfiConverterString.lower(text),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_edit,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def history(self, course_id: str,before: typing.Optional[int],limit: int) -> CachedPage:
+        """
+        The newest `limit` messages before seq `before` (newest overall when absent), oldest
+        first, from the cache, filled from the server when missing.
+"""
+        
+        _UniffiFfiConverterString.check_lower(course_id)
+
+        _UniffiFfiConverterOptionalUInt64.check_lower(before)
+
+        _UniffiFfiConverterUInt32.check_lower(limit)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(course_id),
+            _UniffiFfiConverterOptionalUInt64.lower(before),
+            _UniffiFfiConverterUInt32.lower(limit),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeCachedPage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_history,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def join(self, course_id: str) -> None:
+        """
+        Joins a course's room (remembered; resumed on every reconnect).
+"""
+        
+        _UniffiFfiConverterString.check_lower(course_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(course_id),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_join,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def joined_courses(self, ) -> typing.List[str]:
+        """
+        The joined courses.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_joined_courses,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def leave(self, course_id: str) -> None:
+        """
+        Leaves a course's room.
+"""
+        
+        _UniffiFfiConverterString.check_lower(course_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(course_id),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_leave,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def mark_read(self, message_id: str) -> None:
+        """
+        Marks a cached message and all before it read (sent now or on the next connection).
+"""
+        
+        _UniffiFfiConverterString.check_lower(message_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(message_id),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_mark_read,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def message(self, message_id: str) -> typing.Optional[Message]:
+        """
+        A cached message by id.
+"""
+        
+        _UniffiFfiConverterString.check_lower(message_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(message_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_message,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def online_users(self, course_id: str) -> typing.List[User]:
+        """
+        The online participants of a joined course.
+"""
+        
+        _UniffiFfiConverterString.check_lower(course_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(course_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeUser.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_online_users,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def outbox(self, course_id: typing.Union[object, typing.Optional[str]] = _DEFAULT) -> typing.List[OutboxEntry]:
+        """
+        The outbox (pending and failed), oldest first; one course's when given.
+"""
+        
+        if course_id is _DEFAULT:
+            course_id = None
+        _UniffiFfiConverterOptionalString.check_lower(course_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterOptionalString.lower(course_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_outbox,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def reconnect_now(self, ) -> None:
+        """
+        Reconnects at once (the app knows the network is back).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_reconnect_now,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def retry(self, client_id: str) -> OutboxEntry:
+        """
+        Queues a failed message again.
+"""
+        
+        _UniffiFfiConverterString.check_lower(client_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(client_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_retry,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def send(self, course_id: str,text: str,reply_to: typing.Union[object, typing.Optional[str]] = _DEFAULT) -> OutboxEntry:
+        """
+        Writes a message: into the outbox (on disk) at once, pending; delivered exactly once.
+"""
+        
+        _UniffiFfiConverterString.check_lower(course_id)
+
+        _UniffiFfiConverterString.check_lower(text)
+
+        if reply_to is _DEFAULT:
+            reply_to = None
+        _UniffiFfiConverterOptionalString.check_lower(reply_to)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(course_id),
+            _UniffiFfiConverterString.lower(text),
+            _UniffiFfiConverterOptionalString.lower(reply_to),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeOutboxEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_send,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def send_file(self, course_id: str,file_name: str,bytes: bytes,caption: str = "",message_type: typing.Union[object, typing.Optional[MessageType]] = _DEFAULT) -> Message:
+        """
+        Uploads a file with a caption (needs the connection); progress as `UploadProgress`.
+"""
+        
+        _UniffiFfiConverterString.check_lower(course_id)
+
+        _UniffiFfiConverterString.check_lower(file_name)
+
+        _UniffiFfiConverterBytes.check_lower(bytes)
+
+        _UniffiFfiConverterString.check_lower(caption)
+
+        if message_type is _DEFAULT:
+            message_type = None
+        _UniffiFfiConverterOptionalTypeMessageType.check_lower(message_type)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(course_id),
+            _UniffiFfiConverterString.lower(file_name),
+            _UniffiFfiConverterBytes.lower(bytes),
+            _UniffiFfiConverterString.lower(caption),
+            _UniffiFfiConverterOptionalTypeMessageType.lower(message_type),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_send_file,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def set_token(self, token: str) -> None:
+        """
+        Replaces the token and reconnects with it.
+"""
+        
+        _UniffiFfiConverterString.check_lower(token)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(token),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_set_token,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def typing(self, course_id: str,is_typing: bool) -> None:
+        """
+        Typing (`true` on every keystroke) or stopped; debounced.
+"""
+        
+        _UniffiFfiConverterString.check_lower(course_id)
+
+        _UniffiFfiConverterBoolean.check_lower(is_typing)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(course_id),
+            _UniffiFfiConverterBoolean.lower(is_typing),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_typing,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def unread(self, course_id: str) -> int:
+        """
+        Messages of others after this user's read watermark.
+"""
+        
+        _UniffiFfiConverterString.check_lower(course_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(course_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_unread,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def user_id(self, ) -> str:
+        """
+        The user this client acts as.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_user_id,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def wait_connected(self, timeout_ms: int) -> bool:
+        """
+        Waits up to `timeout_ms` for the connection; true when connected.
+"""
+        
+        _UniffiFfiConverterUInt64.check_lower(timeout_ms)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterUInt64.lower(timeout_ms),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_wait_connected,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypeChatClient:
+    @staticmethod
+    def lift(value: int) -> ChatClient:
+        return ChatClient._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: ChatClient):
+        if not isinstance(value, ChatClient):
+            raise TypeError("Expected ChatClient instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: ChatClient) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> ChatClient:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: ChatClient, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
 
 
 class ChatConnectionProtocol(typing.Protocol):
@@ -5473,6 +7984,152 @@ class _UniffiFfiConverterTypeChatEngine:
         buf.write_u64(cls.lower(value))
 
 
+class ClientListener():
+    """
+    Receives a client's events, implemented in the foreign language: called on a Rust thread, one
+    event at a time, in order. An error raised here is logged and the next event is delivered.
+    Not called after `close()` returns.
+"""
+    
+    def on_event(self, event: ClientEvent) -> None:
+        """
+        One event.
+"""
+        raise NotImplementedError
+
+class ClientListenerImpl(ClientListener):
+    """
+    Receives a client's events, implemented in the foreign language: called on a Rust thread, one
+    event at a time, in order. An error raised here is logged and the next event is delivered.
+    Not called after `close()` returns.
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_chat_ffi_fn_free_clientlistener, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_chat_ffi_fn_clone_clientlistener, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def on_event(self, event: ClientEvent) -> None:
+        """
+        One event.
+"""
+        
+        _UniffiFfiConverterTypeClientEvent.check_lower(event)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeClientEvent.lower(event),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeListenerError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_clientlistener_on_event,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplClientListenerImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_CHAT_FFI_CLIENT_LISTENER_METHOD0
+    def on_event(
+            uniffi_handle,
+            event,
+            uniffi_out_return,
+            uniffi_call_status_ptr,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeClientListener._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterTypeClientEvent.lift(event), )
+            uniffi_method = uniffi_obj.on_event
+            return uniffi_method(*uniffi_args)
+        write_return_value = lambda v: None
+        _uniffi_trait_interface_call_with_error(
+                uniffi_call_status_ptr.contents,
+                make_call,
+                write_return_value,
+                ListenerError,
+                _UniffiFfiConverterTypeListenerError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_CHAT_FFI_CLIENT_LISTENER
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeClientListener._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_CHAT_FFI_CLIENT_LISTENER
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeClientListener._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceChatFfiClientListener(
+        _uniffi_free,
+        _uniffi_clone,
+        on_event,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_chat_ffi_fn_init_callback_vtable_clientlistener(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeClientListener:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return ClientListenerImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeClientListener._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: ClientListener):
+        if not isinstance(value, ClientListener):
+            raise TypeError("Expected ClientListener subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: ClientListener):
+         if isinstance(value, ClientListenerImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeClientListener._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: ClientListener, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+
 class MessagePlugin():
     """
     A plugin implemented in the foreign language, registered when the engine opens.
@@ -5683,6 +8340,31 @@ class _UniffiFfiConverterUInt16(_UniffiConverterPrimitiveInt):
     def write(value, buf):
         buf.write_u16(value)
 
+class _UniffiFfiConverterOptionalTypeClientSettings(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterTypeClientSettings.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterTypeClientSettings.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterTypeClientSettings.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 class _UniffiFfiConverterOptionalTypeEngineConfig(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -5751,33 +8433,41 @@ def event_name(event: Event) -> str:
 __all__ = [
     "InternalError",
     "Role",
-    "DraftKind",
     "MessageType",
+    "DraftKind",
+    "OutboxState",
     "ChatError",
+    "ConnectionState",
+    "ClientEvent",
     "Event",
     "ListenerError",
     "PluginError",
     "Verdict",
     "Actor",
     "Attachment",
+    "Sender",
+    "FileInfo",
+    "ReplyPreview",
+    "ReadBy",
+    "Message",
+    "CachedPage",
+    "ClientSettings",
     "Course",
     "CourseUpdate",
     "Draft",
     "EngineConfig",
-    "FileInfo",
     "FileData",
-    "Sender",
-    "ReplyPreview",
-    "ReadBy",
-    "Message",
     "Pagination",
     "HistoryPage",
     "HistoryQuery",
+    "OutboxEntry",
     "Participant",
     "ReadReceipt",
     "SendMessage",
     "User",
     "event_name",
+    "ChatClient",
+    "ChatClientProtocol",
     "ChatConnection",
     "ChatConnectionProtocol",
     "EventListenerImpl",
@@ -5786,6 +8476,8 @@ __all__ = [
     "ChatSubscriptionProtocol",
     "ChatEngine",
     "ChatEngineProtocol",
+    "ClientListenerImpl",
+    "ClientListener",
     "MessagePluginImpl",
     "MessagePlugin",
 ]

@@ -608,6 +608,537 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 
 
 /**
+ * A chat client: one user's connection to a chat-host, with a local cache and an outbox in
+ * `cache_dir`. Every method is synchronous (it blocks on the client's own runtime); call
+ * `close()` before the program exits (Python: `atexit.register(client.close)`).
+ */
+public protocol ChatClientProtocol: AnyObject, Sendable {
+    
+    /**
+     * Stops the connection and the listener, writes the cache to disk and releases the folder
+     * (the outbox is kept for the next `connect`). Idempotent.
+     */
+    func close() throws 
+    
+    /**
+     * Where the connection stands.
+     */
+    func connectionState()  -> ConnectionState
+    
+    /**
+     * Deletes a message (needs the connection); the tombstone.
+     */
+    func delete(messageId: String) throws  -> Message
+    
+    /**
+     * Drops a failed message.
+     */
+    func discard(clientId: String) throws 
+    
+    /**
+     * Edits one of this user's messages (needs the connection).
+     */
+    func edit(messageId: String, text: String) throws  -> Message
+    
+    /**
+     * The newest `limit` messages before seq `before` (newest overall when absent), oldest
+     * first, from the cache, filled from the server when missing.
+     */
+    func history(courseId: String, before: UInt64?, limit: UInt32) throws  -> CachedPage
+    
+    /**
+     * Joins a course's room (remembered; resumed on every reconnect).
+     */
+    func join(courseId: String) throws 
+    
+    /**
+     * The joined courses.
+     */
+    func joinedCourses() throws  -> [String]
+    
+    /**
+     * Leaves a course's room.
+     */
+    func leave(courseId: String) throws 
+    
+    /**
+     * Marks a cached message and all before it read (sent now or on the next connection).
+     */
+    func markRead(messageId: String) throws 
+    
+    /**
+     * A cached message by id.
+     */
+    func message(messageId: String) throws  -> Message?
+    
+    /**
+     * The online participants of a joined course.
+     */
+    func onlineUsers(courseId: String) throws  -> [User]
+    
+    /**
+     * The outbox (pending and failed), oldest first; one course's when given.
+     */
+    func outbox(courseId: String?) throws  -> [OutboxEntry]
+    
+    /**
+     * Reconnects at once (the app knows the network is back).
+     */
+    func reconnectNow() throws 
+    
+    /**
+     * Queues a failed message again.
+     */
+    func retry(clientId: String) throws  -> OutboxEntry
+    
+    /**
+     * Writes a message: into the outbox (on disk) at once, pending; delivered exactly once.
+     */
+    func send(courseId: String, text: String, replyTo: String?) throws  -> OutboxEntry
+    
+    /**
+     * Uploads a file with a caption (needs the connection); progress as `UploadProgress`.
+     */
+    func sendFile(courseId: String, fileName: String, bytes: Data, caption: String, messageType: MessageType?) throws  -> Message
+    
+    /**
+     * Replaces the token and reconnects with it.
+     */
+    func setToken(token: String) throws 
+    
+    /**
+     * Typing (`true` on every keystroke) or stopped; debounced.
+     */
+    func typing(courseId: String, isTyping: Bool) throws 
+    
+    /**
+     * Messages of others after this user's read watermark.
+     */
+    func unread(courseId: String) throws  -> UInt64
+    
+    /**
+     * The user this client acts as.
+     */
+    func userId() throws  -> String
+    
+    /**
+     * Waits up to `timeout_ms` for the connection; true when connected.
+     */
+    func waitConnected(timeoutMs: UInt64)  -> Bool
+    
+}
+/**
+ * A chat client: one user's connection to a chat-host, with a local cache and an outbox in
+ * `cache_dir`. Every method is synchronous (it blocks on the client's own runtime); call
+ * `close()` before the program exits (Python: `atexit.register(client.close)`).
+ */
+open class ChatClient: ChatClientProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_chat_ffi_fn_clone_chatclient(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_chat_ffi_fn_free_chatclient(handle, $0) }
+    }
+
+    
+    /**
+     * Opens the cache in `cache_dir` and starts connecting to `url` (`ws://`, `wss://`,
+     * `http://`, `https://`) as the user `token` names; returns at once. `listener` gets every
+     * event from the start.
+     */
+public static func connect(url: String, token: String, cacheDir: String, listener: ClientListener, settings: ClientSettings? = nil)throws  -> ChatClient  {
+    return try  FfiConverterTypeChatClient_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_constructor_chatclient_connect(
+        FfiConverterString.lower(url),
+        FfiConverterString.lower(token),
+        FfiConverterString.lower(cacheDir),
+        FfiConverterTypeClientListener_lower(listener),
+        FfiConverterOptionTypeClientSettings.lower(settings),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * Stops the connection and the listener, writes the cache to disk and releases the folder
+     * (the outbox is kept for the next `connect`). Idempotent.
+     */
+open func close()throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_close(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Where the connection stands.
+     */
+open func connectionState() -> ConnectionState  {
+    return try!  FfiConverterTypeConnectionState_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_connection_state(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Deletes a message (needs the connection); the tombstone.
+     */
+open func delete(messageId: String)throws  -> Message  {
+    return try  FfiConverterTypeMessage_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_delete(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(messageId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Drops a failed message.
+     */
+open func discard(clientId: String)throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_discard(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(clientId),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Edits one of this user's messages (needs the connection).
+     */
+open func edit(messageId: String, text: String)throws  -> Message  {
+    return try  FfiConverterTypeMessage_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_edit(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(messageId),
+        FfiConverterString.lower(text),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The newest `limit` messages before seq `before` (newest overall when absent), oldest
+     * first, from the cache, filled from the server when missing.
+     */
+open func history(courseId: String, before: UInt64?, limit: UInt32)throws  -> CachedPage  {
+    return try  FfiConverterTypeCachedPage_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_history(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(courseId),
+        FfiConverterOptionUInt64.lower(before),
+        FfiConverterUInt32.lower(limit),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Joins a course's room (remembered; resumed on every reconnect).
+     */
+open func join(courseId: String)throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_join(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(courseId),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The joined courses.
+     */
+open func joinedCourses()throws  -> [String]  {
+    return try  FfiConverterSequenceString.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_joined_courses(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Leaves a course's room.
+     */
+open func leave(courseId: String)throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_leave(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(courseId),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Marks a cached message and all before it read (sent now or on the next connection).
+     */
+open func markRead(messageId: String)throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_mark_read(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(messageId),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * A cached message by id.
+     */
+open func message(messageId: String)throws  -> Message?  {
+    return try  FfiConverterOptionTypeMessage.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_message(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(messageId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The online participants of a joined course.
+     */
+open func onlineUsers(courseId: String)throws  -> [User]  {
+    return try  FfiConverterSequenceTypeUser.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_online_users(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(courseId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The outbox (pending and failed), oldest first; one course's when given.
+     */
+open func outbox(courseId: String? = nil)throws  -> [OutboxEntry]  {
+    return try  FfiConverterSequenceTypeOutboxEntry.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_outbox(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(courseId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Reconnects at once (the app knows the network is back).
+     */
+open func reconnectNow()throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_reconnect_now(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Queues a failed message again.
+     */
+open func retry(clientId: String)throws  -> OutboxEntry  {
+    return try  FfiConverterTypeOutboxEntry_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_retry(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(clientId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Writes a message: into the outbox (on disk) at once, pending; delivered exactly once.
+     */
+open func send(courseId: String, text: String, replyTo: String? = nil)throws  -> OutboxEntry  {
+    return try  FfiConverterTypeOutboxEntry_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_send(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(courseId),
+        FfiConverterString.lower(text),
+        FfiConverterOptionString.lower(replyTo),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Uploads a file with a caption (needs the connection); progress as `UploadProgress`.
+     */
+open func sendFile(courseId: String, fileName: String, bytes: Data, caption: String = "", messageType: MessageType? = nil)throws  -> Message  {
+    return try  FfiConverterTypeMessage_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_send_file(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(courseId),
+        FfiConverterString.lower(fileName),
+        FfiConverterData.lower(bytes),
+        FfiConverterString.lower(caption),
+        FfiConverterOptionTypeMessageType.lower(messageType),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Replaces the token and reconnects with it.
+     */
+open func setToken(token: String)throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_set_token(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(token),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Typing (`true` on every keystroke) or stopped; debounced.
+     */
+open func typing(courseId: String, isTyping: Bool)throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_typing(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(courseId),
+        FfiConverterBool.lower(isTyping),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Messages of others after this user's read watermark.
+     */
+open func unread(courseId: String)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_unread(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(courseId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The user this client acts as.
+     */
+open func userId()throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_user_id(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Waits up to `timeout_ms` for the connection; true when connected.
+     */
+open func waitConnected(timeoutMs: UInt64) -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_wait_connected(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt64.lower(timeoutMs),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeChatClient: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = ChatClient
+
+    public static func lift(_ handle: UInt64) throws -> ChatClient {
+        return ChatClient(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: ChatClient) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ChatClient {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ChatClient, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChatClient_lift(_ handle: UInt64) throws -> ChatClient {
+    return try FfiConverterTypeChatClient.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeChatClient_lower(_ value: ChatClient) -> UInt64 {
+    return FfiConverterTypeChatClient.lower(value)
+}
+
+
+
+
+
+
+/**
  * An open connection of a user, delivering the events of the courses it joins to its listener.
  * The user is online while one of their connections is open. Close it with `close()` (dropping
  * the last reference closes it too).
@@ -1630,6 +2161,221 @@ public func FfiConverterTypeChatSubscription_lower(_ value: ChatSubscription) ->
 
 
 /**
+ * Receives a client's events, implemented in the foreign language: called on a Rust thread, one
+ * event at a time, in order. An error raised here is logged and the next event is delivered.
+ * Not called after `close()` returns.
+ */
+public protocol ClientListener: AnyObject, Sendable {
+    
+    /**
+     * One event.
+     */
+    func onEvent(event: ClientEvent) throws 
+    
+}
+/**
+ * Receives a client's events, implemented in the foreign language: called on a Rust thread, one
+ * event at a time, in order. An error raised here is logged and the next event is delivered.
+ * Not called after `close()` returns.
+ */
+open class ClientListenerImpl: ClientListener, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_chat_ffi_fn_clone_clientlistener(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_chat_ffi_fn_free_clientlistener(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * One event.
+     */
+open func onEvent(event: ClientEvent)throws   {try rustCallWithError(FfiConverterTypeListenerError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_clientlistener_on_event(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeClientEvent_lower(event),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceClientListener {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceClientListener = UniffiVTableCallbackInterfaceClientListener(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeClientListener.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface ClientListener: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeClientListener.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface ClientListener: handle missing in uniffiClone")
+            }
+        },
+        onEvent: { (
+            uniffiHandle: UInt64,
+            event: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeClientListener.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.onEvent(
+                     event: try FfiConverterTypeClientEvent_lift(event)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeListenerError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceClientListener> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceClientListener>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitClientListener() {
+    uniffi_chat_ffi_fn_init_callback_vtable_clientlistener(UniffiCallbackInterfaceClientListener.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeClientListener: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<ClientListener>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = ClientListener
+
+    public static func lift(_ handle: UInt64) throws -> ClientListener {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return ClientListenerImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: ClientListener) -> UInt64 {
+         if let rustImpl = value as? ClientListenerImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ClientListener {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: ClientListener, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientListener_lift(_ handle: UInt64) throws -> ClientListener {
+    return try FfiConverterTypeClientListener.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientListener_lower(_ value: ClientListener) -> UInt64 {
+    return FfiConverterTypeClientListener.lower(value)
+}
+
+
+
+
+
+
+/**
  * Receives the events of a connection or subscription, implemented in the foreign language.
  *
  * Called on a Rust thread (not the thread that connected), one event at a time, in order. An
@@ -2265,6 +3011,174 @@ public func FfiConverterTypeAttachment_lift(_ buf: RustBuffer) throws -> Attachm
 #endif
 public func FfiConverterTypeAttachment_lower(_ value: Attachment) -> RustBuffer {
     return FfiConverterTypeAttachment.lower(value)
+}
+
+
+/**
+ * A page of cached history, oldest first.
+ */
+public struct CachedPage: Equatable, Hashable {
+    /**
+     * The messages, oldest first.
+     */
+    public var messages: [Message]
+    /**
+     * Whether older messages exist.
+     */
+    public var hasMore: Bool
+    /**
+     * False when offline and the cache could not fill the page.
+     */
+    public var complete: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The messages, oldest first.
+         */messages: [Message], 
+        /**
+         * Whether older messages exist.
+         */hasMore: Bool, 
+        /**
+         * False when offline and the cache could not fill the page.
+         */complete: Bool) {
+        self.messages = messages
+        self.hasMore = hasMore
+        self.complete = complete
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension CachedPage: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCachedPage: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CachedPage {
+        return
+            try CachedPage(
+                messages: FfiConverterSequenceTypeMessage.read(from: &buf), 
+                hasMore: FfiConverterBool.read(from: &buf), 
+                complete: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: CachedPage, into buf: inout [UInt8]) {
+        FfiConverterSequenceTypeMessage.write(value.messages, into: &buf)
+        FfiConverterBool.write(value.hasMore, into: &buf)
+        FfiConverterBool.write(value.complete, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCachedPage_lift(_ buf: RustBuffer) throws -> CachedPage {
+    return try FfiConverterTypeCachedPage.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCachedPage_lower(_ value: CachedPage) -> RustBuffer {
+    return FfiConverterTypeCachedPage.lower(value)
+}
+
+
+/**
+ * The client's settings (all optional).
+ */
+public struct ClientSettings: Equatable, Hashable {
+    /**
+     * PEM certificates trusted for `wss://` / `https://` besides the public roots.
+     */
+    public var extraRootCertificatesPem: [String]
+    /**
+     * First reconnect delay in ms (doubling per failure, with jitter).
+     */
+    public var backoffMinMs: UInt64
+    /**
+     * Longest reconnect delay in ms.
+     */
+    public var backoffMaxMs: UInt64
+    /**
+     * Typing is reported stopped after this many ms without a keystroke.
+     */
+    public var typingIdleMs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * PEM certificates trusted for `wss://` / `https://` besides the public roots.
+         */extraRootCertificatesPem: [String] = [], 
+        /**
+         * First reconnect delay in ms (doubling per failure, with jitter).
+         */backoffMinMs: UInt64 = UInt64(500), 
+        /**
+         * Longest reconnect delay in ms.
+         */backoffMaxMs: UInt64 = UInt64(30000), 
+        /**
+         * Typing is reported stopped after this many ms without a keystroke.
+         */typingIdleMs: UInt64 = UInt64(3000)) {
+        self.extraRootCertificatesPem = extraRootCertificatesPem
+        self.backoffMinMs = backoffMinMs
+        self.backoffMaxMs = backoffMaxMs
+        self.typingIdleMs = typingIdleMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ClientSettings: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeClientSettings: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ClientSettings {
+        return
+            try ClientSettings(
+                extraRootCertificatesPem: FfiConverterSequenceString.read(from: &buf), 
+                backoffMinMs: FfiConverterUInt64.read(from: &buf), 
+                backoffMaxMs: FfiConverterUInt64.read(from: &buf), 
+                typingIdleMs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ClientSettings, into buf: inout [UInt8]) {
+        FfiConverterSequenceString.write(value.extraRootCertificatesPem, into: &buf)
+        FfiConverterUInt64.write(value.backoffMinMs, into: &buf)
+        FfiConverterUInt64.write(value.backoffMaxMs, into: &buf)
+        FfiConverterUInt64.write(value.typingIdleMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientSettings_lift(_ buf: RustBuffer) throws -> ClientSettings {
+    return try FfiConverterTypeClientSettings.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientSettings_lower(_ value: ClientSettings) -> RustBuffer {
+    return FfiConverterTypeClientSettings.lower(value)
 }
 
 
@@ -3251,6 +4165,125 @@ public func FfiConverterTypeMessage_lower(_ value: Message) -> RustBuffer {
 
 
 /**
+ * A message written on this device and not yet stored by the server.
+ */
+public struct OutboxEntry: Equatable, Hashable {
+    /**
+     * The idempotency key of every attempt.
+     */
+    public var clientId: String
+    /**
+     * The course.
+     */
+    public var courseId: String
+    /**
+     * The text.
+     */
+    public var message: String
+    /**
+     * The kind.
+     */
+    public var messageType: MessageType
+    /**
+     * The message it answers.
+     */
+    public var replyTo: String?
+    /**
+     * Pending or failed.
+     */
+    public var state: OutboxState
+    /**
+     * When it was written (ms since the Unix epoch, device clock).
+     */
+    public var createdAtMs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The idempotency key of every attempt.
+         */clientId: String, 
+        /**
+         * The course.
+         */courseId: String, 
+        /**
+         * The text.
+         */message: String, 
+        /**
+         * The kind.
+         */messageType: MessageType, 
+        /**
+         * The message it answers.
+         */replyTo: String?, 
+        /**
+         * Pending or failed.
+         */state: OutboxState, 
+        /**
+         * When it was written (ms since the Unix epoch, device clock).
+         */createdAtMs: UInt64) {
+        self.clientId = clientId
+        self.courseId = courseId
+        self.message = message
+        self.messageType = messageType
+        self.replyTo = replyTo
+        self.state = state
+        self.createdAtMs = createdAtMs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension OutboxEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOutboxEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OutboxEntry {
+        return
+            try OutboxEntry(
+                clientId: FfiConverterString.read(from: &buf), 
+                courseId: FfiConverterString.read(from: &buf), 
+                message: FfiConverterString.read(from: &buf), 
+                messageType: FfiConverterTypeMessageType.read(from: &buf), 
+                replyTo: FfiConverterOptionString.read(from: &buf), 
+                state: FfiConverterTypeOutboxState.read(from: &buf), 
+                createdAtMs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: OutboxEntry, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.clientId, into: &buf)
+        FfiConverterString.write(value.courseId, into: &buf)
+        FfiConverterString.write(value.message, into: &buf)
+        FfiConverterTypeMessageType.write(value.messageType, into: &buf)
+        FfiConverterOptionString.write(value.replyTo, into: &buf)
+        FfiConverterTypeOutboxState.write(value.state, into: &buf)
+        FfiConverterUInt64.write(value.createdAtMs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxEntry_lift(_ buf: RustBuffer) throws -> OutboxEntry {
+    return try FfiConverterTypeOutboxEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxEntry_lower(_ value: OutboxEntry) -> RustBuffer {
+    return FfiConverterTypeOutboxEntry.lower(value)
+}
+
+
+/**
  * The contract's `pagination` object.
  */
 public struct Pagination: Equatable, Hashable {
@@ -4034,6 +5067,18 @@ enum ChatError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
      */
     case Internal(reason: String
     )
+    /**
+     * `OFFLINE` (the client SDK only): the call needs a connection to the server, and there is
+     * none now.
+     */
+    case Offline(reason: String
+    )
+    /**
+     * `NETWORK` (the client SDK only): the connection failed during the call; the server may or
+     * may not have applied it.
+     */
+    case Network(reason: String
+    )
 
     
     /**
@@ -4119,6 +5164,12 @@ public struct FfiConverterTypeChatError: FfiConverterRustBuffer {
         case 10: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
+        case 11: return .Offline(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 12: return .Network(
+            reason: try FfiConverterString.read(from: &buf)
+            )
 
          default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -4182,6 +5233,16 @@ public struct FfiConverterTypeChatError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             
+        
+        case let .Offline(reason):
+            writeInt(&buf, Int32(11))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .Network(reason):
+            writeInt(&buf, Int32(12))
+            FfiConverterString.write(reason, into: &buf)
+            
         }
     }
 }
@@ -4200,6 +5261,410 @@ public func FfiConverterTypeChatError_lift(_ buf: RustBuffer) throws -> ChatErro
 public func FfiConverterTypeChatError_lower(_ value: ChatError) -> RustBuffer {
     return FfiConverterTypeChatError.lower(value)
 }
+
+
+/**
+ * A client event, after the cache applied it.
+ */
+
+public enum ClientEvent: Equatable, Hashable {
+    
+    /**
+     * The connection changed state.
+     */
+    case connection(state: ConnectionState
+    )
+    /**
+     * A room was (re)joined; `recovered` false means its history was reset.
+     */
+    case joined(courseId: String, headSeq: UInt64, recovered: Bool
+    )
+    /**
+     * A new message (live or replayed).
+     */
+    case newMessage(message: Message
+    )
+    /**
+     * An edited message.
+     */
+    case messageEdited(message: Message
+    )
+    /**
+     * A deleted message.
+     */
+    case messageDeleted(courseId: String, messageId: String, seq: UInt64
+    )
+    /**
+     * A message entered the outbox (or was retried).
+     */
+    case sendPending(entry: OutboxEntry
+    )
+    /**
+     * The server stored an outbox message.
+     */
+    case sendSent(clientId: String, message: Message
+    )
+    /**
+     * The server refused an outbox message for good.
+     */
+    case sendFailed(entry: OutboxEntry
+    )
+    /**
+     * A failed message was discarded.
+     */
+    case sendDiscarded(courseId: String, clientId: String
+    )
+    /**
+     * A participant's first connection joined.
+     */
+    case userJoined(courseId: String, user: User
+    )
+    /**
+     * A participant's last connection left.
+     */
+    case userLeft(courseId: String, user: User
+    )
+    /**
+     * The online participants.
+     */
+    case onlineUsers(courseId: String, users: [User]
+    )
+    /**
+     * Someone started or stopped typing.
+     */
+    case typing(courseId: String, userId: String, name: String, isTyping: Bool
+    )
+    /**
+     * A read receipt.
+     */
+    case messageRead(receipt: ReadReceipt
+    )
+    /**
+     * A course's unread count changed.
+     */
+    case unread(courseId: String, count: UInt64
+    )
+    /**
+     * Upload progress.
+     */
+    case uploadProgress(clientId: String, sent: UInt64, total: UInt64
+    )
+    /**
+     * An error the server reported outside any request.
+     */
+    case serverError(code: String, reason: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ClientEvent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeClientEvent: FfiConverterRustBuffer {
+    typealias SwiftType = ClientEvent
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ClientEvent {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .connection(state: try FfiConverterTypeConnectionState.read(from: &buf)
+        )
+        
+        case 2: return .joined(courseId: try FfiConverterString.read(from: &buf), headSeq: try FfiConverterUInt64.read(from: &buf), recovered: try FfiConverterBool.read(from: &buf)
+        )
+        
+        case 3: return .newMessage(message: try FfiConverterTypeMessage.read(from: &buf)
+        )
+        
+        case 4: return .messageEdited(message: try FfiConverterTypeMessage.read(from: &buf)
+        )
+        
+        case 5: return .messageDeleted(courseId: try FfiConverterString.read(from: &buf), messageId: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 6: return .sendPending(entry: try FfiConverterTypeOutboxEntry.read(from: &buf)
+        )
+        
+        case 7: return .sendSent(clientId: try FfiConverterString.read(from: &buf), message: try FfiConverterTypeMessage.read(from: &buf)
+        )
+        
+        case 8: return .sendFailed(entry: try FfiConverterTypeOutboxEntry.read(from: &buf)
+        )
+        
+        case 9: return .sendDiscarded(courseId: try FfiConverterString.read(from: &buf), clientId: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 10: return .userJoined(courseId: try FfiConverterString.read(from: &buf), user: try FfiConverterTypeUser.read(from: &buf)
+        )
+        
+        case 11: return .userLeft(courseId: try FfiConverterString.read(from: &buf), user: try FfiConverterTypeUser.read(from: &buf)
+        )
+        
+        case 12: return .onlineUsers(courseId: try FfiConverterString.read(from: &buf), users: try FfiConverterSequenceTypeUser.read(from: &buf)
+        )
+        
+        case 13: return .typing(courseId: try FfiConverterString.read(from: &buf), userId: try FfiConverterString.read(from: &buf), name: try FfiConverterString.read(from: &buf), isTyping: try FfiConverterBool.read(from: &buf)
+        )
+        
+        case 14: return .messageRead(receipt: try FfiConverterTypeReadReceipt.read(from: &buf)
+        )
+        
+        case 15: return .unread(courseId: try FfiConverterString.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 16: return .uploadProgress(clientId: try FfiConverterString.read(from: &buf), sent: try FfiConverterUInt64.read(from: &buf), total: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 17: return .serverError(code: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ClientEvent, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case let .connection(state):
+            writeInt(&buf, Int32(1))
+            FfiConverterTypeConnectionState.write(state, into: &buf)
+            
+        
+        case let .joined(courseId,headSeq,recovered):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterUInt64.write(headSeq, into: &buf)
+            FfiConverterBool.write(recovered, into: &buf)
+            
+        
+        case let .newMessage(message):
+            writeInt(&buf, Int32(3))
+            FfiConverterTypeMessage.write(message, into: &buf)
+            
+        
+        case let .messageEdited(message):
+            writeInt(&buf, Int32(4))
+            FfiConverterTypeMessage.write(message, into: &buf)
+            
+        
+        case let .messageDeleted(courseId,messageId,seq):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterString.write(messageId, into: &buf)
+            FfiConverterUInt64.write(seq, into: &buf)
+            
+        
+        case let .sendPending(entry):
+            writeInt(&buf, Int32(6))
+            FfiConverterTypeOutboxEntry.write(entry, into: &buf)
+            
+        
+        case let .sendSent(clientId,message):
+            writeInt(&buf, Int32(7))
+            FfiConverterString.write(clientId, into: &buf)
+            FfiConverterTypeMessage.write(message, into: &buf)
+            
+        
+        case let .sendFailed(entry):
+            writeInt(&buf, Int32(8))
+            FfiConverterTypeOutboxEntry.write(entry, into: &buf)
+            
+        
+        case let .sendDiscarded(courseId,clientId):
+            writeInt(&buf, Int32(9))
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterString.write(clientId, into: &buf)
+            
+        
+        case let .userJoined(courseId,user):
+            writeInt(&buf, Int32(10))
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterTypeUser.write(user, into: &buf)
+            
+        
+        case let .userLeft(courseId,user):
+            writeInt(&buf, Int32(11))
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterTypeUser.write(user, into: &buf)
+            
+        
+        case let .onlineUsers(courseId,users):
+            writeInt(&buf, Int32(12))
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterSequenceTypeUser.write(users, into: &buf)
+            
+        
+        case let .typing(courseId,userId,name,isTyping):
+            writeInt(&buf, Int32(13))
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterString.write(userId, into: &buf)
+            FfiConverterString.write(name, into: &buf)
+            FfiConverterBool.write(isTyping, into: &buf)
+            
+        
+        case let .messageRead(receipt):
+            writeInt(&buf, Int32(14))
+            FfiConverterTypeReadReceipt.write(receipt, into: &buf)
+            
+        
+        case let .unread(courseId,count):
+            writeInt(&buf, Int32(15))
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterUInt64.write(count, into: &buf)
+            
+        
+        case let .uploadProgress(clientId,sent,total):
+            writeInt(&buf, Int32(16))
+            FfiConverterString.write(clientId, into: &buf)
+            FfiConverterUInt64.write(sent, into: &buf)
+            FfiConverterUInt64.write(total, into: &buf)
+            
+        
+        case let .serverError(code,reason):
+            writeInt(&buf, Int32(17))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientEvent_lift(_ buf: RustBuffer) throws -> ClientEvent {
+    return try FfiConverterTypeClientEvent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientEvent_lower(_ value: ClientEvent) -> RustBuffer {
+    return FfiConverterTypeClientEvent.lower(value)
+}
+
+
+
+/**
+ * Where the connection to the server stands.
+ */
+
+public enum ConnectionState: Equatable, Hashable {
+    
+    /**
+     * Opening the WebSocket.
+     */
+    case connecting
+    /**
+     * Connected; joined rooms resumed, the outbox flushing.
+     */
+    case connected
+    /**
+     * Not connected; the next attempt in `retry_in_ms`.
+     */
+    case disconnected(reason: String, retryInMs: UInt64
+    )
+    /**
+     * The token was refused: call `set_token` with a new one.
+     */
+    case unauthorized(reason: String
+    )
+    /**
+     * `close()` was called.
+     */
+    case closed
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ConnectionState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeConnectionState: FfiConverterRustBuffer {
+    typealias SwiftType = ConnectionState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ConnectionState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .connecting
+        
+        case 2: return .connected
+        
+        case 3: return .disconnected(reason: try FfiConverterString.read(from: &buf), retryInMs: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 4: return .unauthorized(reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 5: return .closed
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ConnectionState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .connecting:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .connected:
+            writeInt(&buf, Int32(2))
+        
+        
+        case let .disconnected(reason,retryInMs):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterUInt64.write(retryInMs, into: &buf)
+            
+        
+        case let .unauthorized(reason):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case .closed:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConnectionState_lift(_ buf: RustBuffer) throws -> ConnectionState {
+    return try FfiConverterTypeConnectionState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeConnectionState_lower(_ value: ConnectionState) -> RustBuffer {
+    return FfiConverterTypeConnectionState.lower(value)
+}
+
 
 
 /**
@@ -4635,6 +6100,85 @@ public func FfiConverterTypeMessageType_lower(_ value: MessageType) -> RustBuffe
 
 
 /**
+ * Where an outbox message is.
+ */
+
+public enum OutboxState: Equatable, Hashable {
+    
+    /**
+     * Waiting to be delivered.
+     */
+    case pending
+    /**
+     * Refused for good: retry or discard it.
+     */
+    case failed(code: String, reason: String
+    )
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension OutboxState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeOutboxState: FfiConverterRustBuffer {
+    typealias SwiftType = OutboxState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> OutboxState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .pending
+        
+        case 2: return .failed(code: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: OutboxState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .pending:
+            writeInt(&buf, Int32(1))
+        
+        
+        case let .failed(code,reason):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxState_lift(_ buf: RustBuffer) throws -> OutboxState {
+    return try FfiConverterTypeOutboxState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeOutboxState_lower(_ value: OutboxState) -> RustBuffer {
+    return FfiConverterTypeOutboxState.lower(value)
+}
+
+
+
+/**
  * What a foreign [`MessagePlugin`](crate::MessagePlugin) may raise. In `before_send` it refuses
  * the message with `ChatError.Internal` (fail closed); in `after_event` it is logged.
  */
@@ -5014,6 +6558,30 @@ fileprivate struct FfiConverterOptionTypeAttachment: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeClientSettings: FfiConverterRustBuffer {
+    typealias SwiftType = ClientSettings?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeClientSettings.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeClientSettings.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeEngineConfig: FfiConverterRustBuffer {
     typealias SwiftType = EngineConfig?
 
@@ -5054,6 +6622,30 @@ fileprivate struct FfiConverterOptionTypeFileInfo: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeFileInfo.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeMessage: FfiConverterRustBuffer {
+    typealias SwiftType = Message?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeMessage.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeMessage.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5209,6 +6801,31 @@ fileprivate struct FfiConverterSequenceTypeMessage: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeOutboxEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [OutboxEntry]
+
+    public static func write(_ value: [OutboxEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeOutboxEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [OutboxEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [OutboxEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeOutboxEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeParticipant: FfiConverterRustBuffer {
     typealias SwiftType = [Participant]
 
@@ -5335,6 +6952,75 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_func_event_name() != 17596) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_method_chatclient_close() != 9400) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_connection_state() != 32521) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_delete() != 48178) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_discard() != 54827) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_edit() != 50331) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_history() != 34533) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_join() != 25764) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_joined_courses() != 18374) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_leave() != 3317) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_mark_read() != 43703) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_message() != 34922) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_online_users() != 10777) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_outbox() != 62590) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_reconnect_now() != 31316) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_retry() != 45456) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_send() != 25954) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_send_file() != 45689) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_set_token() != 62797) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_typing() != 1696) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_unread() != 58323) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_user_id() != 55788) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_wait_connected() != 54871) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_clientlistener_on_event() != 63555) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_method_chatconnection_actor() != 9952) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5446,6 +7132,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_method_messageplugin_after_event() != 64697) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_constructor_chatclient_connect() != 25583) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_constructor_chatengine_in_memory() != 29730) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -5453,6 +7142,7 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitClientListener()
     uniffiCallbackInitEventListener()
     uniffiCallbackInitMessagePlugin()
     return InitializationResult.ok

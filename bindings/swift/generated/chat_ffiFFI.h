@@ -243,6 +243,13 @@ typedef void (*UniffiForeignFutureCompleteVoid)(uint64_t, UniffiForeignFutureRes
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_CLIENT_LISTENER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_CLIENT_LISTENER_METHOD0
+typedef void (*UniffiCallbackInterfaceClientListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_LISTENER_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_LISTENER_METHOD0
 typedef void (*UniffiCallbackInterfaceEventListenerMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
@@ -264,6 +271,15 @@ typedef void (*UniffiCallbackInterfaceMessagePluginMethod1)(uint64_t, RustBuffer
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_CLIENT_LISTENER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_CLIENT_LISTENER
+typedef struct UniffiVTableCallbackInterfaceClientListener {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceClientListenerMethod0 _Nonnull onEvent;
+} UniffiVTableCallbackInterfaceClientListener;
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_LISTENER
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_LISTENER
 typedef struct UniffiVTableCallbackInterfaceEventListener {
@@ -282,6 +298,151 @@ typedef struct UniffiVTableCallbackInterfaceMessagePlugin {
     UniffiCallbackInterfaceMessagePluginMethod1 _Nonnull afterEvent;
 } UniffiVTableCallbackInterfaceMessagePlugin;
 
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_CLONE_CHATCLIENT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_CLONE_CHATCLIENT
+uint64_t uniffi_chat_ffi_fn_clone_chatclient(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_FREE_CHATCLIENT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_FREE_CHATCLIENT
+void uniffi_chat_ffi_fn_free_chatclient(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_CONSTRUCTOR_CHATCLIENT_CONNECT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_CONSTRUCTOR_CHATCLIENT_CONNECT
+uint64_t uniffi_chat_ffi_fn_constructor_chatclient_connect(RustBuffer url, RustBuffer token, RustBuffer cache_dir, uint64_t listener, RustBuffer settings, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_CLOSE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_CLOSE
+void uniffi_chat_ffi_fn_method_chatclient_close(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_CONNECTION_STATE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_CONNECTION_STATE
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_connection_state(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_DELETE
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_delete(uint64_t ptr, RustBuffer message_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_DISCARD
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_DISCARD
+void uniffi_chat_ffi_fn_method_chatclient_discard(uint64_t ptr, RustBuffer client_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_EDIT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_EDIT
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_edit(uint64_t ptr, RustBuffer message_id, RustBuffer text, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_HISTORY
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_HISTORY
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_history(uint64_t ptr, RustBuffer course_id, RustBuffer before, uint32_t limit, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_JOIN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_JOIN
+void uniffi_chat_ffi_fn_method_chatclient_join(uint64_t ptr, RustBuffer course_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_JOINED_COURSES
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_JOINED_COURSES
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_joined_courses(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_LEAVE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_LEAVE
+void uniffi_chat_ffi_fn_method_chatclient_leave(uint64_t ptr, RustBuffer course_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_MARK_READ
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_MARK_READ
+void uniffi_chat_ffi_fn_method_chatclient_mark_read(uint64_t ptr, RustBuffer message_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_MESSAGE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_MESSAGE
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_message(uint64_t ptr, RustBuffer message_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_ONLINE_USERS
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_ONLINE_USERS
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_online_users(uint64_t ptr, RustBuffer course_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_OUTBOX
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_outbox(uint64_t ptr, RustBuffer course_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_RECONNECT_NOW
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_RECONNECT_NOW
+void uniffi_chat_ffi_fn_method_chatclient_reconnect_now(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_RETRY
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_RETRY
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_retry(uint64_t ptr, RustBuffer client_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_SEND
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_SEND
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_send(uint64_t ptr, RustBuffer course_id, RustBuffer text, RustBuffer reply_to, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_SEND_FILE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_SEND_FILE
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_send_file(uint64_t ptr, RustBuffer course_id, RustBuffer file_name, RustBuffer bytes, RustBuffer caption, RustBuffer message_type, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_SET_TOKEN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_SET_TOKEN
+void uniffi_chat_ffi_fn_method_chatclient_set_token(uint64_t ptr, RustBuffer token, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_TYPING
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_TYPING
+void uniffi_chat_ffi_fn_method_chatclient_typing(uint64_t ptr, RustBuffer course_id, int8_t is_typing, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_UNREAD
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_UNREAD
+uint64_t uniffi_chat_ffi_fn_method_chatclient_unread(uint64_t ptr, RustBuffer course_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_USER_ID
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_USER_ID
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_user_id(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_WAIT_CONNECTED
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_WAIT_CONNECTED
+int8_t uniffi_chat_ffi_fn_method_chatclient_wait_connected(uint64_t ptr, uint64_t timeout_ms, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_CLONE_CLIENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_CLONE_CLIENTLISTENER
+uint64_t uniffi_chat_ffi_fn_clone_clientlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_FREE_CLIENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_FREE_CLIENTLISTENER
+void uniffi_chat_ffi_fn_free_clientlistener(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_INIT_CALLBACK_VTABLE_CLIENTLISTENER
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_INIT_CALLBACK_VTABLE_CLIENTLISTENER
+void uniffi_chat_ffi_fn_init_callback_vtable_clientlistener(const UniffiVTableCallbackInterfaceClientListener* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CLIENTLISTENER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CLIENTLISTENER_ON_EVENT
+void uniffi_chat_ffi_fn_method_clientlistener_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
+);
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_CLONE_CHATCONNECTION
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_CLONE_CHATCONNECTION
@@ -819,6 +980,144 @@ uint16_t uniffi_chat_ffi_checksum_func_event_name(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_CLOSE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_CLOSE
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_close(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_CONNECTION_STATE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_CONNECTION_STATE
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_connection_state(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_DELETE
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_delete(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_DISCARD
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_DISCARD
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_discard(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_EDIT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_EDIT
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_edit(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_HISTORY
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_HISTORY
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_history(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_JOIN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_JOIN
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_join(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_JOINED_COURSES
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_JOINED_COURSES
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_joined_courses(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_LEAVE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_LEAVE
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_leave(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_MARK_READ
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_MARK_READ
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_mark_read(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_MESSAGE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_MESSAGE
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_message(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_ONLINE_USERS
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_ONLINE_USERS
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_online_users(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_OUTBOX
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_OUTBOX
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_outbox(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_RECONNECT_NOW
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_RECONNECT_NOW
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_reconnect_now(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_RETRY
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_RETRY
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_retry(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_SEND
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_SEND
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_send(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_SEND_FILE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_SEND_FILE
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_send_file(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_SET_TOKEN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_SET_TOKEN
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_set_token(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_TYPING
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_TYPING
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_typing(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_UNREAD
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_UNREAD
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_unread(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_USER_ID
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_USER_ID
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_user_id(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_WAIT_CONNECTED
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_WAIT_CONNECTED
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_wait_connected(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CLIENTLISTENER_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CLIENTLISTENER_ON_EVENT
+uint16_t uniffi_chat_ffi_checksum_method_clientlistener_on_event(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCONNECTION_ACTOR
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCONNECTION_ACTOR
 uint16_t uniffi_chat_ffi_checksum_method_chatconnection_actor(void
@@ -1038,6 +1337,12 @@ uint16_t uniffi_chat_ffi_checksum_method_messageplugin_before_send(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_MESSAGEPLUGIN_AFTER_EVENT
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_MESSAGEPLUGIN_AFTER_EVENT
 uint16_t uniffi_chat_ffi_checksum_method_messageplugin_after_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_CONSTRUCTOR_CHATCLIENT_CONNECT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_CONSTRUCTOR_CHATCLIENT_CONNECT
+uint16_t uniffi_chat_ffi_checksum_constructor_chatclient_connect(void
     
 );
 #endif

@@ -650,6 +650,9 @@ internal open class UniffiForeignFutureResultVoid(
 internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
     fun callback(`callbackData`: Long,`result`: UniffiForeignFutureResultVoid.UniffiByValue,)
 }
+internal interface UniffiCallbackInterfaceClientListenerMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 internal interface UniffiCallbackInterfaceEventListenerMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -658,6 +661,25 @@ internal interface UniffiCallbackInterfaceMessagePluginMethod0 : com.sun.jna.Cal
 }
 internal interface UniffiCallbackInterfaceMessagePluginMethod1 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
+internal open class UniffiVTableCallbackInterfaceClientListener(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onEvent`: UniffiCallbackInterfaceClientListenerMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onEvent`: UniffiCallbackInterfaceClientListenerMethod0? = null,
+    ): UniffiVTableCallbackInterfaceClientListener(`uniffiFree`,`uniffiClone`,`onEvent`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceClientListener) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onEvent` = other.`onEvent`
+    }
+
 }
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
 internal open class UniffiVTableCallbackInterfaceEventListener(
@@ -726,6 +748,52 @@ internal object IntegrityCheckingUniffiLib {
 
     internal fun ensureInitialized() = Unit
     external fun uniffi_chat_ffi_checksum_func_event_name(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_close(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_connection_state(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_delete(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_discard(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_edit(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_history(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_join(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_joined_courses(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_leave(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_mark_read(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_message(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_online_users(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_outbox(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_reconnect_now(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_retry(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_send(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_send_file(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_set_token(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_typing(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_unread(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_user_id(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_wait_connected(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_clientlistener_on_event(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatconnection_actor(
     ): Int
@@ -801,6 +869,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_chat_ffi_checksum_method_messageplugin_after_event(
     ): Int
+    external fun uniffi_chat_ffi_checksum_constructor_chatclient_connect(
+    ): Int
     external fun uniffi_chat_ffi_checksum_constructor_chatengine_in_memory(
     ): Int
     external fun uniffi_chat_ffi_checksum_constructor_chatengine_open(
@@ -821,12 +891,71 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "chat_ffi"))
+        uniffiCallbackInterfaceClientListener.register(this)
         uniffiCallbackInterfaceEventListener.register(this)
         uniffiCallbackInterfaceMessagePlugin.register(this)
         
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_chat_ffi_fn_clone_chatclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_chat_ffi_fn_free_chatclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_chat_ffi_fn_constructor_chatclient_connect(`url`: RustBuffer.ByValue,`token`: RustBuffer.ByValue,`cacheDir`: RustBuffer.ByValue,`listener`: Long,`settings`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_chat_ffi_fn_method_chatclient_close(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatclient_connection_state(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_delete(`ptr`: Long,`messageId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_discard(`ptr`: Long,`clientId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatclient_edit(`ptr`: Long,`messageId`: RustBuffer.ByValue,`text`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_history(`ptr`: Long,`courseId`: RustBuffer.ByValue,`before`: RustBuffer.ByValue,`limit`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_join(`ptr`: Long,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatclient_joined_courses(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_leave(`ptr`: Long,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatclient_mark_read(`ptr`: Long,`messageId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatclient_message(`ptr`: Long,`messageId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_online_users(`ptr`: Long,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_outbox(`ptr`: Long,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_reconnect_now(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatclient_retry(`ptr`: Long,`clientId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_send(`ptr`: Long,`courseId`: RustBuffer.ByValue,`text`: RustBuffer.ByValue,`replyTo`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_send_file(`ptr`: Long,`courseId`: RustBuffer.ByValue,`fileName`: RustBuffer.ByValue,`bytes`: RustBuffer.ByValue,`caption`: RustBuffer.ByValue,`messageType`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_set_token(`ptr`: Long,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatclient_typing(`ptr`: Long,`courseId`: RustBuffer.ByValue,`isTyping`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatclient_unread(`ptr`: Long,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_chat_ffi_fn_method_chatclient_user_id(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_wait_connected(`ptr`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
+    external fun uniffi_chat_ffi_fn_clone_clientlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_chat_ffi_fn_free_clientlistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_chat_ffi_fn_init_callback_vtable_clientlistener(`vtable`: UniffiVTableCallbackInterfaceClientListener,
+    ): Unit
+    external fun uniffi_chat_ffi_fn_method_clientlistener_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_chat_ffi_fn_clone_chatconnection(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_chat_ffi_fn_free_chatconnection(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1057,6 +1186,75 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_func_event_name() and 0xFFFF) != 17596) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_close() and 0xFFFF) != 9400) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_connection_state() and 0xFFFF) != 32521) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_delete() and 0xFFFF) != 48178) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_discard() and 0xFFFF) != 54827) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_edit() and 0xFFFF) != 50331) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_history() and 0xFFFF) != 34533) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_join() and 0xFFFF) != 25764) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_joined_courses() and 0xFFFF) != 18374) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_leave() and 0xFFFF) != 3317) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_mark_read() and 0xFFFF) != 43703) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_message() and 0xFFFF) != 34922) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_online_users() and 0xFFFF) != 10777) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_outbox() and 0xFFFF) != 62590) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_reconnect_now() and 0xFFFF) != 31316) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_retry() and 0xFFFF) != 45456) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_send() and 0xFFFF) != 25954) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_send_file() and 0xFFFF) != 45689) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_set_token() and 0xFFFF) != 62797) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_typing() and 0xFFFF) != 1696) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_unread() and 0xFFFF) != 58323) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_user_id() and 0xFFFF) != 55788) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_wait_connected() and 0xFFFF) != 54871) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_clientlistener_on_event() and 0xFFFF) != 63555) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatconnection_actor() and 0xFFFF) != 9952) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1166,6 +1364,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_messageplugin_after_event() and 0xFFFF) != 64697) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_constructor_chatclient_connect() and 0xFFFF) != 25583) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_constructor_chatengine_in_memory() and 0xFFFF) != 29730) {
@@ -1531,6 +1732,781 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
     override fun write(value: ByteArray, buf: ByteBuffer) {
         buf.putInt(value.size)
         buf.put(value)
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A chat client: one user's connection to a chat-host, with a local cache and an outbox in
+ * `cache_dir`. Every method is synchronous (it blocks on the client's own runtime); call
+ * `close()` before the program exits (Python: `atexit.register(client.close)`).
+ */
+public interface ChatClientInterface {
+    
+    /**
+     * Stops the connection and the listener, writes the cache to disk and releases the folder
+     * (the outbox is kept for the next `connect`). Idempotent.
+     */
+    fun `shutdown`()
+    
+    /**
+     * Where the connection stands.
+     */
+    fun `connectionState`(): ConnectionState
+    
+    /**
+     * Deletes a message (needs the connection); the tombstone.
+     */
+    fun `delete`(`messageId`: kotlin.String): Message
+    
+    /**
+     * Drops a failed message.
+     */
+    fun `discard`(`clientId`: kotlin.String)
+    
+    /**
+     * Edits one of this user's messages (needs the connection).
+     */
+    fun `edit`(`messageId`: kotlin.String, `text`: kotlin.String): Message
+    
+    /**
+     * The newest `limit` messages before seq `before` (newest overall when absent), oldest
+     * first, from the cache, filled from the server when missing.
+     */
+    fun `history`(`courseId`: kotlin.String, `before`: kotlin.ULong?, `limit`: kotlin.UInt): CachedPage
+    
+    /**
+     * Joins a course's room (remembered; resumed on every reconnect).
+     */
+    fun `join`(`courseId`: kotlin.String)
+    
+    /**
+     * The joined courses.
+     */
+    fun `joinedCourses`(): List<kotlin.String>
+    
+    /**
+     * Leaves a course's room.
+     */
+    fun `leave`(`courseId`: kotlin.String)
+    
+    /**
+     * Marks a cached message and all before it read (sent now or on the next connection).
+     */
+    fun `markRead`(`messageId`: kotlin.String)
+    
+    /**
+     * A cached message by id.
+     */
+    fun `message`(`messageId`: kotlin.String): Message?
+    
+    /**
+     * The online participants of a joined course.
+     */
+    fun `onlineUsers`(`courseId`: kotlin.String): List<User>
+    
+    /**
+     * The outbox (pending and failed), oldest first; one course's when given.
+     */
+    fun `outbox`(`courseId`: kotlin.String? = null): List<OutboxEntry>
+    
+    /**
+     * Reconnects at once (the app knows the network is back).
+     */
+    fun `reconnectNow`()
+    
+    /**
+     * Queues a failed message again.
+     */
+    fun `retry`(`clientId`: kotlin.String): OutboxEntry
+    
+    /**
+     * Writes a message: into the outbox (on disk) at once, pending; delivered exactly once.
+     */
+    fun `send`(`courseId`: kotlin.String, `text`: kotlin.String, `replyTo`: kotlin.String? = null): OutboxEntry
+    
+    /**
+     * Uploads a file with a caption (needs the connection); progress as `UploadProgress`.
+     */
+    fun `sendFile`(`courseId`: kotlin.String, `fileName`: kotlin.String, `bytes`: kotlin.ByteArray, `caption`: kotlin.String = "", `messageType`: MessageType? = null): Message
+    
+    /**
+     * Replaces the token and reconnects with it.
+     */
+    fun `setToken`(`token`: kotlin.String)
+    
+    /**
+     * Typing (`true` on every keystroke) or stopped; debounced.
+     */
+    fun `typing`(`courseId`: kotlin.String, `isTyping`: kotlin.Boolean)
+    
+    /**
+     * Messages of others after this user's read watermark.
+     */
+    fun `unread`(`courseId`: kotlin.String): kotlin.ULong
+    
+    /**
+     * The user this client acts as.
+     */
+    fun `userId`(): kotlin.String
+    
+    /**
+     * Waits up to `timeout_ms` for the connection; true when connected.
+     */
+    fun `waitConnected`(`timeoutMs`: kotlin.ULong): kotlin.Boolean
+    
+    companion object
+}
+
+/**
+ * A chat client: one user's connection to a chat-host, with a local cache and an outbox in
+ * `cache_dir`. Every method is synchronous (it blocks on the client's own runtime); call
+ * `close()` before the program exits (Python: `atexit.register(client.close)`).
+ */
+open class ChatClient: Disposable, AutoCloseable, ChatClientInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_chat_ffi_fn_free_chatclient(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_chat_ffi_fn_clone_chatclient(handle, status)
+        }
+    }
+
+    
+    /**
+     * Stops the connection and the listener, writes the cache to disk and releases the folder
+     * (the outbox is kept for the next `connect`). Idempotent.
+     */
+    @Throws(ChatException::class)override fun `shutdown`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_close(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Where the connection stands.
+     */override fun `connectionState`(): ConnectionState {
+            return FfiConverterTypeConnectionState.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_connection_state(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Deletes a message (needs the connection); the tombstone.
+     */
+    @Throws(ChatException::class)override fun `delete`(`messageId`: kotlin.String): Message {
+            return FfiConverterTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_delete(
+        it,
+        
+        FfiConverterString.lower(`messageId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Drops a failed message.
+     */
+    @Throws(ChatException::class)override fun `discard`(`clientId`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_discard(
+        it,
+        
+        FfiConverterString.lower(`clientId`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Edits one of this user's messages (needs the connection).
+     */
+    @Throws(ChatException::class)override fun `edit`(`messageId`: kotlin.String, `text`: kotlin.String): Message {
+            return FfiConverterTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_edit(
+        it,
+        
+        FfiConverterString.lower(`messageId`),
+        FfiConverterString.lower(`text`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The newest `limit` messages before seq `before` (newest overall when absent), oldest
+     * first, from the cache, filled from the server when missing.
+     */
+    @Throws(ChatException::class)override fun `history`(`courseId`: kotlin.String, `before`: kotlin.ULong?, `limit`: kotlin.UInt): CachedPage {
+            return FfiConverterTypeCachedPage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_history(
+        it,
+        
+        FfiConverterString.lower(`courseId`),
+        FfiConverterOptionalULong.lower(`before`),
+        FfiConverterUInt.lower(`limit`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Joins a course's room (remembered; resumed on every reconnect).
+     */
+    @Throws(ChatException::class)override fun `join`(`courseId`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_join(
+        it,
+        
+        FfiConverterString.lower(`courseId`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The joined courses.
+     */
+    @Throws(ChatException::class)override fun `joinedCourses`(): List<kotlin.String> {
+            return FfiConverterSequenceString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_joined_courses(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Leaves a course's room.
+     */
+    @Throws(ChatException::class)override fun `leave`(`courseId`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_leave(
+        it,
+        
+        FfiConverterString.lower(`courseId`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Marks a cached message and all before it read (sent now or on the next connection).
+     */
+    @Throws(ChatException::class)override fun `markRead`(`messageId`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_mark_read(
+        it,
+        
+        FfiConverterString.lower(`messageId`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * A cached message by id.
+     */
+    @Throws(ChatException::class)override fun `message`(`messageId`: kotlin.String): Message? {
+            return FfiConverterOptionalTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_message(
+        it,
+        
+        FfiConverterString.lower(`messageId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The online participants of a joined course.
+     */
+    @Throws(ChatException::class)override fun `onlineUsers`(`courseId`: kotlin.String): List<User> {
+            return FfiConverterSequenceTypeUser.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_online_users(
+        it,
+        
+        FfiConverterString.lower(`courseId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The outbox (pending and failed), oldest first; one course's when given.
+     */
+    @Throws(ChatException::class)override fun `outbox`(`courseId`: kotlin.String?): List<OutboxEntry> {
+            return FfiConverterSequenceTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_outbox(
+        it,
+        
+        FfiConverterOptionalString.lower(`courseId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Reconnects at once (the app knows the network is back).
+     */
+    @Throws(ChatException::class)override fun `reconnectNow`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_reconnect_now(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Queues a failed message again.
+     */
+    @Throws(ChatException::class)override fun `retry`(`clientId`: kotlin.String): OutboxEntry {
+            return FfiConverterTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_retry(
+        it,
+        
+        FfiConverterString.lower(`clientId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Writes a message: into the outbox (on disk) at once, pending; delivered exactly once.
+     */
+    @Throws(ChatException::class)override fun `send`(`courseId`: kotlin.String, `text`: kotlin.String, `replyTo`: kotlin.String?): OutboxEntry {
+            return FfiConverterTypeOutboxEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_send(
+        it,
+        
+        FfiConverterString.lower(`courseId`),
+        FfiConverterString.lower(`text`),
+        FfiConverterOptionalString.lower(`replyTo`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Uploads a file with a caption (needs the connection); progress as `UploadProgress`.
+     */
+    @Throws(ChatException::class)override fun `sendFile`(`courseId`: kotlin.String, `fileName`: kotlin.String, `bytes`: kotlin.ByteArray, `caption`: kotlin.String, `messageType`: MessageType?): Message {
+            return FfiConverterTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_send_file(
+        it,
+        
+        FfiConverterString.lower(`courseId`),
+        FfiConverterString.lower(`fileName`),
+        FfiConverterByteArray.lower(`bytes`),
+        FfiConverterString.lower(`caption`),
+        FfiConverterOptionalTypeMessageType.lower(`messageType`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Replaces the token and reconnects with it.
+     */
+    @Throws(ChatException::class)override fun `setToken`(`token`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_set_token(
+        it,
+        
+        FfiConverterString.lower(`token`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Typing (`true` on every keystroke) or stopped; debounced.
+     */
+    @Throws(ChatException::class)override fun `typing`(`courseId`: kotlin.String, `isTyping`: kotlin.Boolean)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_typing(
+        it,
+        
+        FfiConverterString.lower(`courseId`),
+        FfiConverterBoolean.lower(`isTyping`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Messages of others after this user's read watermark.
+     */
+    @Throws(ChatException::class)override fun `unread`(`courseId`: kotlin.String): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_unread(
+        it,
+        
+        FfiConverterString.lower(`courseId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The user this client acts as.
+     */
+    @Throws(ChatException::class)override fun `userId`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_user_id(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Waits up to `timeout_ms` for the connection; true when connected.
+     */override fun `waitConnected`(`timeoutMs`: kotlin.ULong): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_wait_connected(
+        it,
+        
+        FfiConverterULong.lower(`timeoutMs`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    companion object {
+        
+    /**
+     * Opens the cache in `cache_dir` and starts connecting to `url` (`ws://`, `wss://`,
+     * `http://`, `https://`) as the user `token` names; returns at once. `listener` gets every
+     * event from the start.
+     */
+    @Throws(ChatException::class) fun `connect`(`url`: kotlin.String, `token`: kotlin.String, `cacheDir`: kotlin.String, `listener`: ClientListener, `settings`: ClientSettings? = null): ChatClient {
+            return FfiConverterTypeChatClient.lift(
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_constructor_chatclient_connect(
+    
+        
+        FfiConverterString.lower(`url`),
+        FfiConverterString.lower(`token`),
+        FfiConverterString.lower(`cacheDir`),
+        FfiConverterTypeClientListener.lower(`listener`),
+        FfiConverterOptionalTypeClientSettings.lower(`settings`),_status)
+}
+    )
+    }
+    
+
+        
+    }
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeChatClient: FfiConverter<ChatClient, Long> {
+    override fun lower(value: ChatClient): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): ChatClient {
+        return ChatClient(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): ChatClient {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: ChatClient) = 8UL
+
+    override fun write(value: ChatClient, buf: ByteBuffer) {
+        buf.putLong(lower(value))
     }
 }
 
@@ -3222,6 +4198,339 @@ public object FfiConverterTypeChatSubscription: FfiConverter<ChatSubscription, L
 
 
 /**
+ * Receives a client's events, implemented in the foreign language: called on a Rust thread, one
+ * event at a time, in order. An error raised here is logged and the next event is delivered.
+ * Not called after `close()` returns.
+ */
+public interface ClientListener {
+    
+    /**
+     * One event.
+     */
+    fun `onEvent`(`event`: ClientEvent)
+    
+    companion object
+}
+
+/**
+ * Receives a client's events, implemented in the foreign language: called on a Rust thread, one
+ * event at a time, in order. An error raised here is logged and the next event is delivered.
+ * Not called after `close()` returns.
+ */
+open class ClientListenerImpl: Disposable, AutoCloseable, ClientListener
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_chat_ffi_fn_free_clientlistener(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_chat_ffi_fn_clone_clientlistener(handle, status)
+        }
+    }
+
+    
+    /**
+     * One event.
+     */
+    @Throws(ListenerException::class)override fun `onEvent`(`event`: ClientEvent)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ListenerException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_clientlistener_on_event(
+        it,
+        
+        FfiConverterTypeClientEvent.lower(`event`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceClientListener {
+    internal object `onEvent`: UniffiCallbackInterfaceClientListenerMethod0 {
+        override fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeClientListener.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onEvent`(
+                    FfiConverterTypeClientEvent.lift(`event`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: ListenerException -> FfiConverterTypeListenerError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeClientListener.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeClientListener.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceClientListener.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onEvent`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_chat_ffi_fn_init_callback_vtable_clientlistener(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeClientListener: FfiConverter<ClientListener, Long> {
+    internal val handleMap = UniffiHandleMap<ClientListener>()
+
+    override fun lower(value: ClientListener): Long {
+        if (value is ClientListenerImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): ClientListener {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return ClientListenerImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): ClientListener {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: ClientListener) = 8UL
+
+    override fun write(value: ClientListener, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * Receives the events of a connection or subscription, implemented in the foreign language.
  *
  * Called on a Rust thread (not the thread that connected), one event at a time, in order. An
@@ -3955,6 +5264,124 @@ public object FfiConverterTypeAttachment: FfiConverterRustBuffer<Attachment> {
 
 
 /**
+ * A page of cached history, oldest first.
+ */
+data class CachedPage (
+    /**
+     * The messages, oldest first.
+     */
+    var `messages`: List<Message>
+    , 
+    /**
+     * Whether older messages exist.
+     */
+    var `hasMore`: kotlin.Boolean
+    , 
+    /**
+     * False when offline and the cache could not fill the page.
+     */
+    var `complete`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCachedPage: FfiConverterRustBuffer<CachedPage> {
+    override fun read(buf: ByteBuffer): CachedPage {
+        return CachedPage(
+            FfiConverterSequenceTypeMessage.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: CachedPage) = (
+            FfiConverterSequenceTypeMessage.allocationSize(value.`messages`) +
+            FfiConverterBoolean.allocationSize(value.`hasMore`) +
+            FfiConverterBoolean.allocationSize(value.`complete`)
+    )
+
+    override fun write(value: CachedPage, buf: ByteBuffer) {
+            FfiConverterSequenceTypeMessage.write(value.`messages`, buf)
+            FfiConverterBoolean.write(value.`hasMore`, buf)
+            FfiConverterBoolean.write(value.`complete`, buf)
+    }
+}
+
+
+
+/**
+ * The client's settings (all optional).
+ */
+data class ClientSettings (
+    /**
+     * PEM certificates trusted for `wss://` / `https://` besides the public roots.
+     */
+    var `extraRootCertificatesPem`: List<kotlin.String> = listOf() 
+    , 
+    /**
+     * First reconnect delay in ms (doubling per failure, with jitter).
+     */
+    var `backoffMinMs`: kotlin.ULong = 500uL 
+    , 
+    /**
+     * Longest reconnect delay in ms.
+     */
+    var `backoffMaxMs`: kotlin.ULong = 30000uL 
+    , 
+    /**
+     * Typing is reported stopped after this many ms without a keystroke.
+     */
+    var `typingIdleMs`: kotlin.ULong = 3000uL 
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeClientSettings: FfiConverterRustBuffer<ClientSettings> {
+    override fun read(buf: ByteBuffer): ClientSettings {
+        return ClientSettings(
+            FfiConverterSequenceString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ClientSettings) = (
+            FfiConverterSequenceString.allocationSize(value.`extraRootCertificatesPem`) +
+            FfiConverterULong.allocationSize(value.`backoffMinMs`) +
+            FfiConverterULong.allocationSize(value.`backoffMaxMs`) +
+            FfiConverterULong.allocationSize(value.`typingIdleMs`)
+    )
+
+    override fun write(value: ClientSettings, buf: ByteBuffer) {
+            FfiConverterSequenceString.write(value.`extraRootCertificatesPem`, buf)
+            FfiConverterULong.write(value.`backoffMinMs`, buf)
+            FfiConverterULong.write(value.`backoffMaxMs`, buf)
+            FfiConverterULong.write(value.`typingIdleMs`, buf)
+    }
+}
+
+
+
+/**
  * A course: one chat room.
  */
 data class Course (
@@ -4667,6 +6094,93 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
 
 
 /**
+ * A message written on this device and not yet stored by the server.
+ */
+data class OutboxEntry (
+    /**
+     * The idempotency key of every attempt.
+     */
+    var `clientId`: kotlin.String
+    , 
+    /**
+     * The course.
+     */
+    var `courseId`: kotlin.String
+    , 
+    /**
+     * The text.
+     */
+    var `message`: kotlin.String
+    , 
+    /**
+     * The kind.
+     */
+    var `messageType`: MessageType
+    , 
+    /**
+     * The message it answers.
+     */
+    var `replyTo`: kotlin.String?
+    , 
+    /**
+     * Pending or failed.
+     */
+    var `state`: OutboxState
+    , 
+    /**
+     * When it was written (ms since the Unix epoch, device clock).
+     */
+    var `createdAtMs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOutboxEntry: FfiConverterRustBuffer<OutboxEntry> {
+    override fun read(buf: ByteBuffer): OutboxEntry {
+        return OutboxEntry(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterTypeMessageType.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterTypeOutboxState.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: OutboxEntry) = (
+            FfiConverterString.allocationSize(value.`clientId`) +
+            FfiConverterString.allocationSize(value.`courseId`) +
+            FfiConverterString.allocationSize(value.`message`) +
+            FfiConverterTypeMessageType.allocationSize(value.`messageType`) +
+            FfiConverterOptionalString.allocationSize(value.`replyTo`) +
+            FfiConverterTypeOutboxState.allocationSize(value.`state`) +
+            FfiConverterULong.allocationSize(value.`createdAtMs`)
+    )
+
+    override fun write(value: OutboxEntry, buf: ByteBuffer) {
+            FfiConverterString.write(value.`clientId`, buf)
+            FfiConverterString.write(value.`courseId`, buf)
+            FfiConverterString.write(value.`message`, buf)
+            FfiConverterTypeMessageType.write(value.`messageType`, buf)
+            FfiConverterOptionalString.write(value.`replyTo`, buf)
+            FfiConverterTypeOutboxState.write(value.`state`, buf)
+            FfiConverterULong.write(value.`createdAtMs`, buf)
+    }
+}
+
+
+
+/**
  * The contract's `pagination` object.
  */
 data class Pagination (
@@ -5303,6 +6817,30 @@ sealed class ChatException: kotlin.Exception() {
             get() = "reason=${ `reason` }"
     }
     
+    /**
+     * `OFFLINE` (the client SDK only): the call needs a connection to the server, and there is
+     * none now.
+     */
+    class Offline(
+        
+        val `reason`: kotlin.String
+        ) : ChatException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * `NETWORK` (the client SDK only): the connection failed during the call; the server may or
+     * may not have applied it.
+     */
+    class Network(
+        
+        val `reason`: kotlin.String
+        ) : ChatException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
 
     
         /**
@@ -5380,6 +6918,12 @@ public object FfiConverterTypeChatError : FfiConverterRustBuffer<ChatException> 
             10 -> ChatException.Internal(
                 FfiConverterString.read(buf),
                 )
+            11 -> ChatException.Offline(
+                FfiConverterString.read(buf),
+                )
+            12 -> ChatException.Network(
+                FfiConverterString.read(buf),
+                )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
     }
@@ -5434,6 +6978,16 @@ public object FfiConverterTypeChatError : FfiConverterRustBuffer<ChatException> 
                 + FfiConverterULong.allocationSize(value.`retryAfterMs`)
             )
             is ChatException.Internal -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ChatException.Offline -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ChatException.Network -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -5495,10 +7049,728 @@ public object FfiConverterTypeChatError : FfiConverterRustBuffer<ChatException> 
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
+            is ChatException.Offline -> {
+                buf.putInt(11)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ChatException.Network -> {
+                buf.putInt(12)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
     }
 
 }
+
+
+
+/**
+ * A client event, after the cache applied it.
+ */
+sealed class ClientEvent {
+    
+    /**
+     * The connection changed state.
+     */
+    data class Connection(
+        val `state`: uniffi.chat_ffi.ConnectionState) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A room was (re)joined; `recovered` false means its history was reset.
+     */
+    data class Joined(
+        val `courseId`: kotlin.String, 
+        val `headSeq`: kotlin.ULong, 
+        val `recovered`: kotlin.Boolean) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A new message (live or replayed).
+     */
+    data class NewMessage(
+        val `message`: uniffi.chat_ffi.Message) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * An edited message.
+     */
+    data class MessageEdited(
+        val `message`: uniffi.chat_ffi.Message) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A deleted message.
+     */
+    data class MessageDeleted(
+        val `courseId`: kotlin.String, 
+        val `messageId`: kotlin.String, 
+        val `seq`: kotlin.ULong) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A message entered the outbox (or was retried).
+     */
+    data class SendPending(
+        val `entry`: uniffi.chat_ffi.OutboxEntry) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The server stored an outbox message.
+     */
+    data class SendSent(
+        val `clientId`: kotlin.String, 
+        val `message`: uniffi.chat_ffi.Message) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The server refused an outbox message for good.
+     */
+    data class SendFailed(
+        val `entry`: uniffi.chat_ffi.OutboxEntry) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A failed message was discarded.
+     */
+    data class SendDiscarded(
+        val `courseId`: kotlin.String, 
+        val `clientId`: kotlin.String) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A participant's first connection joined.
+     */
+    data class UserJoined(
+        val `courseId`: kotlin.String, 
+        val `user`: uniffi.chat_ffi.User) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A participant's last connection left.
+     */
+    data class UserLeft(
+        val `courseId`: kotlin.String, 
+        val `user`: uniffi.chat_ffi.User) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The online participants.
+     */
+    data class OnlineUsers(
+        val `courseId`: kotlin.String, 
+        val `users`: List<uniffi.chat_ffi.User>) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Someone started or stopped typing.
+     */
+    data class Typing(
+        val `courseId`: kotlin.String, 
+        val `userId`: kotlin.String, 
+        val `name`: kotlin.String, 
+        val `isTyping`: kotlin.Boolean) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A read receipt.
+     */
+    data class MessageRead(
+        val `receipt`: uniffi.chat_ffi.ReadReceipt) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A course's unread count changed.
+     */
+    data class Unread(
+        val `courseId`: kotlin.String, 
+        val `count`: kotlin.ULong) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Upload progress.
+     */
+    data class UploadProgress(
+        val `clientId`: kotlin.String, 
+        val `sent`: kotlin.ULong, 
+        val `total`: kotlin.ULong) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * An error the server reported outside any request.
+     */
+    data class ServerError(
+        val `code`: kotlin.String, 
+        val `reason`: kotlin.String) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
+    override fun read(buf: ByteBuffer): ClientEvent {
+        return when(buf.getInt()) {
+            1 -> ClientEvent.Connection(
+                FfiConverterTypeConnectionState.read(buf),
+                )
+            2 -> ClientEvent.Joined(
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterBoolean.read(buf),
+                )
+            3 -> ClientEvent.NewMessage(
+                FfiConverterTypeMessage.read(buf),
+                )
+            4 -> ClientEvent.MessageEdited(
+                FfiConverterTypeMessage.read(buf),
+                )
+            5 -> ClientEvent.MessageDeleted(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            6 -> ClientEvent.SendPending(
+                FfiConverterTypeOutboxEntry.read(buf),
+                )
+            7 -> ClientEvent.SendSent(
+                FfiConverterString.read(buf),
+                FfiConverterTypeMessage.read(buf),
+                )
+            8 -> ClientEvent.SendFailed(
+                FfiConverterTypeOutboxEntry.read(buf),
+                )
+            9 -> ClientEvent.SendDiscarded(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            10 -> ClientEvent.UserJoined(
+                FfiConverterString.read(buf),
+                FfiConverterTypeUser.read(buf),
+                )
+            11 -> ClientEvent.UserLeft(
+                FfiConverterString.read(buf),
+                FfiConverterTypeUser.read(buf),
+                )
+            12 -> ClientEvent.OnlineUsers(
+                FfiConverterString.read(buf),
+                FfiConverterSequenceTypeUser.read(buf),
+                )
+            13 -> ClientEvent.Typing(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterBoolean.read(buf),
+                )
+            14 -> ClientEvent.MessageRead(
+                FfiConverterTypeReadReceipt.read(buf),
+                )
+            15 -> ClientEvent.Unread(
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            16 -> ClientEvent.UploadProgress(
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            17 -> ClientEvent.ServerError(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ClientEvent): ULong = when(value) {
+        is ClientEvent.Connection -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeConnectionState.allocationSize(value.`state`)
+            )
+        }
+        is ClientEvent.Joined -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterULong.allocationSize(value.`headSeq`)
+                + FfiConverterBoolean.allocationSize(value.`recovered`)
+            )
+        }
+        is ClientEvent.NewMessage -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeMessage.allocationSize(value.`message`)
+            )
+        }
+        is ClientEvent.MessageEdited -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeMessage.allocationSize(value.`message`)
+            )
+        }
+        is ClientEvent.MessageDeleted -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterString.allocationSize(value.`messageId`)
+                + FfiConverterULong.allocationSize(value.`seq`)
+            )
+        }
+        is ClientEvent.SendPending -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeOutboxEntry.allocationSize(value.`entry`)
+            )
+        }
+        is ClientEvent.SendSent -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`clientId`)
+                + FfiConverterTypeMessage.allocationSize(value.`message`)
+            )
+        }
+        is ClientEvent.SendFailed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeOutboxEntry.allocationSize(value.`entry`)
+            )
+        }
+        is ClientEvent.SendDiscarded -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterString.allocationSize(value.`clientId`)
+            )
+        }
+        is ClientEvent.UserJoined -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterTypeUser.allocationSize(value.`user`)
+            )
+        }
+        is ClientEvent.UserLeft -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterTypeUser.allocationSize(value.`user`)
+            )
+        }
+        is ClientEvent.OnlineUsers -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterSequenceTypeUser.allocationSize(value.`users`)
+            )
+        }
+        is ClientEvent.Typing -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterString.allocationSize(value.`userId`)
+                + FfiConverterString.allocationSize(value.`name`)
+                + FfiConverterBoolean.allocationSize(value.`isTyping`)
+            )
+        }
+        is ClientEvent.MessageRead -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeReadReceipt.allocationSize(value.`receipt`)
+            )
+        }
+        is ClientEvent.Unread -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterULong.allocationSize(value.`count`)
+            )
+        }
+        is ClientEvent.UploadProgress -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`clientId`)
+                + FfiConverterULong.allocationSize(value.`sent`)
+                + FfiConverterULong.allocationSize(value.`total`)
+            )
+        }
+        is ClientEvent.ServerError -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: ClientEvent, buf: ByteBuffer) {
+        when(value) {
+            is ClientEvent.Connection -> {
+                buf.putInt(1)
+                FfiConverterTypeConnectionState.write(value.`state`, buf)
+                Unit
+            }
+            is ClientEvent.Joined -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterULong.write(value.`headSeq`, buf)
+                FfiConverterBoolean.write(value.`recovered`, buf)
+                Unit
+            }
+            is ClientEvent.NewMessage -> {
+                buf.putInt(3)
+                FfiConverterTypeMessage.write(value.`message`, buf)
+                Unit
+            }
+            is ClientEvent.MessageEdited -> {
+                buf.putInt(4)
+                FfiConverterTypeMessage.write(value.`message`, buf)
+                Unit
+            }
+            is ClientEvent.MessageDeleted -> {
+                buf.putInt(5)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterString.write(value.`messageId`, buf)
+                FfiConverterULong.write(value.`seq`, buf)
+                Unit
+            }
+            is ClientEvent.SendPending -> {
+                buf.putInt(6)
+                FfiConverterTypeOutboxEntry.write(value.`entry`, buf)
+                Unit
+            }
+            is ClientEvent.SendSent -> {
+                buf.putInt(7)
+                FfiConverterString.write(value.`clientId`, buf)
+                FfiConverterTypeMessage.write(value.`message`, buf)
+                Unit
+            }
+            is ClientEvent.SendFailed -> {
+                buf.putInt(8)
+                FfiConverterTypeOutboxEntry.write(value.`entry`, buf)
+                Unit
+            }
+            is ClientEvent.SendDiscarded -> {
+                buf.putInt(9)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterString.write(value.`clientId`, buf)
+                Unit
+            }
+            is ClientEvent.UserJoined -> {
+                buf.putInt(10)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterTypeUser.write(value.`user`, buf)
+                Unit
+            }
+            is ClientEvent.UserLeft -> {
+                buf.putInt(11)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterTypeUser.write(value.`user`, buf)
+                Unit
+            }
+            is ClientEvent.OnlineUsers -> {
+                buf.putInt(12)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterSequenceTypeUser.write(value.`users`, buf)
+                Unit
+            }
+            is ClientEvent.Typing -> {
+                buf.putInt(13)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterString.write(value.`userId`, buf)
+                FfiConverterString.write(value.`name`, buf)
+                FfiConverterBoolean.write(value.`isTyping`, buf)
+                Unit
+            }
+            is ClientEvent.MessageRead -> {
+                buf.putInt(14)
+                FfiConverterTypeReadReceipt.write(value.`receipt`, buf)
+                Unit
+            }
+            is ClientEvent.Unread -> {
+                buf.putInt(15)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterULong.write(value.`count`, buf)
+                Unit
+            }
+            is ClientEvent.UploadProgress -> {
+                buf.putInt(16)
+                FfiConverterString.write(value.`clientId`, buf)
+                FfiConverterULong.write(value.`sent`, buf)
+                FfiConverterULong.write(value.`total`, buf)
+                Unit
+            }
+            is ClientEvent.ServerError -> {
+                buf.putInt(17)
+                FfiConverterString.write(value.`code`, buf)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
+ * Where the connection to the server stands.
+ */
+sealed class ConnectionState {
+    
+    /**
+     * Opening the WebSocket.
+     */
+    object Connecting : ConnectionState()
+    
+    
+    /**
+     * Connected; joined rooms resumed, the outbox flushing.
+     */
+    object Connected : ConnectionState()
+    
+    
+    /**
+     * Not connected; the next attempt in `retry_in_ms`.
+     */
+    data class Disconnected(
+        val `reason`: kotlin.String, 
+        val `retryInMs`: kotlin.ULong) : ConnectionState()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The token was refused: call `set_token` with a new one.
+     */
+    data class Unauthorized(
+        val `reason`: kotlin.String) : ConnectionState()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * `close()` was called.
+     */
+    object Closed : ConnectionState()
+    
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeConnectionState : FfiConverterRustBuffer<ConnectionState>{
+    override fun read(buf: ByteBuffer): ConnectionState {
+        return when(buf.getInt()) {
+            1 -> ConnectionState.Connecting
+            2 -> ConnectionState.Connected
+            3 -> ConnectionState.Disconnected(
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            4 -> ConnectionState.Unauthorized(
+                FfiConverterString.read(buf),
+                )
+            5 -> ConnectionState.Closed
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ConnectionState): ULong = when(value) {
+        is ConnectionState.Connecting -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ConnectionState.Connected -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ConnectionState.Disconnected -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+                + FfiConverterULong.allocationSize(value.`retryInMs`)
+            )
+        }
+        is ConnectionState.Unauthorized -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+        is ConnectionState.Closed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+    }
+
+    override fun write(value: ConnectionState, buf: ByteBuffer) {
+        when(value) {
+            is ConnectionState.Connecting -> {
+                buf.putInt(1)
+                Unit
+            }
+            is ConnectionState.Connected -> {
+                buf.putInt(2)
+                Unit
+            }
+            is ConnectionState.Disconnected -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.`reason`, buf)
+                FfiConverterULong.write(value.`retryInMs`, buf)
+                Unit
+            }
+            is ConnectionState.Unauthorized -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ConnectionState.Closed -> {
+                buf.putInt(5)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
 
 
 
@@ -5967,6 +8239,92 @@ public object FfiConverterTypeMessageType: FfiConverterRustBuffer<MessageType> {
 
 
 
+/**
+ * Where an outbox message is.
+ */
+sealed class OutboxState {
+    
+    /**
+     * Waiting to be delivered.
+     */
+    object Pending : OutboxState()
+    
+    
+    /**
+     * Refused for good: retry or discard it.
+     */
+    data class Failed(
+        val `code`: kotlin.String, 
+        val `reason`: kotlin.String) : OutboxState()
+        
+    {
+        
+
+        companion object
+    }
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeOutboxState : FfiConverterRustBuffer<OutboxState>{
+    override fun read(buf: ByteBuffer): OutboxState {
+        return when(buf.getInt()) {
+            1 -> OutboxState.Pending
+            2 -> OutboxState.Failed(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: OutboxState): ULong = when(value) {
+        is OutboxState.Pending -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is OutboxState.Failed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: OutboxState, buf: ByteBuffer) {
+        when(value) {
+            is OutboxState.Pending -> {
+                buf.putInt(1)
+                Unit
+            }
+            is OutboxState.Failed -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`code`, buf)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -6356,6 +8714,38 @@ public object FfiConverterOptionalTypeAttachment: FfiConverterRustBuffer<Attachm
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeClientSettings: FfiConverterRustBuffer<ClientSettings?> {
+    override fun read(buf: ByteBuffer): ClientSettings? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeClientSettings.read(buf)
+    }
+
+    override fun allocationSize(value: ClientSettings?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeClientSettings.allocationSize(value)
+        }
+    }
+
+    override fun write(value: ClientSettings?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeClientSettings.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeEngineConfig: FfiConverterRustBuffer<EngineConfig?> {
     override fun read(buf: ByteBuffer): EngineConfig? {
         if (buf.get().toInt() == 0) {
@@ -6410,6 +8800,38 @@ public object FfiConverterOptionalTypeFileInfo: FfiConverterRustBuffer<FileInfo?
         } else {
             buf.put(1)
             FfiConverterTypeFileInfo.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeMessage: FfiConverterRustBuffer<Message?> {
+    override fun read(buf: ByteBuffer): Message? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeMessage.read(buf)
+    }
+
+    override fun allocationSize(value: Message?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeMessage.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Message?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeMessage.write(value, buf)
         }
     }
 }
@@ -6590,6 +9012,34 @@ public object FfiConverterSequenceTypeMessage: FfiConverterRustBuffer<List<Messa
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeMessage.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeOutboxEntry: FfiConverterRustBuffer<List<OutboxEntry>> {
+    override fun read(buf: ByteBuffer): List<OutboxEntry> {
+        val len = buf.getInt()
+        return List<OutboxEntry>(len) {
+            FfiConverterTypeOutboxEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<OutboxEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeOutboxEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<OutboxEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeOutboxEntry.write(it, buf)
         }
     }
 }
