@@ -346,6 +346,7 @@ impl Client {
                                 _ => 0,
                             };
                             cache.put_history(course_id, &page.messages, new_floor)?;
+                            self.inner.learn_reads(course_id, &page.messages)?;
                         }
                         Err(e) if e.is_transient() => {
                             return Ok(HistoryPage {
@@ -371,6 +372,7 @@ impl Client {
                             for m in &page.messages {
                                 cache.put_message(m, false)?;
                             }
+                            self.inner.learn_reads(course_id, &page.messages)?;
                             return Ok(HistoryPage {
                                 messages: page.messages,
                                 has_more: page.has_more,
@@ -776,6 +778,27 @@ impl Inner {
                 course_id: course.to_string(),
                 count,
             });
+        }
+        Ok(())
+    }
+
+    /// Moves this user's read watermark to the newest of `messages` the server lists them as a
+    /// reader of (`readBy`): a new device learns how far the user had read.
+    pub(crate) fn learn_reads(&self, course: &str, messages: &[Message]) -> Result<()> {
+        let newest = messages
+            .iter()
+            .filter(|m| m.read_by.iter().any(|r| r.user_id == self.me))
+            .map(|m| m.seq)
+            .max();
+        if let Some(seq) = newest {
+            let moved = self.cache.update_course(course, |s| {
+                let moved = seq > s.read_seq;
+                s.read_seq = s.read_seq.max(seq);
+                moved
+            })?;
+            if moved {
+                self.refresh_unread(course)?;
+            }
         }
         Ok(())
     }

@@ -307,11 +307,17 @@ impl<'a> Session<'a> {
             }
             Waiting::Outbox { client_id } => {
                 self.outbox_busy = false;
+                let answer = answer.and_then(|data| {
+                    serde_json::from_value::<Message>(data)
+                        .map_err(|e| ClientError::Protocol(format!("sent message: {e}")))
+                });
                 match answer {
-                    Ok(data) => {
-                        let message: Message = serde_json::from_value(data)
-                            .map_err(|e| ClientError::Protocol(format!("sent message: {e}")))?;
-                        self.inner.sent(&client_id, message, true)?;
+                    Ok(message) => self.inner.sent(&client_id, message, true)?,
+                    Err(e @ ClientError::Protocol(_)) => {
+                        // An answer this client cannot read: the same clientId is sent again
+                        // later (the server returns the stored message), never lost or doubled.
+                        tracing::warn!(error = %e, "chat-client: outbox answer unreadable");
+                        self.outbox_retry_at = Some(Instant::now() + Duration::from_secs(2));
                     }
                     Err(e) => {
                         let retry = match &e {

@@ -272,6 +272,11 @@ impl Api {
         .await
     }
 
+    pub async fn read(&self, token: &str, id: &str) -> Value {
+        self.call(reqwest::Method::PUT, &format!("/read/{id}"), token, None)
+            .await
+    }
+
     pub async fn delete(&self, token: &str, id: &str) -> Value {
         self.call(
             reqwest::Method::DELETE,
