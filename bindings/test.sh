@@ -47,6 +47,7 @@ step "build chat-ffi, uniffi-bindgen and chat-host ($CARGO_TARGET_DIR)"
 cargo build --manifest-path "$root/Cargo.toml" -p chat-ffi --features cli --lib --bin uniffi-bindgen
 cargo build --manifest-path "$root/Cargo.toml" -p chat-host --bin chat-host
 export CHAT_HOST_BIN="$lib_dir/chat-host"
+export CHAT_MEDIA_DIR="$root/chat-core/tests/fixtures/media"
 
 # ---- 2. drift ----------------------------------------------------------------------------------
 step "drift: committed bindings vs a regeneration"

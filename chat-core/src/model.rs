@@ -295,6 +295,10 @@ pub struct FileInfo {
     pub size: u64,
     /// Content type sniffed from the bytes.
     pub mime_type: String,
+    /// How long an audio file plays, in milliseconds, read from its headers (`durationMs`); absent
+    /// for other files and audio whose length cannot be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
 }
 
 /// What a reply shows of the message it answers.

@@ -736,3 +736,46 @@ async fn closed_engine_refuses_writes() {
         "internal error"
     );
 }
+
+#[tokio::test]
+async fn voice_messages_carry_their_length_in_history_and_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let voice = Bytes::from(
+        std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/media/voice.webm"
+        ))
+        .unwrap(),
+    );
+    let id = {
+        let w = world_with(Engine::open(dir.path()).await.unwrap()).await;
+        let m = w
+            .engine
+            .send(
+                &w.ada,
+                SendMessage {
+                    attachment: Some(Attachment {
+                        name: "voice.webm".into(),
+                        bytes: voice,
+                    }),
+                    ..text("c1", "")
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(m.message_type, MessageType::Audio);
+        let ms = m.file.as_ref().and_then(|f| f.duration_ms).unwrap();
+        // 0.5 s of tone recorded the way MediaRecorder writes it (no Duration element).
+        assert!((480..=560).contains(&ms), "{ms} ms");
+        let (info, _) = w.engine.file(&w.bob, &m.file.unwrap().id).await.unwrap();
+        assert_eq!(info.duration_ms, Some(ms));
+        w.engine.close().await.unwrap();
+        m.id
+    };
+    let engine = Engine::open(dir.path()).await.unwrap();
+    let m = engine.message(&Actor::system(), &id).await.unwrap();
+    assert!(
+        m.file.unwrap().duration_ms.is_some(),
+        "kept across a reopen"
+    );
+}

@@ -242,6 +242,9 @@ pub struct FileInfo {
     pub size: u64,
     /// Content type sniffed from the bytes.
     pub mime_type: String,
+    /// How long an audio file plays, in milliseconds (none for other files).
+    #[uniffi(default = None)]
+    pub duration_ms: Option<u64>,
 }
 
 impl From<core::FileInfo> for FileInfo {
@@ -252,6 +255,7 @@ impl From<core::FileInfo> for FileInfo {
             name: f.name,
             size: f.size,
             mime_type: f.mime_type,
+            duration_ms: f.duration_ms,
         }
     }
 }

@@ -156,6 +156,11 @@ fun main() {
         expect(m.messageType == MessageType.IMAGE && m.file?.mimeType == "image/png", "$m")
         val data = engine.file(bob, m.file!!.id)
         expect(data.bytes.contentEquals(png) && data.info == m.file, "file bytes")
+        expect(m.file?.durationMs == null, "only audio has a length")
+        val media = java.io.File(System.getenv("CHAT_MEDIA_DIR") ?: "chat-core/tests/fixtures/media")
+        val voice = engine.send(ada, SendMessage("c1", "", attachment = Attachment("voice.ogg", media.resolve("voice.ogg").readBytes())))
+        val ms = voice.file?.durationMs ?: 0UL
+        expect(voice.messageType == MessageType.AUDIO && ms in 480UL..560UL, "voice length $ms")
     }
 
     check("presence and status") {

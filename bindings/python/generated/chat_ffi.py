@@ -1804,23 +1804,52 @@ class _UniffiFfiConverterTypeMessageType(_UniffiConverterRustBuffer):
 
 
 
+class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterUInt64.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterUInt64.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterUInt64.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
 @dataclass
 class FileInfo:
     """
     An uploaded file attached to a message.
 """
-    def __init__(self, *, id:str, url:str, name:str, size:int, mime_type:str):
+    def __init__(self, *, id:str, url:str, name:str, size:int, mime_type:str, duration_ms:typing.Optional[int] = _DEFAULT):
         self.id = id
         self.url = url
         self.name = name
         self.size = size
         self.mime_type = mime_type
+        if duration_ms is _DEFAULT:
+            self.duration_ms = None
+        else:
+            self.duration_ms = duration_ms
         
         
 
     
     def __str__(self):
-        return "FileInfo(id={}, url={}, name={}, size={}, mime_type={})".format(self.id, self.url, self.name, self.size, self.mime_type)
+        return "FileInfo(id={}, url={}, name={}, size={}, mime_type={}, duration_ms={})".format(self.id, self.url, self.name, self.size, self.mime_type, self.duration_ms)
     def __eq__(self, other):
         if self.id != other.id:
             return False
@@ -1831,6 +1860,8 @@ class FileInfo:
         if self.size != other.size:
             return False
         if self.mime_type != other.mime_type:
+            return False
+        if self.duration_ms != other.duration_ms:
             return False
         return True
 
@@ -1843,6 +1874,7 @@ class _UniffiFfiConverterTypeFileInfo(_UniffiConverterRustBuffer):
             name=_UniffiFfiConverterString.read(buf),
             size=_UniffiFfiConverterUInt64.read(buf),
             mime_type=_UniffiFfiConverterString.read(buf),
+            duration_ms=_UniffiFfiConverterOptionalUInt64.read(buf),
         )
 
     @staticmethod
@@ -1852,6 +1884,7 @@ class _UniffiFfiConverterTypeFileInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.check_lower(value.name)
         _UniffiFfiConverterUInt64.check_lower(value.size)
         _UniffiFfiConverterString.check_lower(value.mime_type)
+        _UniffiFfiConverterOptionalUInt64.check_lower(value.duration_ms)
 
     @staticmethod
     def write(value, buf):
@@ -1860,6 +1893,7 @@ class _UniffiFfiConverterTypeFileInfo(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.name, buf)
         _UniffiFfiConverterUInt64.write(value.size, buf)
         _UniffiFfiConverterString.write(value.mime_type, buf)
+        _UniffiFfiConverterOptionalUInt64.write(value.duration_ms, buf)
 
 class _UniffiFfiConverterOptionalTypeFileInfo(_UniffiConverterRustBuffer):
     @classmethod
@@ -2588,31 +2622,6 @@ class _UniffiFfiConverterOptionalUInt32(_UniffiConverterRustBuffer):
             return None
         elif flag == 1:
             return _UniffiFfiConverterUInt32.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
-
-class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterUInt64.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterUInt64.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterUInt64.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
 

@@ -1,5 +1,6 @@
 """The chat engine through its Python binding: every exported call, errors, persistence."""
 
+import pathlib
 import threading
 
 import pytest
@@ -200,11 +201,26 @@ def test_files(engine, course):
     with pytest.raises(cf.ChatError.NotFound):
         engine.file(BOB, "0" * 26)
 
+    assert m.file.duration_ms is None  # only audio has a length
+
     with pytest.raises(cf.ChatError.UnsupportedMediaType) as err:
         send(engine, ADA, "", attachment=cf.Attachment(name="x.html", bytes=b"<html><script>"))
     assert err.value.http_status() == 415
     with pytest.raises(cf.ChatError.Validation):
         send(engine, ADA, "", message_type=cf.MessageType.AUDIO)
+
+
+MEDIA = pathlib.Path(__file__).resolve().parents[3] / "chat-core" / "tests" / "fixtures" / "media"
+
+
+@pytest.mark.parametrize("name, mime", [("voice.webm", "audio/webm"), ("voice.ogg", "audio/ogg"),
+                                        ("voice.mp3", "audio/mpeg"), ("voice.wav", "audio/x-wav")])
+def test_voice_messages_carry_their_length(engine, course, name, mime):
+    m = send(engine, ADA, "", attachment=cf.Attachment(name=name, bytes=(MEDIA / name).read_bytes()))
+    assert m.message_type == cf.MessageType.AUDIO
+    assert m.file.mime_type == mime
+    assert 480 <= m.file.duration_ms <= 560  # 0.5 s of tone, as the fixtures' make.sh records
+    assert engine.message(BOB, m.id).file.duration_ms == m.file.duration_ms
 
 
 def test_file_size_limit():

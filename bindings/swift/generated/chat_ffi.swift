@@ -3712,6 +3712,10 @@ public struct FileInfo: Equatable, Hashable {
      * Content type sniffed from the bytes.
      */
     public var mimeType: String
+    /**
+     * How long an audio file plays, in milliseconds (none for other files).
+     */
+    public var durationMs: UInt64?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3730,12 +3734,16 @@ public struct FileInfo: Equatable, Hashable {
          */size: UInt64, 
         /**
          * Content type sniffed from the bytes.
-         */mimeType: String) {
+         */mimeType: String, 
+        /**
+         * How long an audio file plays, in milliseconds (none for other files).
+         */durationMs: UInt64? = nil) {
         self.id = id
         self.url = url
         self.name = name
         self.size = size
         self.mimeType = mimeType
+        self.durationMs = durationMs
     }
 
     
@@ -3758,7 +3766,8 @@ public struct FfiConverterTypeFileInfo: FfiConverterRustBuffer {
                 url: FfiConverterString.read(from: &buf), 
                 name: FfiConverterString.read(from: &buf), 
                 size: FfiConverterUInt64.read(from: &buf), 
-                mimeType: FfiConverterString.read(from: &buf)
+                mimeType: FfiConverterString.read(from: &buf), 
+                durationMs: FfiConverterOptionUInt64.read(from: &buf)
         )
     }
 
@@ -3768,6 +3777,7 @@ public struct FfiConverterTypeFileInfo: FfiConverterRustBuffer {
         FfiConverterString.write(value.name, into: &buf)
         FfiConverterUInt64.write(value.size, into: &buf)
         FfiConverterString.write(value.mimeType, into: &buf)
+        FfiConverterOptionUInt64.write(value.durationMs, into: &buf)
     }
 }
 

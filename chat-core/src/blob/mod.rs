@@ -11,10 +11,12 @@ use crate::error::{Error, Result};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
+mod duration;
 pub mod fs;
 pub mod memory;
 mod sniff;
 
+pub use duration::duration_ms;
 pub use sniff::sniff;
 
 /// Where uploaded bytes live.

@@ -231,6 +231,7 @@ impl Engine {
             uploader_id: actor.id.clone(),
             name: blob::clean_name(name),
             size: bytes.len() as u64,
+            duration_ms: blob::duration_ms(&mime, &bytes),
             mime_type: mime,
             created_at: now,
         };
@@ -249,6 +250,7 @@ impl Engine {
             name: meta.name.clone(),
             size: meta.size,
             mime_type: meta.mime_type.clone(),
+            duration_ms: meta.duration_ms,
         }
     }
 

@@ -163,6 +163,9 @@ pub struct StoredFile {
     pub size: u64,
     /// Sniffed content type.
     pub mime_type: String,
+    /// Playing time of an audio file, in milliseconds (see [`crate::FileInfo::duration_ms`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
     /// Upload time.
     pub created_at: Timestamp,
 }

@@ -41,11 +41,15 @@ async fn browser_voice_messages_are_audio_and_video_stays_refused() {
         let m = r.data();
         assert_eq!(m["messageType"], "audio", "{file}");
         assert_eq!(m["file"]["mimeType"], mime, "{file}");
+        // 0.5 s of tone each (the fixtures' make.sh), read from the file's own headers.
+        let ms = m["file"]["durationMs"].as_u64().unwrap_or_default();
+        assert!((480..=560).contains(&ms), "{file}: durationMs {ms}");
         // The room sees the same over /ws.
         let got = bob
             .expect_where("new-message", |d| d["id"] == m["id"])
             .await;
         assert_eq!(got["file"]["mimeType"], mime);
+        assert_eq!(got["file"]["durationMs"], ms);
         let served = w.get(&w.u2, m["file"]["url"].as_str().unwrap()).await;
         assert_eq!(served.header("content-type").as_deref(), Some(mime));
         assert_eq!(&served.body[..], &media(file)[..]);

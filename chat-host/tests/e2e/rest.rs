@@ -435,6 +435,10 @@ async fn uploads_are_sniffed_and_served_safely() {
         (Some("image/png"), Some("pixel.png"))
     );
     assert_eq!(f["size"], PNG.len());
+    // The contract's five fields exactly: `durationMs` is for audio only.
+    let mut keys: Vec<&str> = f.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["id", "mimeType", "name", "size", "url"]);
     let url = f["url"].as_str().unwrap().to_string();
     assert_eq!(
         url,

@@ -55,6 +55,8 @@ describe("drop-in behaviour", () => {
     const m = await heard;
     assert.equal(m.messageType, "audio");
     assert.equal(m.file.mimeType, "audio/webm");
+    // MediaRecorder writes no duration; it is read from the last frame (0.5 s of tone).
+    assert.ok(m.file.durationMs >= 480 && m.file.durationMs <= 560, `durationMs ${m.file.durationMs}`);
     // A film is still refused.
     const film = new FormData();
     film.append("courseId", courseId);

@@ -5773,6 +5773,11 @@ data class FileInfo (
      * Content type sniffed from the bytes.
      */
     var `mimeType`: kotlin.String
+    , 
+    /**
+     * How long an audio file plays, in milliseconds (none for other files).
+     */
+    var `durationMs`: kotlin.ULong? = null 
     
 ){
     
@@ -5794,6 +5799,7 @@ public object FfiConverterTypeFileInfo: FfiConverterRustBuffer<FileInfo> {
             FfiConverterString.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterOptionalULong.read(buf),
         )
     }
 
@@ -5802,7 +5808,8 @@ public object FfiConverterTypeFileInfo: FfiConverterRustBuffer<FileInfo> {
             FfiConverterString.allocationSize(value.`url`) +
             FfiConverterString.allocationSize(value.`name`) +
             FfiConverterULong.allocationSize(value.`size`) +
-            FfiConverterString.allocationSize(value.`mimeType`)
+            FfiConverterString.allocationSize(value.`mimeType`) +
+            FfiConverterOptionalULong.allocationSize(value.`durationMs`)
     )
 
     override fun write(value: FileInfo, buf: ByteBuffer) {
@@ -5811,6 +5818,7 @@ public object FfiConverterTypeFileInfo: FfiConverterRustBuffer<FileInfo> {
             FfiConverterString.write(value.`name`, buf)
             FfiConverterULong.write(value.`size`, buf)
             FfiConverterString.write(value.`mimeType`, buf)
+            FfiConverterOptionalULong.write(value.`durationMs`, buf)
     }
 }
 
