@@ -115,10 +115,22 @@ pub(crate) struct Inner {
 }
 
 /// A chat client: one user's connection to one chat-host, with its local cache and outbox.
-/// Cheap to clone (all clones are the same client). Needs a tokio runtime.
+/// Cheap to clone (all clones are the same client). Needs a tokio runtime. Dropping the last
+/// clone stops the connection too (prefer [`Client::close`], which also waits for it).
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    _last: Arc<StopOnDrop>,
+}
+
+/// Held by every clone of a [`Client`] (not by its background task): when the app drops the last
+/// one, the task is told to stop, so it does not run (and hold the cache) forever.
+struct StopOnDrop(mpsc::UnboundedSender<Command>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(Command::Close);
+    }
 }
 
 fn now_ms() -> u64 {
@@ -179,7 +191,8 @@ impl Client {
             driver: Mutex::new(None),
         });
         *inner.driver.lock() = Some(tokio::spawn(drive(inner.clone(), rx)));
-        Ok(Client { inner })
+        let last = Arc::new(StopOnDrop(inner.commands.clone()));
+        Ok(Client { inner, _last: last })
     }
 
     /// The user this client acts as (the token's `sub` or `id`).

@@ -461,3 +461,39 @@ async fn wss_urls_go_over_tls() {
     ada.close().await.unwrap();
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_last_handle_stops_the_client_and_frees_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut host = Host::start(&dir.path().join("host")).await;
+    host.api().course("c1", &["ada"]).await;
+    let cache = dir.path().join("ada");
+    let ada = client(&host.url(), &token("ada", "Ada", "student"), &cache).await;
+    assert!(ada.wait_connected(WAIT).await);
+    let twin = ada.clone();
+    drop(ada);
+    assert!(twin.wait_connected(WAIT).await, "a clone keeps it running");
+    drop(twin);
+    // The task stops and releases the cache: the folder opens again (within a moment).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let again = loop {
+        match Client::connect_with(
+            &host.url(),
+            &token("ada", "Ada", "student"),
+            &cache,
+            options(),
+        )
+        .await
+        {
+            Ok(c) => break c,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("the folder stayed locked: {e}"),
+        }
+    };
+    assert!(again.wait_connected(WAIT).await);
+    again.close().await.unwrap();
+    host.stop().await;
+}
