@@ -109,6 +109,10 @@ pub struct Config {
     /// Serve the npm socket.io-client's browser bundles at `/socket.io/socket.io.js` (and
     /// `.min.js`, `.esm.min.js`, their maps), as the Node.js socket.io server does (default true).
     pub serve_client: bool,
+    /// URLs that receive every event as a signed JSON POST ([`crate::webhook`]).
+    pub webhooks: Vec<String>,
+    /// The HMAC-SHA256 key of the webhooks' `X-Chat-Signature-256` (needed with `webhooks`).
+    pub webhook_secret: Option<String>,
 }
 
 impl Default for Config {
@@ -136,6 +140,8 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(10),
             cors_origins: Vec::new(),
             serve_client: true,
+            webhooks: Vec::new(),
+            webhook_secret: None,
         }
     }
 }
@@ -244,6 +250,13 @@ pub struct Cli {
     /// it off, e.g. when a CDN or the front end's own build provides it).
     #[arg(long, env = "CHAT_SERVE_CLIENT", default_value_t = true, action = clap::ArgAction::Set)]
     pub serve_client: bool,
+    /// A URL that receives every event as a signed JSON POST (repeatable; the variable takes a
+    /// comma-separated list).
+    #[arg(long = "webhook", env = "CHAT_WEBHOOKS", value_delimiter = ',')]
+    pub webhooks: Vec<String>,
+    /// The key of the webhooks' HMAC-SHA256 signature header (required with --webhook).
+    #[arg(long, env = "CHAT_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
 }
 
 /// The listed origins, or an empty list (every origin) when the list names `*` or nothing.
@@ -266,6 +279,28 @@ pub(crate) fn check_engine(engine: &chat_core::Config) -> Result<(), crate::Host
     engine
         .validate()
         .map_err(|e| crate::HostError::Config(format!("engine limit: {e}")))
+}
+
+/// Refuses webhook URLs that are not `http(s)://`, and webhooks without a signing secret.
+pub(crate) fn check_webhooks(
+    urls: &[String],
+    secret: Option<&str>,
+) -> Result<(), crate::HostError> {
+    for url in urls {
+        let ok = reqwest::Url::parse(url)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
+        if !ok {
+            return Err(crate::HostError::Config(format!(
+                "webhook {url:?}: give an http:// or https:// URL"
+            )));
+        }
+    }
+    if !urls.is_empty() && secret.is_none_or(str::is_empty) {
+        return Err(crate::HostError::Config(
+            "--webhook needs --webhook-secret (CHAT_WEBHOOK_SECRET) to sign its requests".into(),
+        ));
+    }
+    Ok(())
 }
 
 impl Cli {
@@ -309,6 +344,14 @@ impl Cli {
                 ));
             }
         }
+        let webhooks: Vec<String> = self
+            .webhooks
+            .iter()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+            .collect();
+        let webhook_secret = self.webhook_secret.filter(|s| !s.is_empty());
+        check_webhooks(&webhooks, webhook_secret.as_deref())?;
         Ok(Config {
             addr: self.addr,
             data_dir: (!self.in_memory).then_some(self.data_dir),
@@ -332,6 +375,8 @@ impl Cli {
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             cors_origins: cors_list(&self.cors_origins),
             serve_client: self.serve_client,
+            webhooks,
+            webhook_secret,
         })
     }
 }

@@ -18,6 +18,7 @@
 //! - [`engineio`]: Engine.IO v4 (sessions, long-polling, WebSocket, heartbeat) on `/socket.io/`,
 //!   carrying messages it does not read; [`socketio`]: Socket.IO v4 on top of it (the namespace,
 //!   its auth, events and acks);
+//! - [`webhook`]: every event POSTed, signed, to the `--webhook` URLs (a chat-core plugin);
 //! - [`error`]: the crate's error type.
 //!
 //! The protocol is documented in `docs/protocol.md` and `docs/openapi.yaml`.
@@ -41,6 +42,7 @@ pub mod server;
 pub(crate) mod slots;
 pub mod socketio;
 pub mod state;
+pub mod webhook;
 pub mod ws;
 
 pub use config::{Cli, Config, JwtKey, StoreSetting};

@@ -46,6 +46,7 @@ impl Server {
     /// Must run inside a Tokio runtime.
     pub async fn start(config: Config) -> Result<Server, HostError> {
         crate::config::check_engine(&config.engine)?;
+        crate::config::check_webhooks(&config.webhooks, config.webhook_secret.as_deref())?;
         let keys = Authenticator::load(
             &config.jwt,
             config.data_dir.as_deref(),
@@ -168,6 +169,10 @@ async fn serve_connection(stream: TcpStream, state: AppState) {
 /// deployment (a bus to the other nodes, shared presence and rate limits).
 async fn open_engine(config: &Config) -> Result<Engine, HostError> {
     let mut builder = Engine::builder().config(config.engine.clone());
+    if let (false, Some(secret)) = (config.webhooks.is_empty(), &config.webhook_secret) {
+        let hooks = crate::webhook::Webhooks::start(&config.webhooks, secret)?;
+        builder = builder.plugin(Arc::new(hooks));
+    }
     if let Some(dir) = &config.data_dir {
         std::fs::create_dir_all(dir).map_err(|source| HostError::DataDir {
             path: dir.clone(),

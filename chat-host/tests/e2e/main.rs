@@ -9,4 +9,5 @@ mod lifecycle;
 mod openapi;
 mod rest;
 mod socketio;
+mod webhook;
 mod ws;
