@@ -217,6 +217,39 @@ impl Cache {
         Ok((applied, tombstone))
     }
 
+    /// Applies a reaction change (`seq`) to a cached message; when `live`, moves `last_seq` to it.
+    /// The message after the change when it was applied.
+    pub(crate) fn react(
+        &self,
+        course: &str,
+        r: &chat_core::event::ReactionEvent,
+        added: bool,
+        live: bool,
+    ) -> Result<Option<Message>> {
+        let _w = self.write.lock();
+        let mut state = self.course(course)?.unwrap_or_default();
+        let mut batch = Batch::default();
+        let mut changed = None;
+        if let Some(loc) = self.data.get(id_key(&r.message_id))? {
+            let key = [b"m\0".as_slice(), &loc].concat();
+            if let Some(old) = self.data.get(&key)? {
+                let mut m: Message = decode(&old)?;
+                if m.change_seq < r.seq {
+                    m.apply_reaction(&r.user_id, &r.emoji, added);
+                    m.change_seq = r.seq;
+                    batch.insert(key, encode(&m));
+                    changed = Some(m);
+                }
+            }
+        }
+        if live {
+            state.last_seq = Some(state.last_seq.unwrap_or(0).max(r.seq));
+            batch.insert(course_key(course), encode(&state));
+        }
+        self.data.apply_batch(batch)?;
+        Ok(changed)
+    }
+
     /// Up to `limit` messages created before `before` (all when `None`), newest ones, returned
     /// oldest first.
     pub(crate) fn page(

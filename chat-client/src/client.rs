@@ -57,11 +57,13 @@ impl Default for ClientOptions {
 
 /// What the app asks of the session task.
 pub(crate) enum Command {
-    /// A request whose answer the app awaits.
+    /// A request whose answer the app awaits; `apply`: the answer is a message change to keep
+    /// in the cache and announce (edits, deletions) rather than wait for from the room.
     Request {
         event: &'static str,
         data: Value,
         reply: oneshot::Sender<Result<Value>>,
+        apply: bool,
     },
     /// A request whose answer nobody awaits (typing).
     Notify { event: &'static str, data: Value },
@@ -541,12 +543,17 @@ impl Client {
 
     // ---- changes that need the server ----------------------------------------------------------
 
-    async fn request(&self, event: &'static str, data: Value) -> Result<Value> {
+    async fn request(&self, event: &'static str, data: Value, apply: bool) -> Result<Value> {
         if *self.inner.state.borrow() != ConnectionState::Connected {
             return Err(ClientError::Offline(format!("{event} needs a connection")));
         }
         let (reply, answer) = oneshot::channel();
-        self.inner.command(Command::Request { event, data, reply });
+        self.inner.command(Command::Request {
+            event,
+            data,
+            reply,
+            apply,
+        });
         answer
             .await
             .map_err(|_| ClientError::Network("the connection was lost".into()))?
@@ -559,6 +566,7 @@ impl Client {
             .request(
                 "edit-message",
                 json!({"messageId": message_id, "newMessage": text}),
+                true,
             )
             .await?;
         serde_json::from_value(data).map_err(|e| ClientError::Protocol(e.to_string()))
@@ -568,7 +576,36 @@ impl Client {
     pub async fn delete(&self, message_id: &str) -> Result<Message> {
         check_id("messageId", message_id)?;
         let data = self
-            .request("delete-message", json!({"messageId": message_id}))
+            .request("delete-message", json!({"messageId": message_id}), true)
+            .await?;
+        serde_json::from_value(data).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Adds this user's `emoji` to a message (online only). The answer is the message with its
+    /// reactions; the cache and [`ClientEvent::ReactionAdded`] follow from the room's event, as
+    /// for anyone else's reaction.
+    pub async fn react(&self, message_id: &str, emoji: &str) -> Result<Message> {
+        self.reaction("add-reaction", message_id, emoji).await
+    }
+
+    /// Removes this user's `emoji` from a message (online only).
+    pub async fn unreact(&self, message_id: &str, emoji: &str) -> Result<Message> {
+        self.reaction("remove-reaction", message_id, emoji).await
+    }
+
+    async fn reaction(
+        &self,
+        event: &'static str,
+        message_id: &str,
+        emoji: &str,
+    ) -> Result<Message> {
+        check_id("messageId", message_id)?;
+        let data = self
+            .request(
+                event,
+                json!({"messageId": message_id, "emoji": emoji}),
+                false,
+            )
             .await?;
         serde_json::from_value(data).map_err(|e| ClientError::Protocol(e.to_string()))
     }
@@ -854,6 +891,36 @@ impl Inner {
         Ok(())
     }
 
+    fn apply_reaction(
+        &self,
+        r: chat_core::event::ReactionEvent,
+        added: bool,
+        live: bool,
+    ) -> Result<()> {
+        if self.cache.react(&r.course_id, &r, added, live)?.is_some() {
+            let (course_id, message_id, user_id, emoji, seq) =
+                (r.course_id, r.message_id, r.user_id, r.emoji, r.seq);
+            self.emit(if added {
+                ClientEvent::ReactionAdded {
+                    course_id,
+                    message_id,
+                    user_id,
+                    emoji,
+                    seq,
+                }
+            } else {
+                ClientEvent::ReactionRemoved {
+                    course_id,
+                    message_id,
+                    user_id,
+                    emoji,
+                    seq,
+                }
+            });
+        }
+        Ok(())
+    }
+
     /// The answer of an app request that carries a message (an edit, a deletion's tombstone):
     /// kept in the cache and announced (the room's own event for it is then a duplicate).
     pub(crate) fn apply_answer(&self, data: &Value) -> Result<()> {
@@ -917,6 +984,8 @@ impl Inner {
                 }
                 self.refresh_unread(&d.course_id)
             }
+            Event::ReactionAdded(r) => self.apply_reaction(r, true, live),
+            Event::ReactionRemoved(r) => self.apply_reaction(r, false, live),
             Event::UserJoined(j) => {
                 self.emit(ClientEvent::UserJoined {
                     course_id: j.course_id,

@@ -58,6 +58,33 @@ pub enum ClientEvent {
         /// The course seq of the deletion.
         seq: u64,
     },
+    /// Someone added a reaction (live, or replayed on resume); the cache holds the message with
+    /// it.
+    ReactionAdded {
+        /// The course.
+        course_id: String,
+        /// The message.
+        message_id: String,
+        /// Who.
+        user_id: String,
+        /// The emoji.
+        emoji: String,
+        /// The course seq of the change.
+        seq: u64,
+    },
+    /// Someone removed a reaction.
+    ReactionRemoved {
+        /// The course.
+        course_id: String,
+        /// The message.
+        message_id: String,
+        /// Who.
+        user_id: String,
+        /// The emoji.
+        emoji: String,
+        /// The course seq of the change.
+        seq: u64,
+    },
     /// A message written here entered the outbox (or was retried): pending.
     SendPending(OutboxEntry),
     /// The server stored a message of the outbox: it left the outbox and is in the cache.

@@ -33,8 +33,11 @@ pub(crate) enum End {
 
 /// What an acknowledgement answers.
 enum Waiting {
-    /// An app request.
-    Request(oneshot::Sender<Result<Value>>),
+    /// An app request (`apply`: keep its answer in the cache).
+    Request {
+        reply: oneshot::Sender<Result<Value>>,
+        apply: bool,
+    },
     /// A join (`resumed`: with the cache's seq and epoch).
     Join { course: String, resumed: bool },
     /// The outbox's message in flight.
@@ -81,7 +84,7 @@ impl<'a> Session<'a> {
             Err(e) => End::Lost(e.to_string()),
         };
         for (_, w) in self.waiting.drain() {
-            if let Waiting::Request(reply) = w {
+            if let Waiting::Request { reply, .. } = w {
                 let _ = reply.send(Err(ClientError::Network("the connection was lost".into())));
             }
         }
@@ -151,7 +154,7 @@ impl<'a> Session<'a> {
             .socket
             .send(&json!({"event": event, "data": data, "ack": ack}))
         {
-            if let Waiting::Request(reply) = waiting {
+            if let Waiting::Request { reply, .. } = waiting {
                 let _ = reply.send(Err(ClientError::Network("the connection was lost".into())));
             }
             return Err(ClientError::Network("the socket writer is gone".into()));
@@ -162,9 +165,12 @@ impl<'a> Session<'a> {
 
     fn on_command(&mut self, command: Command) -> Result<()> {
         match command {
-            Command::Request { event, data, reply } => {
-                self.emit(event, data, Waiting::Request(reply))
-            }
+            Command::Request {
+                event,
+                data,
+                reply,
+                apply,
+            } => self.emit(event, data, Waiting::Request { reply, apply }),
             Command::Notify { event, data } => self.emit(event, data, Waiting::Ignore),
             Command::Join(course) => self.join(&course),
             Command::Leave(course) => {
@@ -284,9 +290,11 @@ impl<'a> Session<'a> {
 
     fn on_answer(&mut self, waiting: Waiting, answer: Result<Value>) -> Result<()> {
         match waiting {
-            Waiting::Request(reply) => {
+            Waiting::Request { reply, apply } => {
                 let answer = answer.and_then(|data| {
-                    self.inner.apply_answer(&data)?;
+                    if apply {
+                        self.inner.apply_answer(&data)?;
+                    }
                     Ok(data)
                 });
                 let _ = reply.send(answer);

@@ -227,10 +227,11 @@ async fn resume_after_being_away_shows_exactly_the_missed_changes() {
     ada.close().await.unwrap();
     drop(ada);
 
-    // While Ada is away: a new message, an edit, a deletion.
+    // While Ada is away: a new message, an edit, a deletion, a reaction.
     let m4 = host.api().send(&bob, "c1", "m4").await;
     host.api().edit(&bob, &ids[1], "m2 edited").await;
     host.api().delete(&bob, &ids[2]).await;
+    host.api().react(&bob, &ids[0], "👍").await;
 
     let ada = client(&host.url(), &ada_token, &cache).await;
     let mut events = ada.events();
@@ -247,6 +248,12 @@ async fn resume_after_being_away_shows_exactly_the_missed_changes() {
             ClientEvent::NewMessage(m) => Some(format!("new {}", m.message)),
             ClientEvent::MessageEdited(m) => Some(format!("edited {}", m.message)),
             ClientEvent::MessageDeleted { message_id, .. } => Some(format!("deleted {message_id}")),
+            ClientEvent::ReactionAdded {
+                message_id,
+                user_id,
+                emoji,
+                ..
+            } => Some(format!("{user_id} reacted {emoji} to {message_id}")),
             _ => None,
         })
         .collect();
@@ -255,7 +262,8 @@ async fn resume_after_being_away_shows_exactly_the_missed_changes() {
         [
             "new m4".to_string(),
             "edited m2 edited".to_string(),
-            format!("deleted {}", ids[2])
+            format!("deleted {}", ids[2]),
+            format!("bob reacted 👍 to {}", ids[0]),
         ]
     );
     let page = ada.history("c1", None, 50).await.unwrap();
@@ -274,6 +282,32 @@ async fn resume_after_being_away_shows_exactly_the_missed_changes() {
         ]
     );
     assert_eq!(page.messages[3].id, m4["id"].as_str().unwrap());
+    let liked = &page.messages[0].reactions;
+    assert_eq!(
+        (
+            liked.len(),
+            liked[0].emoji.as_str(),
+            liked[0].user_ids.clone()
+        ),
+        (1, "👍", vec!["bob".to_string()])
+    );
+
+    // Live, and through the client's own call: one event each, the cache follows.
+    let mine = ada.react(&ids[1], ":tada:").await.unwrap();
+    assert_eq!(mine.reactions[0].emoji, ":tada:");
+    let heard = wait_for(&mut events, "ReactionAdded", |e| match e {
+        ClientEvent::ReactionAdded { user_id, emoji, .. } => Some((user_id.clone(), emoji.clone())),
+        ClientEvent::MessageEdited(m) => panic!("a reaction is not an edit: {m:?}"),
+        _ => None,
+    })
+    .await;
+    assert_eq!(heard, ("ada".to_string(), ":tada:".to_string()));
+    ada.unreact(&ids[1], ":tada:").await.unwrap();
+    wait_for(&mut events, "ReactionRemoved", |e| {
+        matches!(e, ClientEvent::ReactionRemoved { .. }).then_some(())
+    })
+    .await;
+    assert!(ada.message(&ids[1]).unwrap().unwrap().reactions.is_empty());
     ada.close().await.unwrap();
     host.stop().await;
 }

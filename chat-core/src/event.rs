@@ -23,6 +23,22 @@ pub struct MessageDeleted {
     pub seq: u64,
 }
 
+/// `reaction-added` / `reaction-removed` data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionEvent {
+    /// The message reacted to.
+    pub message_id: String,
+    /// Its course.
+    pub course_id: String,
+    /// Who reacted.
+    pub user_id: String,
+    /// The emoji.
+    pub emoji: String,
+    /// The course seq of the change.
+    pub seq: u64,
+}
+
 /// `user-joined` / `user-left` data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -76,6 +92,10 @@ pub enum Event {
     UserTyping(Typing),
     /// `message-read`.
     MessageRead(ReadReceipt),
+    /// `reaction-added` (a seq'd change, replayed on resume).
+    ReactionAdded(ReactionEvent),
+    /// `reaction-removed` (a seq'd change, replayed on resume).
+    ReactionRemoved(ReactionEvent),
 }
 
 impl Event {
@@ -90,6 +110,8 @@ impl Event {
             Event::OnlineUsers(_) => "online-users",
             Event::UserTyping(_) => "user-typing",
             Event::MessageRead(_) => "message-read",
+            Event::ReactionAdded(_) => "reaction-added",
+            Event::ReactionRemoved(_) => "reaction-removed",
         }
     }
 
@@ -102,6 +124,7 @@ impl Event {
             Event::OnlineUsers(o) => &o.course_id,
             Event::UserTyping(t) => &t.course_id,
             Event::MessageRead(r) => &r.course_id,
+            Event::ReactionAdded(r) | Event::ReactionRemoved(r) => &r.course_id,
         }
     }
 
@@ -110,6 +133,7 @@ impl Event {
         match self {
             Event::NewMessage(m) | Event::MessageEdited(m) => Some(m.change_seq),
             Event::MessageDeleted(d) => Some(d.seq),
+            Event::ReactionAdded(r) | Event::ReactionRemoved(r) => Some(r.seq),
             _ => None,
         }
     }
@@ -135,6 +159,8 @@ impl Event {
             "online-users" => Event::OnlineUsers(serde_json::from_value(data)?),
             "user-typing" => Event::UserTyping(serde_json::from_value(data)?),
             "message-read" => Event::MessageRead(serde_json::from_value(data)?),
+            "reaction-added" => Event::ReactionAdded(serde_json::from_value(data)?),
+            "reaction-removed" => Event::ReactionRemoved(serde_json::from_value(data)?),
             other => {
                 return Err(serde_json::Error::custom(format!(
                     "unknown event {other:?}"
@@ -161,6 +187,7 @@ impl Serialize for DataRef<'_> {
             Event::OnlineUsers(o) => o.serialize(s),
             Event::UserTyping(t) => t.serialize(s),
             Event::MessageRead(r) => r.serialize(s),
+            Event::ReactionAdded(r) | Event::ReactionRemoved(r) => r.serialize(s),
         }
     }
 }

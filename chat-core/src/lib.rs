@@ -49,8 +49,8 @@ pub use error::{Error, ErrorCode, Result};
 pub use event::{Envelope, Event};
 pub use history::{HistoryPage, HistoryQuery, Pagination};
 pub use model::{
-    Actor, Course, FileInfo, Message, MessageType, Participant, ReadBy, ReadReceipt, ReplyPreview,
-    Role, Sender, Timestamp, User,
+    Actor, Course, FileInfo, Message, MessageType, Participant, Reaction, ReadBy, ReadReceipt,
+    ReplyPreview, Role, Sender, Timestamp, User,
 };
 pub use plugin::{Draft, DraftKind, Plugin, PluginError, Verdict};
 pub use store::Store;

@@ -325,6 +325,18 @@ pub struct ReadBy {
     pub read_at: Timestamp,
 }
 
+/// The reactions of one emoji on a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Reaction {
+    /// One grapheme cluster (`👍`) or a `:shortcode:`.
+    pub emoji: String,
+    /// How many users reacted with it (`userIds.len()`).
+    pub count: u64,
+    /// Who, in the order they reacted.
+    pub user_ids: Vec<String>,
+}
+
 /// A chat message, as stored and as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -364,6 +376,10 @@ pub struct Message {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// Reactions by emoji, in the order each emoji was first used (left out of the JSON when
+    /// there are none, so a message without reactions reads as the contract shows it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reaction>,
 }
 
 impl Message {
@@ -371,10 +387,47 @@ impl Message {
     pub(crate) fn into_tombstone(mut self, at: Timestamp) -> Self {
         self.message = String::new();
         self.file = None;
+        self.reactions = Vec::new();
         self.is_deleted = true;
         self.deleted_at = Some(at);
         self.updated_at = at;
         self
+    }
+
+    /// Adds (`added`) or removes `user_id`'s `emoji` in `reactions`, as a `reaction-added` /
+    /// `reaction-removed` change does; whether anything changed. An emoji nobody uses any more
+    /// is dropped. (The engine checks the emoji and the cap on distinct emoji before.)
+    pub fn apply_reaction(&mut self, user_id: &str, emoji: &str, added: bool) -> bool {
+        let at = self.reactions.iter().position(|r| r.emoji == emoji);
+        match (at, added) {
+            (Some(i), true) => {
+                let r = &mut self.reactions[i];
+                if r.user_ids.iter().any(|u| u == user_id) {
+                    return false;
+                }
+                r.user_ids.push(user_id.to_string());
+                r.count = r.user_ids.len() as u64;
+            }
+            (None, true) => self.reactions.push(Reaction {
+                emoji: emoji.to_string(),
+                count: 1,
+                user_ids: vec![user_id.to_string()],
+            }),
+            (Some(i), false) => {
+                let r = &mut self.reactions[i];
+                let before = r.user_ids.len();
+                r.user_ids.retain(|u| u != user_id);
+                if r.user_ids.len() == before {
+                    return false;
+                }
+                r.count = r.user_ids.len() as u64;
+                if r.user_ids.is_empty() {
+                    self.reactions.remove(i);
+                }
+            }
+            (None, false) => return false,
+        }
+        true
     }
 
     pub(crate) fn preview(&self) -> ReplyPreview {

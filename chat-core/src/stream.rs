@@ -21,7 +21,7 @@ use atomic_waker::AtomicWaker;
 use parking_lot::Mutex;
 
 use crate::error::Result;
-use crate::event::{Envelope, Event, MessageDeleted};
+use crate::event::{Envelope, Event, MessageDeleted, ReactionEvent};
 use crate::store::ChangeKind;
 
 /// What a stream needs from the engine.
@@ -389,14 +389,37 @@ impl Events {
 }
 
 /// Turns log entries into the events a live subscriber would have seen.
-pub(crate) fn change_event(kind: ChangeKind, message: crate::model::Message) -> Event {
-    match kind {
-        ChangeKind::New => Event::NewMessage(message),
-        ChangeKind::Edited => Event::MessageEdited(message),
-        ChangeKind::Deleted => Event::MessageDeleted(MessageDeleted {
+pub(crate) fn change_event(
+    kind: ChangeKind,
+    message: crate::model::Message,
+    reaction: Option<crate::store::ReactionChange>,
+) -> Event {
+    match (kind, reaction) {
+        (ChangeKind::New, _) => Event::NewMessage(message),
+        (ChangeKind::Edited, _) => Event::MessageEdited(message),
+        (ChangeKind::Deleted, _) => Event::MessageDeleted(MessageDeleted {
             message_id: message.id,
             course_id: message.course_id,
             seq: message.change_seq,
         }),
+        (ChangeKind::Reacted, r) => {
+            let r = r.unwrap_or(crate::store::ReactionChange {
+                user_id: String::new(),
+                emoji: String::new(),
+                added: true,
+            });
+            let data = ReactionEvent {
+                message_id: message.id,
+                course_id: message.course_id,
+                user_id: r.user_id,
+                emoji: r.emoji,
+                seq: message.change_seq,
+            };
+            if r.added {
+                Event::ReactionAdded(data)
+            } else {
+                Event::ReactionRemoved(data)
+            }
+        }
     }
 }

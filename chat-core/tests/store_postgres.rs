@@ -195,6 +195,7 @@ async fn two_stores_on_one_schema_are_two_nodes_of_one_chat() {
             kind: ChangeKind::Edited,
             message: edited,
             expected_change_seq: 1,
+            reaction: None,
         })
         .await
         .unwrap();
@@ -207,6 +208,7 @@ async fn two_stores_on_one_schema_are_two_nodes_of_one_chat() {
             kind: ChangeKind::Edited,
             message: stale,
             expected_change_seq: 1,
+            reaction: None,
         })
         .await;
     assert_eq!(refused, Err(Error::Conflict));

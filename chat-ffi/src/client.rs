@@ -128,6 +128,22 @@ pub enum ClientEvent {
         message_id: String,
         seq: u64,
     },
+    /// A reaction was added (live or replayed); the cache holds the message with it.
+    ReactionAdded {
+        course_id: String,
+        message_id: String,
+        user_id: String,
+        emoji: String,
+        seq: u64,
+    },
+    /// A reaction was removed.
+    ReactionRemoved {
+        course_id: String,
+        message_id: String,
+        user_id: String,
+        emoji: String,
+        seq: u64,
+    },
     /// A message entered the outbox (or was retried).
     SendPending { entry: OutboxEntry },
     /// The server stored an outbox message.
@@ -189,6 +205,32 @@ impl From<cc::ClientEvent> for ClientEvent {
             } => ClientEvent::MessageDeleted {
                 course_id,
                 message_id,
+                seq,
+            },
+            E::ReactionAdded {
+                course_id,
+                message_id,
+                user_id,
+                emoji,
+                seq,
+            } => ClientEvent::ReactionAdded {
+                course_id,
+                message_id,
+                user_id,
+                emoji,
+                seq,
+            },
+            E::ReactionRemoved {
+                course_id,
+                message_id,
+                user_id,
+                emoji,
+                seq,
+            } => ClientEvent::ReactionRemoved {
+                course_id,
+                message_id,
+                user_id,
+                emoji,
                 seq,
             },
             E::SendPending(entry) => ClientEvent::SendPending {
@@ -546,6 +588,20 @@ impl ChatClient {
     /// Deletes a message (needs the connection); the tombstone.
     pub fn delete(&self, message_id: String) -> Result<Message, ChatError> {
         Ok(self.block_on(self.client()?.delete(&message_id))?.into())
+    }
+
+    /// Adds this user's emoji to a message (needs the connection); `ReactionAdded` follows.
+    pub fn react(&self, message_id: String, emoji: String) -> Result<Message, ChatError> {
+        Ok(self
+            .block_on(self.client()?.react(&message_id, &emoji))?
+            .into())
+    }
+
+    /// Removes this user's emoji from a message (needs the connection).
+    pub fn unreact(&self, message_id: String, emoji: String) -> Result<Message, ChatError> {
+        Ok(self
+            .block_on(self.client()?.unreact(&message_id, &emoji))?
+            .into())
     }
 
     /// Marks a cached message and all before it read (sent now or on the next connection).

@@ -282,6 +282,31 @@ impl ChatEngine {
             .map(Into::into)
     }
 
+    /// Adds the caller's `emoji` (one emoji or a `:shortcode:`) to a message; the message with its
+    /// reactions. Adding it again changes nothing.
+    pub fn react(
+        &self,
+        actor: Actor,
+        message_id: String,
+        emoji: String,
+    ) -> Result<Message, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.react(&actor, &message_id, &emoji).await })
+            .map(Into::into)
+    }
+
+    /// Removes the caller's `emoji` from a message; the message with its reactions.
+    pub fn unreact(
+        &self,
+        actor: Actor,
+        message_id: String,
+        emoji: String,
+    ) -> Result<Message, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.unreact(&actor, &message_id, &emoji).await })
+            .map(Into::into)
+    }
+
     /// Deletes a message (its sender, the course's instructors, admins); returns the tombstone.
     pub fn delete(&self, actor: Actor, message_id: String) -> Result<Message, ChatError> {
         let actor = actor_of(actor);

@@ -38,6 +38,22 @@ pub enum Event {
         user_id: String,
         read_at: String,
     },
+    /// `reaction-added`: `seq` is the course seq of the change (replayed on resume).
+    ReactionAdded {
+        message_id: String,
+        course_id: String,
+        user_id: String,
+        emoji: String,
+        seq: u64,
+    },
+    /// `reaction-removed`.
+    ReactionRemoved {
+        message_id: String,
+        course_id: String,
+        user_id: String,
+        emoji: String,
+        seq: u64,
+    },
 }
 
 impl From<&core::Event> for Event {
@@ -75,6 +91,20 @@ impl From<&core::Event> for Event {
                 user_id: r.user_id,
                 read_at: r.read_at.to_string(),
             },
+            E::ReactionAdded(r) => Event::ReactionAdded {
+                message_id: r.message_id,
+                course_id: r.course_id,
+                user_id: r.user_id,
+                emoji: r.emoji,
+                seq: r.seq,
+            },
+            E::ReactionRemoved(r) => Event::ReactionRemoved {
+                message_id: r.message_id,
+                course_id: r.course_id,
+                user_id: r.user_id,
+                emoji: r.emoji,
+                seq: r.seq,
+            },
         }
     }
 }
@@ -91,6 +121,8 @@ pub fn event_name(event: &Event) -> String {
         Event::OnlineUsers { .. } => "online-users",
         Event::UserTyping { .. } => "user-typing",
         Event::MessageRead { .. } => "message-read",
+        Event::ReactionAdded { .. } => "reaction-added",
+        Event::ReactionRemoved { .. } => "reaction-removed",
     }
     .to_string()
 }

@@ -311,6 +311,27 @@ impl From<core::ReadBy> for ReadBy {
     }
 }
 
+/// The reactions of one emoji on a message.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Reaction {
+    /// One emoji or a `:shortcode:`.
+    pub emoji: String,
+    /// How many users reacted with it.
+    pub count: u64,
+    /// Who, in the order they reacted.
+    pub user_ids: Vec<String>,
+}
+
+impl From<core::Reaction> for Reaction {
+    fn from(r: core::Reaction) -> Self {
+        Reaction {
+            emoji: r.emoji,
+            count: r.count,
+            user_ids: r.user_ids,
+        }
+    }
+}
+
 /// A chat message, as stored and as shown.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Message {
@@ -348,6 +369,9 @@ pub struct Message {
     pub created_at: String,
     /// When it last changed (RFC 3339).
     pub updated_at: String,
+    /// Reactions by emoji, in the order each emoji was first used.
+    #[uniffi(default = [])]
+    pub reactions: Vec<Reaction>,
 }
 
 impl From<core::Message> for Message {
@@ -370,6 +394,7 @@ impl From<core::Message> for Message {
             client_id: m.client_id,
             created_at: m.created_at.to_string(),
             updated_at: m.updated_at.to_string(),
+            reactions: m.reactions.into_iter().map(Into::into).collect(),
         }
     }
 }

@@ -35,6 +35,10 @@ pub enum ClientEvent {
     Typing(TypingData),
     /// `mark-read` `{messageId}`.
     MarkRead(MessageOnly),
+    /// `add-reaction` `{messageId, emoji}`.
+    AddReaction(ReactionData),
+    /// `remove-reaction` `{messageId, emoji}`.
+    RemoveReaction(ReactionData),
     /// Any other name (refused as `unknown event "name"`).
     #[serde(other)]
     Unknown,
@@ -112,6 +116,14 @@ pub struct MessageOnly {
     message_id: String,
 }
 
+/// The data of `add-reaction` / `remove-reaction`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionData {
+    message_id: String,
+    emoji: String,
+}
+
 /// The data of `typing`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -149,7 +161,8 @@ impl ClientEvent {
     /// with: `join-course` → `{"courseId", "users", "headSeq", "epoch"}` (the online users, the
     /// seq live events follow, the store's epoch; with `sinceSeq` also `recovered`), `leave-course` →
     /// `{"courseId"}`, `send-message` / `edit-message` → the message, `delete-message` → the
-    /// tombstone, `typing` → `{"courseId", "isTyping"}`, `mark-read` → the receipt.
+    /// tombstone, `typing` → `{"courseId", "isTyping"}`, `mark-read` → the receipt,
+    /// `add-reaction` / `remove-reaction` → the message with its reactions.
     pub async fn run(self, conn: &Connection) -> Result<Value, Error> {
         let engine = conn.engine();
         let actor = conn.actor();
@@ -175,6 +188,12 @@ impl ClientEvent {
                 Ok(json!({"courseId": t.course_id, "isTyping": t.is_typing}))
             }
             ClientEvent::MarkRead(m) => encode(&engine.mark_read(actor, &m.message_id).await?),
+            ClientEvent::AddReaction(r) => {
+                encode(&engine.react(actor, &r.message_id, &r.emoji).await?)
+            }
+            ClientEvent::RemoveReaction(r) => {
+                encode(&engine.unreact(actor, &r.message_id, &r.emoji).await?)
+            }
             ClientEvent::Unknown => Err(Error::Validation("unknown event".into())),
         }
     }

@@ -88,6 +88,38 @@ pub(crate) async fn delete(state: &AppState, actor: &Actor, message_id: &str) ->
     Ok(response::ok(StatusCode::OK, "Message deleted", &message))
 }
 
+/// `PUT /react/{messageId}` with `{"emoji"}`: adds the caller's reaction; the message.
+pub(crate) async fn react(
+    state: &AppState,
+    actor: &Actor,
+    req: Request<Incoming>,
+    message_id: &str,
+) -> Answer {
+    #[derive(Deserialize)]
+    struct ReactBody {
+        emoji: String,
+    }
+    let body: ReactBody = json_body(req, state.config().max_body_bytes).await?;
+    let message = state.engine().react(actor, message_id, &body.emoji).await?;
+    Ok(response::ok(StatusCode::OK, "Reaction added", &message))
+}
+
+/// `DELETE /react/{messageId}?emoji=`: removes the caller's reaction; the message.
+pub(crate) async fn unreact(
+    state: &AppState,
+    actor: &Actor,
+    req: Request<Incoming>,
+    message_id: &str,
+) -> Answer {
+    let emoji = query_pairs(req.uri().query().unwrap_or(""))
+        .into_iter()
+        .find(|(k, _)| k == "emoji")
+        .map(|(_, v)| v)
+        .ok_or_else(|| Fail(response::fail(ErrorCode::Validation, "emoji is required")))?;
+    let message = state.engine().unreact(actor, message_id, &emoji).await?;
+    Ok(response::ok(StatusCode::OK, "Reaction removed", &message))
+}
+
 /// `PUT /read/{messageId}`.
 pub(crate) async fn mark_read(state: &AppState, actor: &Actor, message_id: &str) -> Answer {
     let receipt = state.engine().mark_read(actor, message_id).await?;

@@ -110,6 +110,12 @@ enum Endpoint<'a> {
     MarkRead {
         message_id: &'a str,
     },
+    React {
+        message_id: &'a str,
+    },
+    Unreact {
+        message_id: &'a str,
+    },
     Online {
         course_id: &'a str,
     },
@@ -139,6 +145,8 @@ impl<'a> Endpoint<'a> {
             (&Method::PUT, ["edit", message_id]) => Endpoint::Edit { message_id },
             (&Method::DELETE, ["delete", message_id]) => Endpoint::Delete { message_id },
             (&Method::PUT, ["read", message_id]) => Endpoint::MarkRead { message_id },
+            (&Method::PUT, ["react", message_id]) => Endpoint::React { message_id },
+            (&Method::DELETE, ["react", message_id]) => Endpoint::Unreact { message_id },
             (&Method::GET, ["online", course_id]) => Endpoint::Online { course_id },
             (&Method::PUT, ["status"]) => Endpoint::Status,
             (&Method::GET, ["files", file_id]) => Endpoint::File { file_id },
@@ -220,6 +228,8 @@ async fn api(state: AppState, req: Request<Incoming>) -> Answer {
         Endpoint::Edit { message_id } => rest::edit(state, actor, req, message_id).await,
         Endpoint::Delete { message_id } => rest::delete(state, actor, message_id).await,
         Endpoint::MarkRead { message_id } => rest::mark_read(state, actor, message_id).await,
+        Endpoint::React { message_id } => rest::react(state, actor, req, message_id).await,
+        Endpoint::Unreact { message_id } => rest::unreact(state, actor, req, message_id).await,
         Endpoint::Online { course_id } => rest::online(state, actor, course_id).await,
         Endpoint::Status => rest::status(state, actor, req).await,
         Endpoint::File { file_id } => rest::file(state, actor, file_id).await,

@@ -552,6 +552,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatclient_outbox() != 62590:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_react() != 43541:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatclient_reconnect_now() != 31316:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatclient_retry() != 45456:
@@ -563,6 +565,8 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_chat_ffi_checksum_method_chatclient_set_token() != 62797:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatclient_typing() != 1696:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatclient_unreact() != 8430:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatclient_unread() != 58323:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -618,6 +622,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_put_course() != 21889:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_react() != 16924:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_send() != 48701:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_set_status() != 64472:
@@ -627,6 +633,8 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_chat_ffi_checksum_method_chatengine_typing() != 58517:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_unenroll() != 47334:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_unreact() != 23336:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_unread_count() != 18821:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -723,6 +731,9 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_online_users.restype = cty
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_outbox.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_outbox.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_react.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_react.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_reconnect_now.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_reconnect_now.restype = ctypes.c_uint16
@@ -741,6 +752,9 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_set_token.restype = ctypes
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_typing.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_typing.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_unreact.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_unreact.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_unread.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatclient_unread.restype = ctypes.c_uint16
@@ -822,6 +836,9 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_participants.restype = cty
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_put_course.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_put_course.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_react.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_react.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_send.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_send.restype = ctypes.c_uint16
@@ -837,6 +854,9 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_typing.restype = ctypes.c_
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unenroll.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unenroll.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unreact.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unreact.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unread_count.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unread_count.restype = ctypes.c_uint16
@@ -956,6 +976,13 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_outbox.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_outbox.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_react.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_react.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_reconnect_now.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -998,6 +1025,13 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_typing.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_typing.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_unreact.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatclient_unreact.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_unread.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1177,6 +1211,14 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_put_course.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_put_course.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_react.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_react.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_send.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1216,6 +1258,14 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unenroll.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unenroll.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unreact.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unreact.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unread_count.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -2079,12 +2129,103 @@ class _UniffiFfiConverterSequenceTypeReadBy(_UniffiConverterRustBuffer):
             _UniffiFfiConverterTypeReadBy.read(buf) for i in range(count)
         ]
 
+class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterString.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterString.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterString.read(buf) for i in range(count)
+        ]
+
+@dataclass
+class Reaction:
+    """
+    The reactions of one emoji on a message.
+"""
+    def __init__(self, *, emoji:str, count:int, user_ids:typing.List[str]):
+        self.emoji = emoji
+        self.count = count
+        self.user_ids = user_ids
+        
+        
+
+    
+    def __str__(self):
+        return "Reaction(emoji={}, count={}, user_ids={})".format(self.emoji, self.count, self.user_ids)
+    def __eq__(self, other):
+        if self.emoji != other.emoji:
+            return False
+        if self.count != other.count:
+            return False
+        if self.user_ids != other.user_ids:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeReaction(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Reaction(
+            emoji=_UniffiFfiConverterString.read(buf),
+            count=_UniffiFfiConverterUInt64.read(buf),
+            user_ids=_UniffiFfiConverterSequenceString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.emoji)
+        _UniffiFfiConverterUInt64.check_lower(value.count)
+        _UniffiFfiConverterSequenceString.check_lower(value.user_ids)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.emoji, buf)
+        _UniffiFfiConverterUInt64.write(value.count, buf)
+        _UniffiFfiConverterSequenceString.write(value.user_ids, buf)
+
+class _UniffiFfiConverterSequenceTypeReaction(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeReaction.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeReaction.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeReaction.read(buf) for i in range(count)
+        ]
+
 @dataclass
 class Message:
     """
     A chat message, as stored and as shown.
 """
-    def __init__(self, *, id:str, course_id:str, seq:int, change_seq:int, sender:Sender, message:str, message_type:MessageType, file:typing.Optional[FileInfo], reply_to:typing.Optional[ReplyPreview], read_by:typing.List[ReadBy], is_edited:bool, edited_at:typing.Optional[str], is_deleted:bool, deleted_at:typing.Optional[str], client_id:typing.Optional[str], created_at:str, updated_at:str):
+    def __init__(self, *, id:str, course_id:str, seq:int, change_seq:int, sender:Sender, message:str, message_type:MessageType, file:typing.Optional[FileInfo], reply_to:typing.Optional[ReplyPreview], read_by:typing.List[ReadBy], is_edited:bool, edited_at:typing.Optional[str], is_deleted:bool, deleted_at:typing.Optional[str], client_id:typing.Optional[str], created_at:str, updated_at:str, reactions:typing.List[Reaction] = _DEFAULT):
         self.id = id
         self.course_id = course_id
         self.seq = seq
@@ -2102,12 +2243,16 @@ class Message:
         self.client_id = client_id
         self.created_at = created_at
         self.updated_at = updated_at
+        if reactions is _DEFAULT:
+            self.reactions = []
+        else:
+            self.reactions = reactions
         
         
 
     
     def __str__(self):
-        return "Message(id={}, course_id={}, seq={}, change_seq={}, sender={}, message={}, message_type={}, file={}, reply_to={}, read_by={}, is_edited={}, edited_at={}, is_deleted={}, deleted_at={}, client_id={}, created_at={}, updated_at={})".format(self.id, self.course_id, self.seq, self.change_seq, self.sender, self.message, self.message_type, self.file, self.reply_to, self.read_by, self.is_edited, self.edited_at, self.is_deleted, self.deleted_at, self.client_id, self.created_at, self.updated_at)
+        return "Message(id={}, course_id={}, seq={}, change_seq={}, sender={}, message={}, message_type={}, file={}, reply_to={}, read_by={}, is_edited={}, edited_at={}, is_deleted={}, deleted_at={}, client_id={}, created_at={}, updated_at={}, reactions={})".format(self.id, self.course_id, self.seq, self.change_seq, self.sender, self.message, self.message_type, self.file, self.reply_to, self.read_by, self.is_edited, self.edited_at, self.is_deleted, self.deleted_at, self.client_id, self.created_at, self.updated_at, self.reactions)
     def __eq__(self, other):
         if self.id != other.id:
             return False
@@ -2143,6 +2288,8 @@ class Message:
             return False
         if self.updated_at != other.updated_at:
             return False
+        if self.reactions != other.reactions:
+            return False
         return True
 
 class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
@@ -2166,6 +2313,7 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
             client_id=_UniffiFfiConverterOptionalString.read(buf),
             created_at=_UniffiFfiConverterString.read(buf),
             updated_at=_UniffiFfiConverterString.read(buf),
+            reactions=_UniffiFfiConverterSequenceTypeReaction.read(buf),
         )
 
     @staticmethod
@@ -2187,6 +2335,7 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.check_lower(value.client_id)
         _UniffiFfiConverterString.check_lower(value.created_at)
         _UniffiFfiConverterString.check_lower(value.updated_at)
+        _UniffiFfiConverterSequenceTypeReaction.check_lower(value.reactions)
 
     @staticmethod
     def write(value, buf):
@@ -2207,6 +2356,7 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.client_id, buf)
         _UniffiFfiConverterString.write(value.created_at, buf)
         _UniffiFfiConverterString.write(value.updated_at, buf)
+        _UniffiFfiConverterSequenceTypeReaction.write(value.reactions, buf)
 
 class _UniffiFfiConverterSequenceTypeMessage(_UniffiConverterRustBuffer):
     @classmethod
@@ -2275,29 +2425,6 @@ class _UniffiFfiConverterTypeCachedPage(_UniffiConverterRustBuffer):
         _UniffiFfiConverterSequenceTypeMessage.write(value.messages, buf)
         _UniffiFfiConverterBoolean.write(value.has_more, buf)
         _UniffiFfiConverterBoolean.write(value.complete, buf)
-
-class _UniffiFfiConverterSequenceString(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        for item in value:
-            _UniffiFfiConverterString.check_lower(item)
-
-    @classmethod
-    def write(cls, value, buf):
-        items = len(value)
-        buf.write_i32(items)
-        for item in value:
-            _UniffiFfiConverterString.write(item, buf)
-
-    @classmethod
-    def read(cls, buf):
-        count = buf.read_i32()
-        if count < 0:
-            raise InternalError("Unexpected negative sequence length")
-
-        return [
-            _UniffiFfiConverterString.read(buf) for i in range(count)
-        ]
 
 @dataclass
 class ClientSettings:
@@ -4522,6 +4649,100 @@ class ClientEvent:
             return True
 
     @dataclass
+    class REACTION_ADDED:
+        """
+        A reaction was added (live or replayed); the cache holds the message with it.
+"""
+        
+        def __init__(self, course_id:str, message_id:str, user_id:str, emoji:str, seq:int):
+            self.course_id = course_id
+            
+            
+            self.message_id = message_id
+            
+            
+            self.user_id = user_id
+            
+            
+            self.emoji = emoji
+            
+            
+            self.seq = seq
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.REACTION_ADDED(course_id={}, message_id={}, user_id={}, emoji={}, seq={})".format(self.course_id, self.message_id, self.user_id, self.emoji, self.seq)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_REACTION_ADDED():
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.message_id != other.message_id:
+                return False
+            if self.user_id != other.user_id:
+                return False
+            if self.emoji != other.emoji:
+                return False
+            if self.seq != other.seq:
+                return False
+            return True
+
+    @dataclass
+    class REACTION_REMOVED:
+        """
+        A reaction was removed.
+"""
+        
+        def __init__(self, course_id:str, message_id:str, user_id:str, emoji:str, seq:int):
+            self.course_id = course_id
+            
+            
+            self.message_id = message_id
+            
+            
+            self.user_id = user_id
+            
+            
+            self.emoji = emoji
+            
+            
+            self.seq = seq
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.REACTION_REMOVED(course_id={}, message_id={}, user_id={}, emoji={}, seq={})".format(self.course_id, self.message_id, self.user_id, self.emoji, self.seq)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_REACTION_REMOVED():
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.message_id != other.message_id:
+                return False
+            if self.user_id != other.user_id:
+                return False
+            if self.emoji != other.emoji:
+                return False
+            if self.seq != other.seq:
+                return False
+            return True
+
+    @dataclass
     class SEND_PENDING:
         """
         A message entered the outbox (or was retried).
@@ -4929,6 +5150,14 @@ class ClientEvent:
         return isinstance(self, ClientEvent.MESSAGE_DELETED)
     def is_message_deleted(self) -> bool:
         return isinstance(self, ClientEvent.MESSAGE_DELETED)
+    def is_REACTION_ADDED(self) -> bool:
+        return isinstance(self, ClientEvent.REACTION_ADDED)
+    def is_reaction_added(self) -> bool:
+        return isinstance(self, ClientEvent.REACTION_ADDED)
+    def is_REACTION_REMOVED(self) -> bool:
+        return isinstance(self, ClientEvent.REACTION_REMOVED)
+    def is_reaction_removed(self) -> bool:
+        return isinstance(self, ClientEvent.REACTION_REMOVED)
     def is_SEND_PENDING(self) -> bool:
         return isinstance(self, ClientEvent.SEND_PENDING)
     def is_send_pending(self) -> bool:
@@ -4987,6 +5216,8 @@ ClientEvent.JOINED = type("ClientEvent.JOINED", (ClientEvent.JOINED, ClientEvent
 ClientEvent.NEW_MESSAGE = type("ClientEvent.NEW_MESSAGE", (ClientEvent.NEW_MESSAGE, ClientEvent,), {})  # type: ignore
 ClientEvent.MESSAGE_EDITED = type("ClientEvent.MESSAGE_EDITED", (ClientEvent.MESSAGE_EDITED, ClientEvent,), {})  # type: ignore
 ClientEvent.MESSAGE_DELETED = type("ClientEvent.MESSAGE_DELETED", (ClientEvent.MESSAGE_DELETED, ClientEvent,), {})  # type: ignore
+ClientEvent.REACTION_ADDED = type("ClientEvent.REACTION_ADDED", (ClientEvent.REACTION_ADDED, ClientEvent,), {})  # type: ignore
+ClientEvent.REACTION_REMOVED = type("ClientEvent.REACTION_REMOVED", (ClientEvent.REACTION_REMOVED, ClientEvent,), {})  # type: ignore
 ClientEvent.SEND_PENDING = type("ClientEvent.SEND_PENDING", (ClientEvent.SEND_PENDING, ClientEvent,), {})  # type: ignore
 ClientEvent.SEND_SENT = type("ClientEvent.SEND_SENT", (ClientEvent.SEND_SENT, ClientEvent,), {})  # type: ignore
 ClientEvent.SEND_FAILED = type("ClientEvent.SEND_FAILED", (ClientEvent.SEND_FAILED, ClientEvent,), {})  # type: ignore
@@ -5032,61 +5263,77 @@ class _UniffiFfiConverterTypeClientEvent(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterUInt64.read(buf),
             )
         if variant == 6:
+            return ClientEvent.REACTION_ADDED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 7:
+            return ClientEvent.REACTION_REMOVED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 8:
             return ClientEvent.SEND_PENDING(
                 _UniffiFfiConverterTypeOutboxEntry.read(buf),
             )
-        if variant == 7:
+        if variant == 9:
             return ClientEvent.SEND_SENT(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterTypeMessage.read(buf),
             )
-        if variant == 8:
+        if variant == 10:
             return ClientEvent.SEND_FAILED(
                 _UniffiFfiConverterTypeOutboxEntry.read(buf),
             )
-        if variant == 9:
+        if variant == 11:
             return ClientEvent.SEND_DISCARDED(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 10:
+        if variant == 12:
             return ClientEvent.USER_JOINED(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterTypeUser.read(buf),
             )
-        if variant == 11:
+        if variant == 13:
             return ClientEvent.USER_LEFT(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterTypeUser.read(buf),
             )
-        if variant == 12:
+        if variant == 14:
             return ClientEvent.ONLINE_USERS(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterSequenceTypeUser.read(buf),
             )
-        if variant == 13:
+        if variant == 15:
             return ClientEvent.TYPING(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterBoolean.read(buf),
             )
-        if variant == 14:
+        if variant == 16:
             return ClientEvent.MESSAGE_READ(
                 _UniffiFfiConverterTypeReadReceipt.read(buf),
             )
-        if variant == 15:
+        if variant == 17:
             return ClientEvent.UNREAD(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
             )
-        if variant == 16:
+        if variant == 18:
             return ClientEvent.UPLOAD_PROGRESS(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
             )
-        if variant == 17:
+        if variant == 19:
             return ClientEvent.SERVER_ERROR(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
@@ -5112,6 +5359,20 @@ class _UniffiFfiConverterTypeClientEvent(_UniffiConverterRustBuffer):
         if value.is_MESSAGE_DELETED():
             _UniffiFfiConverterString.check_lower(value.course_id)
             _UniffiFfiConverterString.check_lower(value.message_id)
+            _UniffiFfiConverterUInt64.check_lower(value.seq)
+            return
+        if value.is_REACTION_ADDED():
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterString.check_lower(value.message_id)
+            _UniffiFfiConverterString.check_lower(value.user_id)
+            _UniffiFfiConverterString.check_lower(value.emoji)
+            _UniffiFfiConverterUInt64.check_lower(value.seq)
+            return
+        if value.is_REACTION_REMOVED():
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterString.check_lower(value.message_id)
+            _UniffiFfiConverterString.check_lower(value.user_id)
+            _UniffiFfiConverterString.check_lower(value.emoji)
             _UniffiFfiConverterUInt64.check_lower(value.seq)
             return
         if value.is_SEND_PENDING():
@@ -5185,52 +5446,66 @@ class _UniffiFfiConverterTypeClientEvent(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.write(value.course_id, buf)
             _UniffiFfiConverterString.write(value.message_id, buf)
             _UniffiFfiConverterUInt64.write(value.seq, buf)
-        if value.is_SEND_PENDING():
+        if value.is_REACTION_ADDED():
             buf.write_i32(6)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterString.write(value.message_id, buf)
+            _UniffiFfiConverterString.write(value.user_id, buf)
+            _UniffiFfiConverterString.write(value.emoji, buf)
+            _UniffiFfiConverterUInt64.write(value.seq, buf)
+        if value.is_REACTION_REMOVED():
+            buf.write_i32(7)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterString.write(value.message_id, buf)
+            _UniffiFfiConverterString.write(value.user_id, buf)
+            _UniffiFfiConverterString.write(value.emoji, buf)
+            _UniffiFfiConverterUInt64.write(value.seq, buf)
+        if value.is_SEND_PENDING():
+            buf.write_i32(8)
             _UniffiFfiConverterTypeOutboxEntry.write(value.entry, buf)
         if value.is_SEND_SENT():
-            buf.write_i32(7)
+            buf.write_i32(9)
             _UniffiFfiConverterString.write(value.client_id, buf)
             _UniffiFfiConverterTypeMessage.write(value.message, buf)
         if value.is_SEND_FAILED():
-            buf.write_i32(8)
+            buf.write_i32(10)
             _UniffiFfiConverterTypeOutboxEntry.write(value.entry, buf)
         if value.is_SEND_DISCARDED():
-            buf.write_i32(9)
+            buf.write_i32(11)
             _UniffiFfiConverterString.write(value.course_id, buf)
             _UniffiFfiConverterString.write(value.client_id, buf)
         if value.is_USER_JOINED():
-            buf.write_i32(10)
+            buf.write_i32(12)
             _UniffiFfiConverterString.write(value.course_id, buf)
             _UniffiFfiConverterTypeUser.write(value.user, buf)
         if value.is_USER_LEFT():
-            buf.write_i32(11)
+            buf.write_i32(13)
             _UniffiFfiConverterString.write(value.course_id, buf)
             _UniffiFfiConverterTypeUser.write(value.user, buf)
         if value.is_ONLINE_USERS():
-            buf.write_i32(12)
+            buf.write_i32(14)
             _UniffiFfiConverterString.write(value.course_id, buf)
             _UniffiFfiConverterSequenceTypeUser.write(value.users, buf)
         if value.is_TYPING():
-            buf.write_i32(13)
+            buf.write_i32(15)
             _UniffiFfiConverterString.write(value.course_id, buf)
             _UniffiFfiConverterString.write(value.user_id, buf)
             _UniffiFfiConverterString.write(value.name, buf)
             _UniffiFfiConverterBoolean.write(value.is_typing, buf)
         if value.is_MESSAGE_READ():
-            buf.write_i32(14)
+            buf.write_i32(16)
             _UniffiFfiConverterTypeReadReceipt.write(value.receipt, buf)
         if value.is_UNREAD():
-            buf.write_i32(15)
+            buf.write_i32(17)
             _UniffiFfiConverterString.write(value.course_id, buf)
             _UniffiFfiConverterUInt64.write(value.count, buf)
         if value.is_UPLOAD_PROGRESS():
-            buf.write_i32(16)
+            buf.write_i32(18)
             _UniffiFfiConverterString.write(value.client_id, buf)
             _UniffiFfiConverterUInt64.write(value.sent, buf)
             _UniffiFfiConverterUInt64.write(value.total, buf)
         if value.is_SERVER_ERROR():
-            buf.write_i32(17)
+            buf.write_i32(19)
             _UniffiFfiConverterString.write(value.code, buf)
             _UniffiFfiConverterString.write(value.reason, buf)
 
@@ -5520,6 +5795,100 @@ class Event:
                 return False
             return True
 
+    @dataclass
+    class REACTION_ADDED:
+        """
+        `reaction-added`: `seq` is the course seq of the change (replayed on resume).
+"""
+        
+        def __init__(self, message_id:str, course_id:str, user_id:str, emoji:str, seq:int):
+            self.message_id = message_id
+            
+            
+            self.course_id = course_id
+            
+            
+            self.user_id = user_id
+            
+            
+            self.emoji = emoji
+            
+            
+            self.seq = seq
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Event.REACTION_ADDED(message_id={}, course_id={}, user_id={}, emoji={}, seq={})".format(self.message_id, self.course_id, self.user_id, self.emoji, self.seq)
+        def __eq__(self, other):
+            if not isinstance(other, Event):
+                return NotImplemented
+            if not other.is_REACTION_ADDED():
+                return False
+            if self.message_id != other.message_id:
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.user_id != other.user_id:
+                return False
+            if self.emoji != other.emoji:
+                return False
+            if self.seq != other.seq:
+                return False
+            return True
+
+    @dataclass
+    class REACTION_REMOVED:
+        """
+        `reaction-removed`.
+"""
+        
+        def __init__(self, message_id:str, course_id:str, user_id:str, emoji:str, seq:int):
+            self.message_id = message_id
+            
+            
+            self.course_id = course_id
+            
+            
+            self.user_id = user_id
+            
+            
+            self.emoji = emoji
+            
+            
+            self.seq = seq
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Event.REACTION_REMOVED(message_id={}, course_id={}, user_id={}, emoji={}, seq={})".format(self.message_id, self.course_id, self.user_id, self.emoji, self.seq)
+        def __eq__(self, other):
+            if not isinstance(other, Event):
+                return NotImplemented
+            if not other.is_REACTION_REMOVED():
+                return False
+            if self.message_id != other.message_id:
+                return False
+            if self.course_id != other.course_id:
+                return False
+            if self.user_id != other.user_id:
+                return False
+            if self.emoji != other.emoji:
+                return False
+            if self.seq != other.seq:
+                return False
+            return True
+
     
 
     # For each variant, we have `is_NAME` and `is_name` methods for easily checking
@@ -5556,6 +5925,14 @@ class Event:
         return isinstance(self, Event.MESSAGE_READ)
     def is_message_read(self) -> bool:
         return isinstance(self, Event.MESSAGE_READ)
+    def is_REACTION_ADDED(self) -> bool:
+        return isinstance(self, Event.REACTION_ADDED)
+    def is_reaction_added(self) -> bool:
+        return isinstance(self, Event.REACTION_ADDED)
+    def is_REACTION_REMOVED(self) -> bool:
+        return isinstance(self, Event.REACTION_REMOVED)
+    def is_reaction_removed(self) -> bool:
+        return isinstance(self, Event.REACTION_REMOVED)
     
 
 # Now, a little trick - we make each nested variant class be a subclass of the main
@@ -5569,6 +5946,8 @@ Event.USER_LEFT = type("Event.USER_LEFT", (Event.USER_LEFT, Event,), {})  # type
 Event.ONLINE_USERS = type("Event.ONLINE_USERS", (Event.ONLINE_USERS, Event,), {})  # type: ignore
 Event.USER_TYPING = type("Event.USER_TYPING", (Event.USER_TYPING, Event,), {})  # type: ignore
 Event.MESSAGE_READ = type("Event.MESSAGE_READ", (Event.MESSAGE_READ, Event,), {})  # type: ignore
+Event.REACTION_ADDED = type("Event.REACTION_ADDED", (Event.REACTION_ADDED, Event,), {})  # type: ignore
+Event.REACTION_REMOVED = type("Event.REACTION_REMOVED", (Event.REACTION_REMOVED, Event,), {})  # type: ignore
 
 
 
@@ -5620,6 +5999,22 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
+        if variant == 9:
+            return Event.REACTION_ADDED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
+        if variant == 10:
+            return Event.REACTION_REMOVED(
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterString.read(buf),
+                _UniffiFfiConverterUInt64.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -5658,6 +6053,20 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.course_id)
             _UniffiFfiConverterString.check_lower(value.user_id)
             _UniffiFfiConverterString.check_lower(value.read_at)
+            return
+        if value.is_REACTION_ADDED():
+            _UniffiFfiConverterString.check_lower(value.message_id)
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterString.check_lower(value.user_id)
+            _UniffiFfiConverterString.check_lower(value.emoji)
+            _UniffiFfiConverterUInt64.check_lower(value.seq)
+            return
+        if value.is_REACTION_REMOVED():
+            _UniffiFfiConverterString.check_lower(value.message_id)
+            _UniffiFfiConverterString.check_lower(value.course_id)
+            _UniffiFfiConverterString.check_lower(value.user_id)
+            _UniffiFfiConverterString.check_lower(value.emoji)
+            _UniffiFfiConverterUInt64.check_lower(value.seq)
             return
         raise ValueError(value)
 
@@ -5698,6 +6107,20 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.write(value.course_id, buf)
             _UniffiFfiConverterString.write(value.user_id, buf)
             _UniffiFfiConverterString.write(value.read_at, buf)
+        if value.is_REACTION_ADDED():
+            buf.write_i32(9)
+            _UniffiFfiConverterString.write(value.message_id, buf)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterString.write(value.user_id, buf)
+            _UniffiFfiConverterString.write(value.emoji, buf)
+            _UniffiFfiConverterUInt64.write(value.seq, buf)
+        if value.is_REACTION_REMOVED():
+            buf.write_i32(10)
+            _UniffiFfiConverterString.write(value.message_id, buf)
+            _UniffiFfiConverterString.write(value.course_id, buf)
+            _UniffiFfiConverterString.write(value.user_id, buf)
+            _UniffiFfiConverterString.write(value.emoji, buf)
+            _UniffiFfiConverterUInt64.write(value.seq, buf)
 
 
 
@@ -6111,6 +6534,11 @@ class ChatClientProtocol(typing.Protocol):
         The outbox (pending and failed), oldest first; one course's when given.
 """
         raise NotImplementedError
+    def react(self, message_id: str,emoji: str) -> Message:
+        """
+        Adds this user's emoji to a message (needs the connection); `ReactionAdded` follows.
+"""
+        raise NotImplementedError
     def reconnect_now(self, ) -> None:
         """
         Reconnects at once (the app knows the network is back).
@@ -6139,6 +6567,11 @@ class ChatClientProtocol(typing.Protocol):
     def typing(self, course_id: str,is_typing: bool) -> None:
         """
         Typing (`true` on every keystroke) or stopped; debounced.
+"""
+        raise NotImplementedError
+    def unreact(self, message_id: str,emoji: str) -> Message:
+        """
+        Removes this user's emoji from a message (needs the connection).
 """
         raise NotImplementedError
     def unread(self, course_id: str) -> int:
@@ -6458,6 +6891,27 @@ class ChatClient(ChatClientProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def react(self, message_id: str,emoji: str) -> Message:
+        """
+        Adds this user's emoji to a message (needs the connection); `ReactionAdded` follows.
+"""
+        
+        _UniffiFfiConverterString.check_lower(message_id)
+
+        _UniffiFfiConverterString.check_lower(emoji)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(message_id),
+            _UniffiFfiConverterString.lower(emoji),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_react,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def reconnect_now(self, ) -> None:
         """
         Reconnects at once (the app knows the network is back).
@@ -6585,6 +7039,27 @@ class ChatClient(ChatClientProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_typing,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def unreact(self, message_id: str,emoji: str) -> Message:
+        """
+        Removes this user's emoji from a message (needs the connection).
+"""
+        
+        _UniffiFfiConverterString.check_lower(message_id)
+
+        _UniffiFfiConverterString.check_lower(emoji)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(message_id),
+            _UniffiFfiConverterString.lower(emoji),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatclient_unreact,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -7332,6 +7807,12 @@ class ChatEngineProtocol(typing.Protocol):
         Creates or updates a course (admins only).
 """
         raise NotImplementedError
+    def react(self, actor: Actor,message_id: str,emoji: str) -> Message:
+        """
+        Adds the caller's `emoji` (one emoji or a `:shortcode:`) to a message; the message with its
+        reactions. Adding it again changes nothing.
+"""
+        raise NotImplementedError
     def send(self, actor: Actor,request: SendMessage) -> Message:
         """
         Sends a message; returns it once durable (or the original, for a repeated `client_id`).
@@ -7356,6 +7837,11 @@ class ChatEngineProtocol(typing.Protocol):
     def unenroll(self, actor: Actor,course_id: str,user_id: str) -> None:
         """
         Removes a user from a course (admins only); their connections leave its room.
+"""
+        raise NotImplementedError
+    def unreact(self, actor: Actor,message_id: str,emoji: str) -> Message:
+        """
+        Removes the caller's `emoji` from a message; the message with its reactions.
 """
         raise NotImplementedError
     def unread_count(self, actor: Actor,course_id: str) -> int:
@@ -7787,6 +8273,31 @@ class ChatEngine(ChatEngineProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def react(self, actor: Actor,message_id: str,emoji: str) -> Message:
+        """
+        Adds the caller's `emoji` (one emoji or a `:shortcode:`) to a message; the message with its
+        reactions. Adding it again changes nothing.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(message_id)
+
+        _UniffiFfiConverterString.check_lower(emoji)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(message_id),
+            _UniffiFfiConverterString.lower(emoji),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_react,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def send(self, actor: Actor,request: SendMessage) -> Message:
         """
         Sends a message; returns it once durable (or the original, for a repeated `client_id`).
@@ -7902,6 +8413,30 @@ class ChatEngine(ChatEngineProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unenroll,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def unreact(self, actor: Actor,message_id: str,emoji: str) -> Message:
+        """
+        Removes the caller's `emoji` from a message; the message with its reactions.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(message_id)
+
+        _UniffiFfiConverterString.check_lower(emoji)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(message_id),
+            _UniffiFfiConverterString.lower(emoji),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unreact,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -8458,6 +8993,7 @@ __all__ = [
     "FileInfo",
     "ReplyPreview",
     "ReadBy",
+    "Reaction",
     "Message",
     "CachedPage",
     "ClientSettings",

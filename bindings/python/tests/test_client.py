@@ -260,6 +260,11 @@ def test_typing_read_and_refusals_reach_python(host, tmp_path):
         assert ada.unread("c1") == 0
         receipt = bob_events.wait(cf.ClientEvent.MESSAGE_READ)[0].receipt
         assert (receipt.user_id, receipt.message_id) == ("ada", m.id)
+        liked = ada.react(m.id, "👍")
+        assert [(r.emoji, r.user_ids) for r in liked.reactions] == [("👍", ["ada"])]
+        heard = bob_events.wait(cf.ClientEvent.REACTION_ADDED)[0]
+        assert (heard.message_id, heard.user_id, heard.emoji) == (m.id, "ada", "👍")
+        assert [r.emoji for r in bob.message(m.id).reactions] == ["👍"]  # bob's cache follows
         failed = ada.send("c1", "x" * 4001)
         refused = ada_events.wait(cf.ClientEvent.SEND_FAILED)[0].entry
         assert refused.client_id == failed.client_id

@@ -392,3 +392,34 @@ def test_a_listener_may_close_the_engine():
     assert eng.is_closed() and conn.is_closed()
     with pytest.raises(cf.ChatError.Internal):
         send(eng, ADMIN, "too late")
+
+
+def test_reactions_are_events_and_replayed_on_resume(engine, course):
+    m = send(engine, ADA, "react to me")
+    rec = Recorder()
+    conn = engine.connect(BOB, rec)
+    conn.join(course)
+    liked = engine.react(BOB, m.id, "👍")
+    assert [(r.emoji, r.count, r.user_ids) for r in liked.reactions] == [("👍", 1, ["bob"])]
+    assert engine.react(BOB, m.id, "👍").change_seq == liked.change_seq  # nothing changes twice
+    added = rec.wait_name("reaction-added")[0]
+    assert (added.message_id, added.user_id, added.emoji, added.seq) == (m.id, "bob", "👍", m.seq + 1)
+    engine.unreact(BOB, m.id, "👍")
+    removed = rec.wait_name("reaction-removed")[0]
+    assert removed.seq == m.seq + 2
+    assert engine.message(ADA, m.id).reactions == []
+    conn.close()
+    # A connection resuming from the send sees both, in order.
+    late = Recorder()
+    conn = engine.connect(ADA, late)
+    conn.join(course, m.seq)
+    late.wait_name("reaction-removed")
+    assert [cf.event_name(e) for e in late.events if cf.event_name(e).startswith("reaction-")] == [
+        "reaction-added", "reaction-removed"]
+    conn.close()
+    with pytest.raises(cf.ChatError.Validation):
+        engine.react(BOB, m.id, "not an emoji")
+    for i in range(20):
+        engine.react(ADA, m.id, f":e{i}:")
+    with pytest.raises(cf.ChatError.Validation):
+        engine.react(ADA, m.id, ":twenty-first:")

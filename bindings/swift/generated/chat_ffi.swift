@@ -682,6 +682,11 @@ public protocol ChatClientProtocol: AnyObject, Sendable {
     func outbox(courseId: String?) throws  -> [OutboxEntry]
     
     /**
+     * Adds this user's emoji to a message (needs the connection); `ReactionAdded` follows.
+     */
+    func react(messageId: String, emoji: String) throws  -> Message
+    
+    /**
      * Reconnects at once (the app knows the network is back).
      */
     func reconnectNow() throws 
@@ -710,6 +715,11 @@ public protocol ChatClientProtocol: AnyObject, Sendable {
      * Typing (`true` on every keystroke) or stopped; debounced.
      */
     func typing(courseId: String, isTyping: Bool) throws 
+    
+    /**
+     * Removes this user's emoji from a message (needs the connection).
+     */
+    func unreact(messageId: String, emoji: String) throws  -> Message
     
     /**
      * Messages of others after this user's read watermark.
@@ -970,6 +980,20 @@ open func outbox(courseId: String? = nil)throws  -> [OutboxEntry]  {
 }
     
     /**
+     * Adds this user's emoji to a message (needs the connection); `ReactionAdded` follows.
+     */
+open func react(messageId: String, emoji: String)throws  -> Message  {
+    return try  FfiConverterTypeMessage_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_react(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(messageId),
+        FfiConverterString.lower(emoji),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Reconnects at once (the app knows the network is back).
      */
 open func reconnectNow()throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
@@ -1048,6 +1072,20 @@ open func typing(courseId: String, isTyping: Bool)throws   {try rustCallWithErro
         FfiConverterBool.lower(isTyping),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Removes this user's emoji from a message (needs the connection).
+     */
+open func unreact(messageId: String, emoji: String)throws  -> Message  {
+    return try  FfiConverterTypeMessage_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatclient_unreact(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(messageId),
+        FfiConverterString.lower(emoji),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -1488,6 +1526,12 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
     func putCourse(actor: Actor, courseId: String, update: CourseUpdate) throws  -> Course
     
     /**
+     * Adds the caller's `emoji` (one emoji or a `:shortcode:`) to a message; the message with its
+     * reactions. Adding it again changes nothing.
+     */
+    func react(actor: Actor, messageId: String, emoji: String) throws  -> Message
+    
+    /**
      * Sends a message; returns it once durable (or the original, for a repeated `client_id`).
      */
     func send(actor: Actor, request: SendMessage) throws  -> Message
@@ -1512,6 +1556,11 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
      * Removes a user from a course (admins only); their connections leave its room.
      */
     func unenroll(actor: Actor, courseId: String, userId: String) throws 
+    
+    /**
+     * Removes the caller's `emoji` from a message; the message with its reactions.
+     */
+    func unreact(actor: Actor, messageId: String, emoji: String) throws  -> Message
     
     /**
      * How many messages of the course the actor has not read.
@@ -1834,6 +1883,22 @@ open func putCourse(actor: Actor, courseId: String, update: CourseUpdate)throws 
 }
     
     /**
+     * Adds the caller's `emoji` (one emoji or a `:shortcode:`) to a message; the message with its
+     * reactions. Adding it again changes nothing.
+     */
+open func react(actor: Actor, messageId: String, emoji: String)throws  -> Message  {
+    return try  FfiConverterTypeMessage_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_react(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(messageId),
+        FfiConverterString.lower(emoji),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Sends a message; returns it once durable (or the original, for a repeated `client_id`).
      */
 open func send(actor: Actor, request: SendMessage)throws  -> Message  {
@@ -1904,6 +1969,21 @@ open func unenroll(actor: Actor, courseId: String, userId: String)throws   {try 
         FfiConverterString.lower(userId),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Removes the caller's `emoji` from a message; the message with its reactions.
+     */
+open func unreact(actor: Actor, messageId: String, emoji: String)throws  -> Message  {
+    return try  FfiConverterTypeMessage_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_unreact(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(messageId),
+        FfiConverterString.lower(emoji),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -4027,6 +4107,10 @@ public struct Message: Equatable, Hashable {
      * When it last changed (RFC 3339).
      */
     public var updatedAt: String
+    /**
+     * Reactions by emoji, in the order each emoji was first used.
+     */
+    public var reactions: [Reaction]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4081,7 +4165,10 @@ public struct Message: Equatable, Hashable {
          */createdAt: String, 
         /**
          * When it last changed (RFC 3339).
-         */updatedAt: String) {
+         */updatedAt: String, 
+        /**
+         * Reactions by emoji, in the order each emoji was first used.
+         */reactions: [Reaction] = []) {
         self.id = id
         self.courseId = courseId
         self.seq = seq
@@ -4099,6 +4186,7 @@ public struct Message: Equatable, Hashable {
         self.clientId = clientId
         self.createdAt = createdAt
         self.updatedAt = updatedAt
+        self.reactions = reactions
     }
 
     
@@ -4133,7 +4221,8 @@ public struct FfiConverterTypeMessage: FfiConverterRustBuffer {
                 deletedAt: FfiConverterOptionString.read(from: &buf), 
                 clientId: FfiConverterOptionString.read(from: &buf), 
                 createdAt: FfiConverterString.read(from: &buf), 
-                updatedAt: FfiConverterString.read(from: &buf)
+                updatedAt: FfiConverterString.read(from: &buf), 
+                reactions: FfiConverterSequenceTypeReaction.read(from: &buf)
         )
     }
 
@@ -4155,6 +4244,7 @@ public struct FfiConverterTypeMessage: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.clientId, into: &buf)
         FfiConverterString.write(value.createdAt, into: &buf)
         FfiConverterString.write(value.updatedAt, into: &buf)
+        FfiConverterSequenceTypeReaction.write(value.reactions, into: &buf)
     }
 }
 
@@ -4458,6 +4548,85 @@ public func FfiConverterTypeParticipant_lift(_ buf: RustBuffer) throws -> Partic
 #endif
 public func FfiConverterTypeParticipant_lower(_ value: Participant) -> RustBuffer {
     return FfiConverterTypeParticipant.lower(value)
+}
+
+
+/**
+ * The reactions of one emoji on a message.
+ */
+public struct Reaction: Equatable, Hashable {
+    /**
+     * One emoji or a `:shortcode:`.
+     */
+    public var emoji: String
+    /**
+     * How many users reacted with it.
+     */
+    public var count: UInt64
+    /**
+     * Who, in the order they reacted.
+     */
+    public var userIds: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * One emoji or a `:shortcode:`.
+         */emoji: String, 
+        /**
+         * How many users reacted with it.
+         */count: UInt64, 
+        /**
+         * Who, in the order they reacted.
+         */userIds: [String]) {
+        self.emoji = emoji
+        self.count = count
+        self.userIds = userIds
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Reaction: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeReaction: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Reaction {
+        return
+            try Reaction(
+                emoji: FfiConverterString.read(from: &buf), 
+                count: FfiConverterUInt64.read(from: &buf), 
+                userIds: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Reaction, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.emoji, into: &buf)
+        FfiConverterUInt64.write(value.count, into: &buf)
+        FfiConverterSequenceString.write(value.userIds, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReaction_lift(_ buf: RustBuffer) throws -> Reaction {
+    return try FfiConverterTypeReaction.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeReaction_lower(_ value: Reaction) -> RustBuffer {
+    return FfiConverterTypeReaction.lower(value)
 }
 
 
@@ -5305,6 +5474,16 @@ public enum ClientEvent: Equatable, Hashable {
     case messageDeleted(courseId: String, messageId: String, seq: UInt64
     )
     /**
+     * A reaction was added (live or replayed); the cache holds the message with it.
+     */
+    case reactionAdded(courseId: String, messageId: String, userId: String, emoji: String, seq: UInt64
+    )
+    /**
+     * A reaction was removed.
+     */
+    case reactionRemoved(courseId: String, messageId: String, userId: String, emoji: String, seq: UInt64
+    )
+    /**
      * A message entered the outbox (or was retried).
      */
     case sendPending(entry: OutboxEntry
@@ -5400,40 +5579,46 @@ public struct FfiConverterTypeClientEvent: FfiConverterRustBuffer {
         case 5: return .messageDeleted(courseId: try FfiConverterString.read(from: &buf), messageId: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 6: return .sendPending(entry: try FfiConverterTypeOutboxEntry.read(from: &buf)
+        case 6: return .reactionAdded(courseId: try FfiConverterString.read(from: &buf), messageId: try FfiConverterString.read(from: &buf), userId: try FfiConverterString.read(from: &buf), emoji: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 7: return .sendSent(clientId: try FfiConverterString.read(from: &buf), message: try FfiConverterTypeMessage.read(from: &buf)
+        case 7: return .reactionRemoved(courseId: try FfiConverterString.read(from: &buf), messageId: try FfiConverterString.read(from: &buf), userId: try FfiConverterString.read(from: &buf), emoji: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
         )
         
-        case 8: return .sendFailed(entry: try FfiConverterTypeOutboxEntry.read(from: &buf)
+        case 8: return .sendPending(entry: try FfiConverterTypeOutboxEntry.read(from: &buf)
         )
         
-        case 9: return .sendDiscarded(courseId: try FfiConverterString.read(from: &buf), clientId: try FfiConverterString.read(from: &buf)
+        case 9: return .sendSent(clientId: try FfiConverterString.read(from: &buf), message: try FfiConverterTypeMessage.read(from: &buf)
         )
         
-        case 10: return .userJoined(courseId: try FfiConverterString.read(from: &buf), user: try FfiConverterTypeUser.read(from: &buf)
+        case 10: return .sendFailed(entry: try FfiConverterTypeOutboxEntry.read(from: &buf)
         )
         
-        case 11: return .userLeft(courseId: try FfiConverterString.read(from: &buf), user: try FfiConverterTypeUser.read(from: &buf)
+        case 11: return .sendDiscarded(courseId: try FfiConverterString.read(from: &buf), clientId: try FfiConverterString.read(from: &buf)
         )
         
-        case 12: return .onlineUsers(courseId: try FfiConverterString.read(from: &buf), users: try FfiConverterSequenceTypeUser.read(from: &buf)
+        case 12: return .userJoined(courseId: try FfiConverterString.read(from: &buf), user: try FfiConverterTypeUser.read(from: &buf)
         )
         
-        case 13: return .typing(courseId: try FfiConverterString.read(from: &buf), userId: try FfiConverterString.read(from: &buf), name: try FfiConverterString.read(from: &buf), isTyping: try FfiConverterBool.read(from: &buf)
+        case 13: return .userLeft(courseId: try FfiConverterString.read(from: &buf), user: try FfiConverterTypeUser.read(from: &buf)
         )
         
-        case 14: return .messageRead(receipt: try FfiConverterTypeReadReceipt.read(from: &buf)
+        case 14: return .onlineUsers(courseId: try FfiConverterString.read(from: &buf), users: try FfiConverterSequenceTypeUser.read(from: &buf)
         )
         
-        case 15: return .unread(courseId: try FfiConverterString.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf)
+        case 15: return .typing(courseId: try FfiConverterString.read(from: &buf), userId: try FfiConverterString.read(from: &buf), name: try FfiConverterString.read(from: &buf), isTyping: try FfiConverterBool.read(from: &buf)
         )
         
-        case 16: return .uploadProgress(clientId: try FfiConverterString.read(from: &buf), sent: try FfiConverterUInt64.read(from: &buf), total: try FfiConverterUInt64.read(from: &buf)
+        case 16: return .messageRead(receipt: try FfiConverterTypeReadReceipt.read(from: &buf)
         )
         
-        case 17: return .serverError(code: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        case 17: return .unread(courseId: try FfiConverterString.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 18: return .uploadProgress(clientId: try FfiConverterString.read(from: &buf), sent: try FfiConverterUInt64.read(from: &buf), total: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 19: return .serverError(code: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -5473,48 +5658,66 @@ public struct FfiConverterTypeClientEvent: FfiConverterRustBuffer {
             FfiConverterUInt64.write(seq, into: &buf)
             
         
-        case let .sendPending(entry):
+        case let .reactionAdded(courseId,messageId,userId,emoji,seq):
             writeInt(&buf, Int32(6))
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterString.write(messageId, into: &buf)
+            FfiConverterString.write(userId, into: &buf)
+            FfiConverterString.write(emoji, into: &buf)
+            FfiConverterUInt64.write(seq, into: &buf)
+            
+        
+        case let .reactionRemoved(courseId,messageId,userId,emoji,seq):
+            writeInt(&buf, Int32(7))
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterString.write(messageId, into: &buf)
+            FfiConverterString.write(userId, into: &buf)
+            FfiConverterString.write(emoji, into: &buf)
+            FfiConverterUInt64.write(seq, into: &buf)
+            
+        
+        case let .sendPending(entry):
+            writeInt(&buf, Int32(8))
             FfiConverterTypeOutboxEntry.write(entry, into: &buf)
             
         
         case let .sendSent(clientId,message):
-            writeInt(&buf, Int32(7))
+            writeInt(&buf, Int32(9))
             FfiConverterString.write(clientId, into: &buf)
             FfiConverterTypeMessage.write(message, into: &buf)
             
         
         case let .sendFailed(entry):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(10))
             FfiConverterTypeOutboxEntry.write(entry, into: &buf)
             
         
         case let .sendDiscarded(courseId,clientId):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(11))
             FfiConverterString.write(courseId, into: &buf)
             FfiConverterString.write(clientId, into: &buf)
             
         
         case let .userJoined(courseId,user):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(courseId, into: &buf)
             FfiConverterTypeUser.write(user, into: &buf)
             
         
         case let .userLeft(courseId,user):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(13))
             FfiConverterString.write(courseId, into: &buf)
             FfiConverterTypeUser.write(user, into: &buf)
             
         
         case let .onlineUsers(courseId,users):
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(14))
             FfiConverterString.write(courseId, into: &buf)
             FfiConverterSequenceTypeUser.write(users, into: &buf)
             
         
         case let .typing(courseId,userId,name,isTyping):
-            writeInt(&buf, Int32(13))
+            writeInt(&buf, Int32(15))
             FfiConverterString.write(courseId, into: &buf)
             FfiConverterString.write(userId, into: &buf)
             FfiConverterString.write(name, into: &buf)
@@ -5522,25 +5725,25 @@ public struct FfiConverterTypeClientEvent: FfiConverterRustBuffer {
             
         
         case let .messageRead(receipt):
-            writeInt(&buf, Int32(14))
+            writeInt(&buf, Int32(16))
             FfiConverterTypeReadReceipt.write(receipt, into: &buf)
             
         
         case let .unread(courseId,count):
-            writeInt(&buf, Int32(15))
+            writeInt(&buf, Int32(17))
             FfiConverterString.write(courseId, into: &buf)
             FfiConverterUInt64.write(count, into: &buf)
             
         
         case let .uploadProgress(clientId,sent,total):
-            writeInt(&buf, Int32(16))
+            writeInt(&buf, Int32(18))
             FfiConverterString.write(clientId, into: &buf)
             FfiConverterUInt64.write(sent, into: &buf)
             FfiConverterUInt64.write(total, into: &buf)
             
         
         case let .serverError(code,reason):
-            writeInt(&buf, Int32(17))
+            writeInt(&buf, Int32(19))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(reason, into: &buf)
             
@@ -5798,6 +6001,16 @@ public enum Event: Equatable, Hashable {
      */
     case messageRead(messageId: String, courseId: String, userId: String, readAt: String
     )
+    /**
+     * `reaction-added`: `seq` is the course seq of the change (replayed on resume).
+     */
+    case reactionAdded(messageId: String, courseId: String, userId: String, emoji: String, seq: UInt64
+    )
+    /**
+     * `reaction-removed`.
+     */
+    case reactionRemoved(messageId: String, courseId: String, userId: String, emoji: String, seq: UInt64
+    )
 
 
 
@@ -5841,6 +6054,12 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         )
         
         case 8: return .messageRead(messageId: try FfiConverterString.read(from: &buf), courseId: try FfiConverterString.read(from: &buf), userId: try FfiConverterString.read(from: &buf), readAt: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 9: return .reactionAdded(messageId: try FfiConverterString.read(from: &buf), courseId: try FfiConverterString.read(from: &buf), userId: try FfiConverterString.read(from: &buf), emoji: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 10: return .reactionRemoved(messageId: try FfiConverterString.read(from: &buf), courseId: try FfiConverterString.read(from: &buf), userId: try FfiConverterString.read(from: &buf), emoji: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -5900,6 +6119,24 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(courseId, into: &buf)
             FfiConverterString.write(userId, into: &buf)
             FfiConverterString.write(readAt, into: &buf)
+            
+        
+        case let .reactionAdded(messageId,courseId,userId,emoji,seq):
+            writeInt(&buf, Int32(9))
+            FfiConverterString.write(messageId, into: &buf)
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterString.write(userId, into: &buf)
+            FfiConverterString.write(emoji, into: &buf)
+            FfiConverterUInt64.write(seq, into: &buf)
+            
+        
+        case let .reactionRemoved(messageId,courseId,userId,emoji,seq):
+            writeInt(&buf, Int32(10))
+            FfiConverterString.write(messageId, into: &buf)
+            FfiConverterString.write(courseId, into: &buf)
+            FfiConverterString.write(userId, into: &buf)
+            FfiConverterString.write(emoji, into: &buf)
+            FfiConverterUInt64.write(seq, into: &buf)
             
         }
     }
@@ -6861,6 +7098,31 @@ fileprivate struct FfiConverterSequenceTypeParticipant: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeReaction: FfiConverterRustBuffer {
+    typealias SwiftType = [Reaction]
+
+    public static func write(_ value: [Reaction], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeReaction.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Reaction] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Reaction]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeReaction.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeReadBy: FfiConverterRustBuffer {
     typealias SwiftType = [ReadBy]
 
@@ -7001,6 +7263,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_method_chatclient_outbox() != 62590) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_method_chatclient_react() != 43541) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_method_chatclient_reconnect_now() != 31316) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7017,6 +7282,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatclient_typing() != 1696) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatclient_unreact() != 8430) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatclient_unread() != 58323) {
@@ -7112,6 +7380,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_method_chatengine_put_course() != 21889) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_method_chatengine_react() != 16924) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_method_chatengine_send() != 48701) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7125,6 +7396,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_unenroll() != 47334) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_unreact() != 23336) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_unread_count() != 18821) {

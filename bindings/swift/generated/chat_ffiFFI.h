@@ -379,6 +379,11 @@ RustBuffer uniffi_chat_ffi_fn_method_chatclient_online_users(uint64_t ptr, RustB
 RustBuffer uniffi_chat_ffi_fn_method_chatclient_outbox(uint64_t ptr, RustBuffer course_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_REACT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_REACT
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_react(uint64_t ptr, RustBuffer message_id, RustBuffer emoji, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_RECONNECT_NOW
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_RECONNECT_NOW
 void uniffi_chat_ffi_fn_method_chatclient_reconnect_now(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -407,6 +412,11 @@ void uniffi_chat_ffi_fn_method_chatclient_set_token(uint64_t ptr, RustBuffer tok
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_TYPING
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_TYPING
 void uniffi_chat_ffi_fn_method_chatclient_typing(uint64_t ptr, RustBuffer course_id, int8_t is_typing, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_UNREACT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_UNREACT
+RustBuffer uniffi_chat_ffi_fn_method_chatclient_unreact(uint64_t ptr, RustBuffer message_id, RustBuffer emoji, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATCLIENT_UNREAD
@@ -634,6 +644,11 @@ RustBuffer uniffi_chat_ffi_fn_method_chatengine_participants(uint64_t ptr, RustB
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_put_course(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer update, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_REACT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_REACT
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_react(uint64_t ptr, RustBuffer actor, RustBuffer message_id, RustBuffer emoji, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_SEND
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_SEND
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_send(uint64_t ptr, RustBuffer actor, RustBuffer request, RustCallStatus *_Nonnull out_status
@@ -657,6 +672,11 @@ void uniffi_chat_ffi_fn_method_chatengine_typing(uint64_t ptr, RustBuffer actor,
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNENROLL
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNENROLL
 void uniffi_chat_ffi_fn_method_chatengine_unenroll(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer user_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNREACT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNREACT
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_unreact(uint64_t ptr, RustBuffer actor, RustBuffer message_id, RustBuffer emoji, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNREAD_COUNT
@@ -1058,6 +1078,12 @@ uint16_t uniffi_chat_ffi_checksum_method_chatclient_outbox(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_REACT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_REACT
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_react(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_RECONNECT_NOW
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_RECONNECT_NOW
 uint16_t uniffi_chat_ffi_checksum_method_chatclient_reconnect_now(void
@@ -1091,6 +1117,12 @@ uint16_t uniffi_chat_ffi_checksum_method_chatclient_set_token(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_TYPING
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_TYPING
 uint16_t uniffi_chat_ffi_checksum_method_chatclient_typing(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_UNREACT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATCLIENT_UNREACT
+uint16_t uniffi_chat_ffi_checksum_method_chatclient_unreact(void
     
 );
 #endif
@@ -1280,6 +1312,12 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_put_course(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_REACT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_REACT
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_react(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_SEND
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_SEND
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_send(void
@@ -1307,6 +1345,12 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_typing(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNENROLL
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNENROLL
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_unenroll(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNREACT
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNREACT
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_unreact(void
     
 );
 #endif

@@ -272,6 +272,16 @@ impl Api {
         .await
     }
 
+    pub async fn react(&self, token: &str, id: &str, emoji: &str) -> Value {
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/react/{id}"),
+            token,
+            Some(json!({"emoji": emoji})),
+        )
+        .await
+    }
+
     pub async fn read(&self, token: &str, id: &str) -> Value {
         self.call(reqwest::Method::PUT, &format!("/read/{id}"), token, None)
             .await

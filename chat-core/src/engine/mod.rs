@@ -10,6 +10,7 @@
 //! - [`users`]: profiles, presence status, `lastSeen`;
 //! - [`courses`]: provisioning, enrolment, and the access checks every operation starts with;
 //! - [`writes`]: sends, edits, deletions, read receipts (each a durable write, then its event);
+//! - [`reactions`]: emoji reactions on messages (seq'd changes like edits);
 //! - [`reads`]: history pages, replays of the change log, files, and filling `readBy`;
 //! - [`connection`]: the handle a socket holds; [`rooms`]: joining and leaving rooms,
 //!   presence and typing;
@@ -39,6 +40,7 @@ mod catch_up;
 mod connection;
 mod courses;
 mod node;
+mod reactions;
 mod reads;
 mod rooms;
 mod uncancellable;

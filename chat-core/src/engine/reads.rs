@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::history::{self, HistoryPage, HistoryQuery, Pagination};
 use crate::model::{Actor, FileInfo, Message, ReadBy, Timestamp};
-use crate::store::ChangeKind;
+use crate::store::{ChangeKind, ReactionChange};
 use crate::stream::change_event;
 use std::collections::{BTreeMap, HashMap};
 
@@ -119,14 +119,17 @@ impl Engine {
             .store
             .changes(course_id, after, upto, limit)
             .await?;
-        let kinds: Vec<ChangeKind> = changes.iter().map(|c| c.kind).collect();
+        let kinds: Vec<(ChangeKind, Option<ReactionChange>)> = changes
+            .iter()
+            .map(|c| (c.kind, c.reaction.clone()))
+            .collect();
         let messages = self
             .hydrate(course_id, changes.into_iter().map(|c| c.message).collect())
             .await?;
         Ok(kinds
             .into_iter()
             .zip(messages)
-            .map(|(k, m)| change_event(k, m))
+            .map(|((k, r), m)| change_event(k, m, r))
             .collect())
     }
 

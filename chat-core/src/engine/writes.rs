@@ -21,7 +21,7 @@ use crate::store::{ChangeKind, Inserted, ReadAdvance, StoredFile, Update};
 use crate::stream::change_event;
 
 /// How often an edit or delete is retried when it races another change of the same message.
-const CONFLICT_RETRIES: usize = 8;
+pub(super) const CONFLICT_RETRIES: usize = 8;
 
 /// A new message to send.
 #[derive(Debug, Clone, Default)]
@@ -164,6 +164,7 @@ impl Engine {
                 client_id: req.client_id,
                 created_at: now,
                 updated_at: now,
+                reactions: Vec::new(),
             };
             let hub = engine.ready_hub(&course.id).await;
             let outcome = match hub {
@@ -330,6 +331,7 @@ impl Engine {
                 kind: ChangeKind::Edited,
                 message: next,
                 expected_change_seq: current.change_seq,
+                reaction: None,
             };
             if let Some(m) = self.commit_update(update, None).await? {
                 return Ok(m);
@@ -362,6 +364,7 @@ impl Engine {
                 kind: ChangeKind::Deleted,
                 message: tombstone,
                 expected_change_seq: current.change_seq,
+                reaction: None,
             };
             if let Some(m) = self.commit_update(update, current.file).await? {
                 return Ok(m);
@@ -373,7 +376,7 @@ impl Engine {
     /// Writes an edit or deletion and publishes it, then removes `unused_file` (a deleted
     /// message's attachment); `None` when the message changed meanwhile (the caller re-reads and
     /// re-checks).
-    async fn commit_update(
+    pub(super) async fn commit_update(
         &self,
         update: Update,
         unused_file: Option<FileInfo>,
@@ -382,6 +385,7 @@ impl Engine {
         uncancellable(async move {
             let course = update.message.course_id.clone();
             let kind = update.kind;
+            let reaction = update.reaction.clone();
             let hub = engine.ready_hub(&course).await?;
             let stored = match engine.inner.store.update_message(update).await {
                 Ok(m) => m,
@@ -399,7 +403,7 @@ impl Engine {
                     stored
                 }
             };
-            let env = Envelope::new(change_event(kind, message.clone()));
+            let env = Envelope::new(change_event(kind, message.clone(), reaction));
             engine.publish_change(&hub, message.change_seq, env);
             engine.drop_blob(unused_file.as_ref()).await;
             Ok(Some(message))

@@ -3,7 +3,9 @@
 
 use std::future::Future;
 
-use super::{ChangeKind, CourseRecord, Inserted, ReadAdvance, Store, StoredUser, Update};
+use super::{
+    ChangeKind, CourseRecord, Inserted, ReactionChange, ReadAdvance, Store, StoredUser, Update,
+};
 use crate::model::{Message, MessageType, Role, Sender, Timestamp};
 
 /// A new text message of `course` by `sender` (a student), to insert; backends' own tests use it
@@ -33,6 +35,7 @@ pub fn message(course: &str, sender: &str, text: &str, client_id: Option<&str>) 
         client_id: client_id.map(Into::into),
         created_at: now,
         updated_at: now,
+        reactions: Vec::new(),
     }
 }
 
@@ -60,6 +63,7 @@ where
     seqs_and_log(&make().await).await;
     client_ids(&make().await).await;
     updates(&make().await).await;
+    reactions(&make().await).await;
     timeline(&make().await).await;
     receipts(&make().await).await;
     epochs(&make().await, &make().await).await;
@@ -274,6 +278,71 @@ async fn client_ids(store: &dyn Store) {
     ));
 }
 
+async fn reactions(store: &dyn Store) {
+    let m = insert(store, message("c1", "u1", "react to me", None)).await;
+    let mut liked = m.clone();
+    liked.apply_reaction("u2", "👍", true);
+    // A reaction change names its reaction, and only a reaction change does.
+    for (kind, reaction) in [
+        (ChangeKind::Reacted, None),
+        (
+            ChangeKind::Edited,
+            Some(ReactionChange {
+                user_id: "u2".into(),
+                emoji: "👍".into(),
+                added: true,
+            }),
+        ),
+    ] {
+        let refused = store
+            .update_message(Update {
+                kind,
+                message: liked.clone(),
+                expected_change_seq: 1,
+                reaction,
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(crate::Error::Validation(_))),
+            "{refused:?}"
+        );
+    }
+    let r = store
+        .update_message(Update {
+            kind: ChangeKind::Reacted,
+            message: liked,
+            expected_change_seq: 1,
+            reaction: Some(ReactionChange {
+                user_id: "u2".into(),
+                emoji: "👍".into(),
+                added: true,
+            }),
+        })
+        .await
+        .unwrap();
+    assert_eq!((r.seq, r.change_seq), (1, 2));
+    assert_eq!(r.reactions[0].user_ids, ["u2"]);
+    // The change log keeps who reacted with what, for a resume to replay.
+    let changes = store.changes("c1", 1, 2, 10).await.unwrap();
+    assert_eq!(changes.len(), 1);
+    assert_eq!(changes[0].kind, ChangeKind::Reacted);
+    assert_eq!(
+        changes[0].reaction,
+        Some(ReactionChange {
+            user_id: "u2".into(),
+            emoji: "👍".into(),
+            added: true
+        })
+    );
+    let stored = store.message(&m.id).await.unwrap().unwrap();
+    assert_eq!(stored.reactions, r.reactions);
+    // A later edit keeps the reactions; the new-message change has none.
+    assert_eq!(
+        store.changes("c1", 0, 1, 10).await.unwrap()[0].reaction,
+        None
+    );
+}
+
 async fn updates(store: &dyn Store) {
     let m = insert(store, message("c1", "u1", "secret", None)).await;
     let mut edited = m.clone();
@@ -284,6 +353,7 @@ async fn updates(store: &dyn Store) {
             kind: ChangeKind::Edited,
             message: edited.clone(),
             expected_change_seq: 1,
+            reaction: None,
         })
         .await
         .unwrap();
@@ -294,6 +364,7 @@ async fn updates(store: &dyn Store) {
             kind: ChangeKind::Edited,
             message: edited,
             expected_change_seq: 1,
+            reaction: None,
         })
         .await;
     assert_eq!(stale, Err(crate::Error::Conflict));
@@ -308,6 +379,7 @@ async fn updates(store: &dyn Store) {
                 kind,
                 message,
                 expected_change_seq: 2,
+                reaction: None,
             })
             .await;
         assert!(
@@ -322,6 +394,7 @@ async fn updates(store: &dyn Store) {
             kind: ChangeKind::Edited,
             message: ghost,
             expected_change_seq: 2,
+            reaction: None,
         })
         .await;
     assert_eq!(missing, Err(crate::Error::NotFound("message")));
@@ -333,6 +406,7 @@ async fn updates(store: &dyn Store) {
             kind: ChangeKind::Deleted,
             message: tomb,
             expected_change_seq: 2,
+            reaction: None,
         })
         .await
         .unwrap();
@@ -375,6 +449,7 @@ async fn timeline(store: &dyn Store) {
                     kind: ChangeKind::Edited,
                     message: e,
                     expected_change_seq: m.seq,
+                    reaction: None,
                 })
                 .await
                 .unwrap();

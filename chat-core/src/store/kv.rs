@@ -352,6 +352,7 @@ impl<B: KvBackend> Store for KvStore<B> {
                     seq,
                     kind: ChangeKind::New,
                     message,
+                    reaction: None,
                 };
                 // What points to a value is written after it, so that a backend that showed a
                 // batch's ops one by one would still never lead a reader from the timeline or
@@ -397,6 +398,7 @@ impl<B: KvBackend> Store for KvStore<B> {
                 kind,
                 mut message,
                 expected_change_seq,
+                reaction,
             } = update;
             let current = self.current(&course, &meta)?;
             if current.change_seq != expected_change_seq || current.is_deleted {
@@ -423,7 +425,12 @@ impl<B: KvBackend> Store for KvStore<B> {
                 last_seq: seq,
                 count: head.count,
             };
-            let change = Change { seq, kind, message };
+            let change = Change {
+                seq,
+                kind,
+                message,
+                reaction,
+            };
             batch.push((key(b'l', &[c, &num(seq)]), Some(enc(&change)?)));
             batch.push((mkey, Some(enc(&meta)?)));
             self.kv.apply(batch)?;

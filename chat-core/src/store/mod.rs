@@ -73,6 +73,20 @@ pub enum ChangeKind {
     Edited,
     /// Soft-deleted (tombstone).
     Deleted,
+    /// A reaction added or removed (the change's `reaction` says which).
+    Reacted,
+}
+
+/// What a [`ChangeKind::Reacted`] change did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionChange {
+    /// Who reacted.
+    pub user_id: String,
+    /// With what.
+    pub emoji: String,
+    /// Added (true) or removed.
+    pub added: bool,
 }
 
 /// One entry of a course's change log: the message as it was right after change `seq`.
@@ -85,6 +99,9 @@ pub struct Change {
     /// The message after the change (`change_seq == seq`). Once a message is deleted, every earlier
     /// snapshot of it is scrubbed to a tombstone too.
     pub message: Message,
+    /// For a reaction change, who added or removed which emoji.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<ReactionChange>,
 }
 
 /// The outcome of [`Store::insert_message`].
@@ -96,16 +113,19 @@ pub enum Inserted {
     Duplicate(Message),
 }
 
-/// An edit or deletion to apply with [`Store::update_message`].
+/// An edit, deletion or reaction to apply with [`Store::update_message`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
-    /// `Edited` or `Deleted`.
+    /// `Edited`, `Deleted` or `Reacted`.
     pub kind: ChangeKind,
     /// The full new state of the message (its `change_seq` is set by the store).
     pub message: Message,
     /// The `change_seq` the caller read; if the message changed since, the store answers
     /// [`Error::Conflict`](crate::Error::Conflict) and writes nothing.
     pub expected_change_seq: u64,
+    /// With `Reacted`: the reaction added or removed, kept in the change log so a resume replays
+    /// it as `reaction-added` / `reaction-removed`.
+    pub reaction: Option<ReactionChange>,
 }
 
 impl Update {
@@ -114,7 +134,12 @@ impl Update {
     pub fn check(&self, home: &str) -> crate::error::Result<()> {
         if self.kind == ChangeKind::New {
             return Err(crate::error::Error::validation(
-                "update_message takes an edit or a deletion",
+                "update_message takes an edit, a deletion or a reaction",
+            ));
+        }
+        if (self.kind == ChangeKind::Reacted) != self.reaction.is_some() {
+            return Err(crate::error::Error::validation(
+                "a reaction change (and only one) names its reaction",
             ));
         }
         if home != self.message.course_id {

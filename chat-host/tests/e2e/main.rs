@@ -7,6 +7,7 @@ mod auth;
 mod dropin;
 mod lifecycle;
 mod openapi;
+mod reactions;
 mod rest;
 mod socketio;
 mod webhook;

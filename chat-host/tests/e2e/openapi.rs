@@ -55,6 +55,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/chat/edit/{messageId}"),
     ("DELETE", "/api/v1/chat/delete/{messageId}"),
     ("PUT", "/api/v1/chat/read/{messageId}"),
+    ("PUT", "/api/v1/chat/react/{messageId}"),
+    ("DELETE", "/api/v1/chat/react/{messageId}"),
     ("GET", "/api/v1/chat/online/{courseId}"),
     ("PUT", "/api/v1/chat/status"),
     ("GET", "/api/v1/chat/files/{fileId}"),
@@ -264,6 +266,31 @@ async fn every_documented_route_answers_as_documented() {
                     404 => (Some(&w.u2), format!("/api/v1/chat/read/{missing}"), None),
                     _ => panic!("no probe for {method} {t} {s}"),
                 },
+                ("PUT", "/api/v1/chat/react/{messageId}", s) => {
+                    let p = |id: &str| format!("/api/v1/chat/react/{id}");
+                    let like = || Some(json_body(&json!({"emoji": "👍"})));
+                    match s {
+                        200 => (Some(&w.u2), p(&mid), like()),
+                        400 => (
+                            Some(&w.u2),
+                            p(&mid),
+                            Some(json_body(&json!({"emoji": "ok"}))),
+                        ),
+                        403 => (Some(&w.x1), p(&mid), like()),
+                        404 => (Some(&w.u2), p(missing), like()),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
+                }
+                ("DELETE", "/api/v1/chat/react/{messageId}", s) => {
+                    let p = |id: &str, q: &str| format!("/api/v1/chat/react/{id}{q}");
+                    match s {
+                        200 => (Some(&w.u2), p(&mid, "?emoji=%F0%9F%91%8D"), None),
+                        400 => (Some(&w.u2), p(&mid, ""), None),
+                        403 => (Some(&w.x1), p(&mid, "?emoji=%F0%9F%91%8D"), None),
+                        404 => (Some(&w.u2), p(missing, "?emoji=%F0%9F%91%8D"), None),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
+                }
                 ("PUT", "/api/v1/chat/status", s) => match s {
                     200 => (
                         Some(&w.u2),

@@ -92,6 +92,29 @@ for (const mode of MODES) {
       assert.equal(again.id, sent.id);
     });
 
+    it("add-reaction / remove-reaction are acked with the message and reach the room as seq'd events", async () => {
+      const { sa, sb, a, b, courseId } = await room();
+      await ok(sa, "join-course", { courseId });
+      await ok(sb, "join-course", { courseId });
+      const sent = await ok(sa, "send-message", { courseId, message: "react" });
+      const added = next(sa, "reaction-added", (r) => r.messageId === sent.id);
+      const liked = await ok(sb, "add-reaction", { messageId: sent.id, emoji: "👍" });
+      assert.deepEqual(liked.reactions, [{ emoji: "👍", count: 1, userIds: [b] }]);
+      const ev = await added;
+      assert.equal(ev.userId, b);
+      assert.equal(ev.emoji, "👍");
+      assert.equal(ev.courseId, courseId);
+      assert.equal(ev.seq, sent.seq + 1);
+      const removed = next(sa, "reaction-removed", (r) => r.messageId === sent.id);
+      const unliked = await ok(sb, "remove-reaction", { messageId: sent.id, emoji: "👍" });
+      assert.equal(unliked.reactions, undefined);
+      assert.equal((await removed).seq, sent.seq + 2);
+      const bad = await call(sa, "add-reaction", { messageId: sent.id, emoji: "not one" });
+      assert.equal(bad.ok, false);
+      assert.equal(bad.error.code, "VALIDATION");
+      assert.ok(a);
+    });
+
     it("a failed event is a failed ack, or an error event without an ack", async () => {
       const { sa, courseId } = await room();
       const res = await call(sa, "send-message", { courseId, message: "   " });

@@ -106,11 +106,18 @@ use rows::db;
 
 /// The embedded migrations: version, description, SQL. Never edit one that has shipped (its
 /// checksum is recorded); add the next version instead.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "chat store",
-    include_str!("../../../migrations/postgres/0001_chat_store.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "chat store",
+        include_str!("../../../migrations/postgres/0001_chat_store.sql"),
+    ),
+    (
+        2,
+        "reactions",
+        include_str!("../../../migrations/postgres/0002_reactions.sql"),
+    ),
+];
 
 /// The schema a store uses unless told otherwise.
 pub const DEFAULT_SCHEMA: &str = "chat";

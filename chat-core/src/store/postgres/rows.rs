@@ -84,6 +84,7 @@ pub(super) fn kind_text(kind: ChangeKind) -> &'static str {
         ChangeKind::New => "new",
         ChangeKind::Edited => "edited",
         ChangeKind::Deleted => "deleted",
+        ChangeKind::Reacted => "reacted",
     }
 }
 
@@ -92,6 +93,7 @@ pub(super) fn kind_from(text: &str) -> Result<ChangeKind> {
         "new" => Ok(ChangeKind::New),
         "edited" => Ok(ChangeKind::Edited),
         "deleted" => Ok(ChangeKind::Deleted),
+        "reacted" => Ok(ChangeKind::Reacted),
         other => Err(Error::corrupt(format!("unknown change kind {other:?}"))),
     }
 }

@@ -244,6 +244,7 @@ impl Store for PgStore {
             kind,
             mut message,
             expected_change_seq,
+            reaction,
         } = update;
         let course = message.course_id.clone();
 
@@ -305,8 +306,8 @@ impl Store for PgStore {
         }
         sqlx::query(
             "WITH l AS ( \
-                 INSERT INTO chat_changes (course_id, seq, message_id, kind, message) \
-                 VALUES ($1, $2, $3, $4, $5) \
+                 INSERT INTO chat_changes (course_id, seq, message_id, kind, message, reaction) \
+                 VALUES ($1, $2, $3, $4, $5, $7) \
              ) \
              UPDATE chat_messages SET change_seq = $2, deleted = $6 WHERE id = $3",
         )
@@ -316,6 +317,7 @@ impl Store for PgStore {
         .bind(kind_text(kind))
         .bind(enc(&message)?)
         .bind(message.is_deleted)
+        .bind(reaction.as_ref().map(enc).transpose()?)
         .execute(&mut *tx)
         .await
         .map_err(db("store change"))?;
@@ -384,7 +386,7 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let rows = sqlx::query(
-            "SELECT seq, kind, message FROM chat_changes \
+            "SELECT seq, kind, message, reaction FROM chat_changes \
              WHERE course_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4",
         )
         .bind(course_id)
@@ -396,10 +398,14 @@ impl Store for PgStore {
         .map_err(db("read changes"))?;
         rows.iter()
             .map(|row| {
+                let reaction: Option<String> = get(row, 3)?;
                 Ok(Change {
                     seq: get_u64(row, 0)?,
                     kind: kind_from(get(row, 1)?)?,
                     message: decode_col(row, 2)?,
+                    reaction: reaction
+                        .map(|r| serde_json::from_str(&r).map_err(Error::encoding))
+                        .transpose()?,
                 })
             })
             .collect()

@@ -775,6 +775,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatclient_outbox(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_react(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatclient_reconnect_now(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatclient_retry(
@@ -786,6 +788,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_chat_ffi_checksum_method_chatclient_set_token(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatclient_typing(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatclient_unreact(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatclient_unread(
     ): Int
@@ -849,6 +853,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_put_course(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_react(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_send(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_set_status(
@@ -858,6 +864,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_chat_ffi_checksum_method_chatengine_typing(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_unenroll(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_unreact(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_unread_count(
     ): Int
@@ -930,6 +938,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatclient_outbox(`ptr`: Long,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatclient_react(`ptr`: Long,`messageId`: RustBuffer.ByValue,`emoji`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatclient_reconnect_now(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_chat_ffi_fn_method_chatclient_retry(`ptr`: Long,`clientId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -942,6 +952,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_chat_ffi_fn_method_chatclient_typing(`ptr`: Long,`courseId`: RustBuffer.ByValue,`isTyping`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatclient_unreact(`ptr`: Long,`messageId`: RustBuffer.ByValue,`emoji`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatclient_unread(`ptr`: Long,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_chat_ffi_fn_method_chatclient_user_id(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1032,6 +1044,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_put_course(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`update`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_react(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,`emoji`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_send(`ptr`: Long,`actor`: RustBuffer.ByValue,`request`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_set_status(`ptr`: Long,`actor`: RustBuffer.ByValue,`isOnline`: Byte,uniffi_out_err: UniffiRustCallStatus, 
@@ -1042,6 +1056,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_chat_ffi_fn_method_chatengine_unenroll(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`userId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatengine_unreact(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,`emoji`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_unread_count(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_chat_ffi_fn_method_chatengine_upsert_user(`ptr`: Long,`actor`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1225,6 +1241,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_method_chatclient_outbox() and 0xFFFF) != 62590) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_react() and 0xFFFF) != 43541) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatclient_reconnect_now() and 0xFFFF) != 31316) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1241,6 +1260,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatclient_typing() and 0xFFFF) != 1696) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatclient_unreact() and 0xFFFF) != 8430) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatclient_unread() and 0xFFFF) != 58323) {
@@ -1336,6 +1358,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_put_course() and 0xFFFF) != 21889) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_react() and 0xFFFF) != 16924) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_send() and 0xFFFF) != 48701) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1349,6 +1374,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_unenroll() and 0xFFFF) != 47334) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_unreact() and 0xFFFF) != 23336) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_unread_count() and 0xFFFF) != 18821) {
@@ -1906,6 +1934,11 @@ public interface ChatClientInterface {
     fun `outbox`(`courseId`: kotlin.String? = null): List<OutboxEntry>
     
     /**
+     * Adds this user's emoji to a message (needs the connection); `ReactionAdded` follows.
+     */
+    fun `react`(`messageId`: kotlin.String, `emoji`: kotlin.String): Message
+    
+    /**
      * Reconnects at once (the app knows the network is back).
      */
     fun `reconnectNow`()
@@ -1934,6 +1967,11 @@ public interface ChatClientInterface {
      * Typing (`true` on every keystroke) or stopped; debounced.
      */
     fun `typing`(`courseId`: kotlin.String, `isTyping`: kotlin.Boolean)
+    
+    /**
+     * Removes this user's emoji from a message (needs the connection).
+     */
+    fun `unreact`(`messageId`: kotlin.String, `emoji`: kotlin.String): Message
     
     /**
      * Messages of others after this user's read watermark.
@@ -2291,6 +2329,25 @@ open class ChatClient: Disposable, AutoCloseable, ChatClientInterface
 
     
     /**
+     * Adds this user's emoji to a message (needs the connection); `ReactionAdded` follows.
+     */
+    @Throws(ChatException::class)override fun `react`(`messageId`: kotlin.String, `emoji`: kotlin.String): Message {
+            return FfiConverterTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_react(
+        it,
+        
+        FfiConverterString.lower(`messageId`),
+        FfiConverterString.lower(`emoji`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Reconnects at once (the app knows the network is back).
      */
     @Throws(ChatException::class)override fun `reconnectNow`()
@@ -2398,6 +2455,25 @@ open class ChatClient: Disposable, AutoCloseable, ChatClientInterface
 }
     }
     
+    
+
+    
+    /**
+     * Removes this user's emoji from a message (needs the connection).
+     */
+    @Throws(ChatException::class)override fun `unreact`(`messageId`: kotlin.String, `emoji`: kotlin.String): Message {
+            return FfiConverterTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatclient_unreact(
+        it,
+        
+        FfiConverterString.lower(`messageId`),
+        FfiConverterString.lower(`emoji`),_status)
+}
+    }
+    )
+    }
     
 
     
@@ -3125,6 +3201,12 @@ public interface ChatEngineInterface {
     fun `putCourse`(`actor`: Actor, `courseId`: kotlin.String, `update`: CourseUpdate): Course
     
     /**
+     * Adds the caller's `emoji` (one emoji or a `:shortcode:`) to a message; the message with its
+     * reactions. Adding it again changes nothing.
+     */
+    fun `react`(`actor`: Actor, `messageId`: kotlin.String, `emoji`: kotlin.String): Message
+    
+    /**
      * Sends a message; returns it once durable (or the original, for a repeated `client_id`).
      */
     fun `send`(`actor`: Actor, `request`: SendMessage): Message
@@ -3149,6 +3231,11 @@ public interface ChatEngineInterface {
      * Removes a user from a course (admins only); their connections leave its room.
      */
     fun `unenroll`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String)
+    
+    /**
+     * Removes the caller's `emoji` from a message; the message with its reactions.
+     */
+    fun `unreact`(`actor`: Actor, `messageId`: kotlin.String, `emoji`: kotlin.String): Message
     
     /**
      * How many messages of the course the actor has not read.
@@ -3567,6 +3654,27 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
 
     
     /**
+     * Adds the caller's `emoji` (one emoji or a `:shortcode:`) to a message; the message with its
+     * reactions. Adding it again changes nothing.
+     */
+    @Throws(ChatException::class)override fun `react`(`actor`: Actor, `messageId`: kotlin.String, `emoji`: kotlin.String): Message {
+            return FfiConverterTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_react(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`messageId`),
+        FfiConverterString.lower(`emoji`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Sends a message; returns it once durable (or the original, for a repeated `client_id`).
      */
     @Throws(ChatException::class)override fun `send`(`actor`: Actor, `request`: SendMessage): Message {
@@ -3661,6 +3769,26 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
 }
     }
     
+    
+
+    
+    /**
+     * Removes the caller's `emoji` from a message; the message with its reactions.
+     */
+    @Throws(ChatException::class)override fun `unreact`(`actor`: Actor, `messageId`: kotlin.String, `emoji`: kotlin.String): Message {
+            return FfiConverterTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unreact(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`messageId`),
+        FfiConverterString.lower(`emoji`),_status)
+}
+    }
+    )
+    }
     
 
     
@@ -6022,6 +6150,11 @@ data class Message (
      * When it last changed (RFC 3339).
      */
     var `updatedAt`: kotlin.String
+    , 
+    /**
+     * Reactions by emoji, in the order each emoji was first used.
+     */
+    var `reactions`: List<Reaction> = listOf() 
     
 ){
     
@@ -6055,6 +6188,7 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterOptionalString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterSequenceTypeReaction.read(buf),
         )
     }
 
@@ -6075,7 +6209,8 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterOptionalString.allocationSize(value.`deletedAt`) +
             FfiConverterOptionalString.allocationSize(value.`clientId`) +
             FfiConverterString.allocationSize(value.`createdAt`) +
-            FfiConverterString.allocationSize(value.`updatedAt`)
+            FfiConverterString.allocationSize(value.`updatedAt`) +
+            FfiConverterSequenceTypeReaction.allocationSize(value.`reactions`)
     )
 
     override fun write(value: Message, buf: ByteBuffer) {
@@ -6096,6 +6231,7 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterOptionalString.write(value.`clientId`, buf)
             FfiConverterString.write(value.`createdAt`, buf)
             FfiConverterString.write(value.`updatedAt`, buf)
+            FfiConverterSequenceTypeReaction.write(value.`reactions`, buf)
     }
 }
 
@@ -6301,6 +6437,61 @@ public object FfiConverterTypeParticipant: FfiConverterRustBuffer<Participant> {
     override fun write(value: Participant, buf: ByteBuffer) {
             FfiConverterString.write(value.`userId`, buf)
             FfiConverterTypeRole.write(value.`role`, buf)
+    }
+}
+
+
+
+/**
+ * The reactions of one emoji on a message.
+ */
+data class Reaction (
+    /**
+     * One emoji or a `:shortcode:`.
+     */
+    var `emoji`: kotlin.String
+    , 
+    /**
+     * How many users reacted with it.
+     */
+    var `count`: kotlin.ULong
+    , 
+    /**
+     * Who, in the order they reacted.
+     */
+    var `userIds`: List<kotlin.String>
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeReaction: FfiConverterRustBuffer<Reaction> {
+    override fun read(buf: ByteBuffer): Reaction {
+        return Reaction(
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterSequenceString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Reaction) = (
+            FfiConverterString.allocationSize(value.`emoji`) +
+            FfiConverterULong.allocationSize(value.`count`) +
+            FfiConverterSequenceString.allocationSize(value.`userIds`)
+    )
+
+    override fun write(value: Reaction, buf: ByteBuffer) {
+            FfiConverterString.write(value.`emoji`, buf)
+            FfiConverterULong.write(value.`count`, buf)
+            FfiConverterSequenceString.write(value.`userIds`, buf)
     }
 }
 
@@ -7144,6 +7335,38 @@ sealed class ClientEvent {
     }
     
     /**
+     * A reaction was added (live or replayed); the cache holds the message with it.
+     */
+    data class ReactionAdded(
+        val `courseId`: kotlin.String, 
+        val `messageId`: kotlin.String, 
+        val `userId`: kotlin.String, 
+        val `emoji`: kotlin.String, 
+        val `seq`: kotlin.ULong) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A reaction was removed.
+     */
+    data class ReactionRemoved(
+        val `courseId`: kotlin.String, 
+        val `messageId`: kotlin.String, 
+        val `userId`: kotlin.String, 
+        val `emoji`: kotlin.String, 
+        val `seq`: kotlin.ULong) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
      * A message entered the outbox (or was retried).
      */
     data class SendPending(
@@ -7334,51 +7557,65 @@ public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            6 -> ClientEvent.SendPending(
+            6 -> ClientEvent.ReactionAdded(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            7 -> ClientEvent.ReactionRemoved(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            8 -> ClientEvent.SendPending(
                 FfiConverterTypeOutboxEntry.read(buf),
                 )
-            7 -> ClientEvent.SendSent(
+            9 -> ClientEvent.SendSent(
                 FfiConverterString.read(buf),
                 FfiConverterTypeMessage.read(buf),
                 )
-            8 -> ClientEvent.SendFailed(
+            10 -> ClientEvent.SendFailed(
                 FfiConverterTypeOutboxEntry.read(buf),
                 )
-            9 -> ClientEvent.SendDiscarded(
+            11 -> ClientEvent.SendDiscarded(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            10 -> ClientEvent.UserJoined(
+            12 -> ClientEvent.UserJoined(
                 FfiConverterString.read(buf),
                 FfiConverterTypeUser.read(buf),
                 )
-            11 -> ClientEvent.UserLeft(
+            13 -> ClientEvent.UserLeft(
                 FfiConverterString.read(buf),
                 FfiConverterTypeUser.read(buf),
                 )
-            12 -> ClientEvent.OnlineUsers(
+            14 -> ClientEvent.OnlineUsers(
                 FfiConverterString.read(buf),
                 FfiConverterSequenceTypeUser.read(buf),
                 )
-            13 -> ClientEvent.Typing(
+            15 -> ClientEvent.Typing(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterBoolean.read(buf),
                 )
-            14 -> ClientEvent.MessageRead(
+            16 -> ClientEvent.MessageRead(
                 FfiConverterTypeReadReceipt.read(buf),
                 )
-            15 -> ClientEvent.Unread(
+            17 -> ClientEvent.Unread(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            16 -> ClientEvent.UploadProgress(
+            18 -> ClientEvent.UploadProgress(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            17 -> ClientEvent.ServerError(
+            19 -> ClientEvent.ServerError(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
@@ -7423,6 +7660,28 @@ public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
                 4UL
                 + FfiConverterString.allocationSize(value.`courseId`)
                 + FfiConverterString.allocationSize(value.`messageId`)
+                + FfiConverterULong.allocationSize(value.`seq`)
+            )
+        }
+        is ClientEvent.ReactionAdded -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterString.allocationSize(value.`messageId`)
+                + FfiConverterString.allocationSize(value.`userId`)
+                + FfiConverterString.allocationSize(value.`emoji`)
+                + FfiConverterULong.allocationSize(value.`seq`)
+            )
+        }
+        is ClientEvent.ReactionRemoved -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterString.allocationSize(value.`messageId`)
+                + FfiConverterString.allocationSize(value.`userId`)
+                + FfiConverterString.allocationSize(value.`emoji`)
                 + FfiConverterULong.allocationSize(value.`seq`)
             )
         }
@@ -7555,48 +7814,66 @@ public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
                 FfiConverterULong.write(value.`seq`, buf)
                 Unit
             }
-            is ClientEvent.SendPending -> {
+            is ClientEvent.ReactionAdded -> {
                 buf.putInt(6)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterString.write(value.`messageId`, buf)
+                FfiConverterString.write(value.`userId`, buf)
+                FfiConverterString.write(value.`emoji`, buf)
+                FfiConverterULong.write(value.`seq`, buf)
+                Unit
+            }
+            is ClientEvent.ReactionRemoved -> {
+                buf.putInt(7)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterString.write(value.`messageId`, buf)
+                FfiConverterString.write(value.`userId`, buf)
+                FfiConverterString.write(value.`emoji`, buf)
+                FfiConverterULong.write(value.`seq`, buf)
+                Unit
+            }
+            is ClientEvent.SendPending -> {
+                buf.putInt(8)
                 FfiConverterTypeOutboxEntry.write(value.`entry`, buf)
                 Unit
             }
             is ClientEvent.SendSent -> {
-                buf.putInt(7)
+                buf.putInt(9)
                 FfiConverterString.write(value.`clientId`, buf)
                 FfiConverterTypeMessage.write(value.`message`, buf)
                 Unit
             }
             is ClientEvent.SendFailed -> {
-                buf.putInt(8)
+                buf.putInt(10)
                 FfiConverterTypeOutboxEntry.write(value.`entry`, buf)
                 Unit
             }
             is ClientEvent.SendDiscarded -> {
-                buf.putInt(9)
+                buf.putInt(11)
                 FfiConverterString.write(value.`courseId`, buf)
                 FfiConverterString.write(value.`clientId`, buf)
                 Unit
             }
             is ClientEvent.UserJoined -> {
-                buf.putInt(10)
+                buf.putInt(12)
                 FfiConverterString.write(value.`courseId`, buf)
                 FfiConverterTypeUser.write(value.`user`, buf)
                 Unit
             }
             is ClientEvent.UserLeft -> {
-                buf.putInt(11)
+                buf.putInt(13)
                 FfiConverterString.write(value.`courseId`, buf)
                 FfiConverterTypeUser.write(value.`user`, buf)
                 Unit
             }
             is ClientEvent.OnlineUsers -> {
-                buf.putInt(12)
+                buf.putInt(14)
                 FfiConverterString.write(value.`courseId`, buf)
                 FfiConverterSequenceTypeUser.write(value.`users`, buf)
                 Unit
             }
             is ClientEvent.Typing -> {
-                buf.putInt(13)
+                buf.putInt(15)
                 FfiConverterString.write(value.`courseId`, buf)
                 FfiConverterString.write(value.`userId`, buf)
                 FfiConverterString.write(value.`name`, buf)
@@ -7604,25 +7881,25 @@ public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
                 Unit
             }
             is ClientEvent.MessageRead -> {
-                buf.putInt(14)
+                buf.putInt(16)
                 FfiConverterTypeReadReceipt.write(value.`receipt`, buf)
                 Unit
             }
             is ClientEvent.Unread -> {
-                buf.putInt(15)
+                buf.putInt(17)
                 FfiConverterString.write(value.`courseId`, buf)
                 FfiConverterULong.write(value.`count`, buf)
                 Unit
             }
             is ClientEvent.UploadProgress -> {
-                buf.putInt(16)
+                buf.putInt(18)
                 FfiConverterString.write(value.`clientId`, buf)
                 FfiConverterULong.write(value.`sent`, buf)
                 FfiConverterULong.write(value.`total`, buf)
                 Unit
             }
             is ClientEvent.ServerError -> {
-                buf.putInt(17)
+                buf.putInt(19)
                 FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
@@ -7937,6 +8214,38 @@ sealed class Event {
         companion object
     }
     
+    /**
+     * `reaction-added`: `seq` is the course seq of the change (replayed on resume).
+     */
+    data class ReactionAdded(
+        val `messageId`: kotlin.String, 
+        val `courseId`: kotlin.String, 
+        val `userId`: kotlin.String, 
+        val `emoji`: kotlin.String, 
+        val `seq`: kotlin.ULong) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * `reaction-removed`.
+     */
+    data class ReactionRemoved(
+        val `messageId`: kotlin.String, 
+        val `courseId`: kotlin.String, 
+        val `userId`: kotlin.String, 
+        val `emoji`: kotlin.String, 
+        val `seq`: kotlin.ULong) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -7987,6 +8296,20 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
+                )
+            9 -> Event.ReactionAdded(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            10 -> Event.ReactionRemoved(
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
@@ -8060,6 +8383,28 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterString.allocationSize(value.`readAt`)
             )
         }
+        is Event.ReactionAdded -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`messageId`)
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterString.allocationSize(value.`userId`)
+                + FfiConverterString.allocationSize(value.`emoji`)
+                + FfiConverterULong.allocationSize(value.`seq`)
+            )
+        }
+        is Event.ReactionRemoved -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`messageId`)
+                + FfiConverterString.allocationSize(value.`courseId`)
+                + FfiConverterString.allocationSize(value.`userId`)
+                + FfiConverterString.allocationSize(value.`emoji`)
+                + FfiConverterULong.allocationSize(value.`seq`)
+            )
+        }
     }
 
     override fun write(value: Event, buf: ByteBuffer) {
@@ -8113,6 +8458,24 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`courseId`, buf)
                 FfiConverterString.write(value.`userId`, buf)
                 FfiConverterString.write(value.`readAt`, buf)
+                Unit
+            }
+            is Event.ReactionAdded -> {
+                buf.putInt(9)
+                FfiConverterString.write(value.`messageId`, buf)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterString.write(value.`userId`, buf)
+                FfiConverterString.write(value.`emoji`, buf)
+                FfiConverterULong.write(value.`seq`, buf)
+                Unit
+            }
+            is Event.ReactionRemoved -> {
+                buf.putInt(10)
+                FfiConverterString.write(value.`messageId`, buf)
+                FfiConverterString.write(value.`courseId`, buf)
+                FfiConverterString.write(value.`userId`, buf)
+                FfiConverterString.write(value.`emoji`, buf)
+                FfiConverterULong.write(value.`seq`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -9076,6 +9439,34 @@ public object FfiConverterSequenceTypeParticipant: FfiConverterRustBuffer<List<P
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeParticipant.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeReaction: FfiConverterRustBuffer<List<Reaction>> {
+    override fun read(buf: ByteBuffer): List<Reaction> {
+        val len = buf.getInt()
+        return List<Reaction>(len) {
+            FfiConverterTypeReaction.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Reaction>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeReaction.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Reaction>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeReaction.write(it, buf)
         }
     }
 }
