@@ -237,6 +237,35 @@ fun main() {
         b.shutdown()
     }
 
+    check("reactions: toggled, capped, announced and replayed as seq'd changes") {
+        val e = ChatEngine.inMemory()
+        e.putCourse(admin, "r1", CourseUpdate(name = "Reactions"))
+        e.enroll(admin, "r1", "ada", Role.STUDENT)
+        e.enroll(admin, "r1", "bob", Role.STUDENT)
+        val m = e.send(ada, msg("r1", "react"))
+        val rec = Recorder()
+        val conn = e.connect(bob, rec)
+        conn.join("r1", null)
+        val liked = e.react(bob, m.id, "👍")
+        expect(liked.reactions == listOf(Reaction("👍", 1UL, listOf("bob"))), "${liked.reactions}")
+        expect(e.react(bob, m.id, "👍").changeSeq == liked.changeSeq, "adding again changes nothing")
+        val added = rec.await("reaction-added") { it is Event.ReactionAdded } as Event.ReactionAdded
+        expect(added.emoji == "👍" && added.userId == "bob" && added.seq == m.seq + 1UL, "$added")
+        e.unreact(bob, m.id, "👍")
+        rec.await("reaction-removed") { it is Event.ReactionRemoved }
+        expect(e.message(ada, m.id).reactions.isEmpty(), "removed")
+        expectThrows<ChatException.Validation> { e.react(bob, m.id, "no") }
+        conn.disconnect()
+        val late = Recorder()
+        val again = e.connect(ada, late)
+        again.join("r1", m.seq)
+        late.await("replayed reaction-removed") { it is Event.ReactionRemoved }
+        val names = late.events.filter { it is Event.ReactionAdded || it is Event.ReactionRemoved }.map { eventName(it) }
+        expect(names == listOf("reaction-added", "reaction-removed"), "replayed $names")
+        again.disconnect()
+        e.shutdown()
+    }
+
     engine.shutdown()
     println("kotlin: $passed passed, ${failures.size} failed")
     exitProcess(if (failures.isEmpty()) 0 else 1)
