@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use unicode_segmentation::UnicodeSegmentation;
+
 /// Limits and settings of an [`Engine`](crate::Engine). `Config::default()` is the contract.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -36,6 +38,11 @@ pub struct Config {
     pub presence_debounce: Duration,
     /// Prefix of file download URLs; the file id is appended (default `/api/v1/chat/files/`).
     pub file_url_prefix: String,
+    /// Words the built-in word filter ([`crate::word_filter`]) masks or refuses in sends and
+    /// edits (default none: no filter).
+    pub blocked_words: Vec<String>,
+    /// What the word filter does with a blocked word (default: mask it).
+    pub blocked_words_action: crate::word_filter::WordFilterAction,
 }
 
 /// The contract's default file allow-list.
@@ -71,6 +78,8 @@ impl Default for Config {
             max_page_limit: 100,
             presence_debounce: Duration::from_millis(250),
             file_url_prefix: "/api/v1/chat/files/".to_string(),
+            blocked_words: Vec::new(),
+            blocked_words_action: crate::word_filter::WordFilterAction::Mask,
         }
     }
 }
@@ -121,6 +130,15 @@ impl Config {
             )));
         }
         duration("presence_debounce", self.presence_debounce, true)?;
+        if let Some(w) = self
+            .blocked_words
+            .iter()
+            .find(|w| w.trim().is_empty() || w.trim().split_word_bounds().count() != 1)
+        {
+            return Err(crate::Error::Validation(format!(
+                "blocked word {w:?} must be one word"
+            )));
+        }
         Ok(())
     }
 }

@@ -12,7 +12,7 @@
 //! resume and de-duplication are all "what came after seq N".
 //!
 //! Where things live:
-//! - [`model`]: users, courses, messages, receipts, files (the contract's JSON);
+//! - [`model`]: users, courses, messages, receipts, files, reactions (the contract's JSON);
 //! - [`event`]: the server events;
 //! - [`engine`]: the operations and their rules, one concern a file (users, courses and access,
 //!   writes, reads, rooms), and how a node works with others;
@@ -21,7 +21,8 @@
 //! - [`cluster`]: what the nodes of a deployment share besides the store (a bus, presence, rate
 //!   limits), with single-node defaults;
 //! - [`blob`]: uploaded bytes, content sniffing and the file policy;
-//! - [`plugin`]: moderation and notification hooks;
+//! - [`plugin`]: moderation and notification hooks; [`word_filter`]: the built-in one, masking or
+//!   refusing listed words (`Config::blocked_words`);
 //! - [`history`]: history pages;
 //! - `hub`, `typing`: a course's fan-out on this node, typing expiry (internal);
 //! - [`config`], [`error`]: limits and the one error type.
@@ -39,6 +40,7 @@ pub mod plugin;
 pub mod store;
 pub mod stream;
 mod typing;
+pub mod word_filter;
 
 pub use cluster::Cluster;
 pub use config::Config;

@@ -779,3 +779,44 @@ async fn voice_messages_carry_their_length_in_history_and_across_a_reopen() {
         "kept across a reopen"
     );
 }
+
+#[tokio::test]
+async fn the_word_filter_masks_or_refuses_listed_words_in_sends_and_edits() {
+    let masking = Config {
+        blocked_words: vec!["darn".into(), "Heck".into()],
+        ..Config::default()
+    };
+    let w = world_with(Engine::builder().config(masking).open().await.unwrap()).await;
+    let m = w
+        .engine
+        .send(&w.ada, text("c1", "darn, that DARN heckler said heck"))
+        .await
+        .unwrap();
+    assert_eq!(m.message, "****, that **** heckler said ****");
+    let e = w.engine.edit(&w.ada, &m.id, "oh heck").await.unwrap();
+    assert_eq!(e.message, "oh ****");
+
+    let refusing = Config {
+        blocked_words: vec!["darn".into()],
+        blocked_words_action: chat_core::word_filter::WordFilterAction::Reject,
+        ..Config::default()
+    };
+    let w = world_with(Engine::builder().config(refusing).open().await.unwrap()).await;
+    let err = w
+        .engine
+        .send(&w.ada, text("c1", "Darn!"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::Forbidden);
+    assert!(w
+        .engine
+        .send(&w.ada, text("c1", "darning socks"))
+        .await
+        .is_ok());
+
+    let phrase = Config {
+        blocked_words: vec!["two words".into()],
+        ..Config::default()
+    };
+    assert_eq!(phrase.validate().unwrap_err().code(), ErrorCode::Validation);
+}

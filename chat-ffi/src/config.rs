@@ -41,6 +41,12 @@ pub struct EngineConfig {
     /// Prefix of file download URLs (default `/api/v1/chat/files/`).
     #[uniffi(default)]
     pub file_url_prefix: Option<String>,
+    /// Words the built-in word filter masks in sends and edits (default none).
+    #[uniffi(default)]
+    pub blocked_words: Option<Vec<String>>,
+    /// Refuse a message with a blocked word (`Forbidden`) instead of masking it (default false).
+    #[uniffi(default)]
+    pub reject_blocked_words: Option<bool>,
 }
 
 /// Fields given replace the defaults; the result is checked by [`core::Config::validate`], the
@@ -67,6 +73,12 @@ impl TryFrom<EngineConfig> for core::Config {
             default_page_limit: c.default_page_limit.unwrap_or(d.default_page_limit),
             max_page_limit: c.max_page_limit.unwrap_or(d.max_page_limit),
             file_url_prefix: c.file_url_prefix.unwrap_or(d.file_url_prefix),
+            blocked_words: c.blocked_words.unwrap_or_default(),
+            blocked_words_action: if c.reject_blocked_words.unwrap_or(false) {
+                core::word_filter::WordFilterAction::Reject
+            } else {
+                core::word_filter::WordFilterAction::Mask
+            },
             ..d
         };
         out.validate()?;

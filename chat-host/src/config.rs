@@ -257,6 +257,12 @@ pub struct Cli {
     /// The key of the webhooks' HMAC-SHA256 signature header (required with --webhook).
     #[arg(long, env = "CHAT_WEBHOOK_SECRET", hide_env_values = true)]
     pub webhook_secret: Option<String>,
+    /// Comma-separated words the built-in word filter masks (or refuses) in sends and edits.
+    #[arg(long, env = "CHAT_BLOCKED_WORDS", value_delimiter = ',')]
+    pub blocked_words: Vec<String>,
+    /// `mask` (replace a blocked word with `*`s) or `reject` (refuse the message, 403).
+    #[arg(long, env = "CHAT_BLOCKED_WORDS_ACTION", default_value = "mask", value_parser = ["mask", "reject"])]
+    pub blocked_words_action: String,
 }
 
 /// The listed origins, or an empty list (every origin) when the list names `*` or nothing.
@@ -327,6 +333,17 @@ impl Cli {
             max_file_bytes: self.max_file_bytes,
             rate_limit_burst: self.rate_limit,
             rate_limit_window: Duration::from_secs(self.rate_window),
+            blocked_words: self
+                .blocked_words
+                .iter()
+                .map(|w| w.trim().to_string())
+                .filter(|w| !w.is_empty())
+                .collect(),
+            blocked_words_action: if self.blocked_words_action == "reject" {
+                chat_core::word_filter::WordFilterAction::Reject
+            } else {
+                chat_core::word_filter::WordFilterAction::Mask
+            },
             ..chat_core::Config::default()
         };
         check_engine(&engine)?;
@@ -413,6 +430,33 @@ mod tests {
         assert_eq!(c.engine.rate_limit_burst, 3);
         assert_eq!(c.engine.rate_limit_window, Duration::from_secs(7));
         assert_eq!(c.engine.max_file_bytes, 99);
+    }
+
+    #[test]
+    fn the_word_filter_and_webhooks_come_from_the_flags() {
+        let c = cli(&[
+            "--blocked-words",
+            "darn, heck,",
+            "--blocked-words-action",
+            "reject",
+        ]);
+        assert_eq!(c.engine.blocked_words, ["darn", "heck"]);
+        assert_eq!(
+            c.engine.blocked_words_action,
+            chat_core::word_filter::WordFilterAction::Reject
+        );
+        assert!(refused(&["--blocked-words", "two words"]).contains("one word"));
+        let c = cli(&[
+            "--webhook",
+            "http://a/x",
+            "--webhook",
+            "https://b/",
+            "--webhook-secret",
+            "k",
+        ]);
+        assert_eq!(c.webhooks, ["http://a/x", "https://b/"]);
+        assert!(refused(&["--webhook", "http://a/"]).contains("--webhook-secret"));
+        assert!(refused(&["--webhook", "a/b", "--webhook-secret", "k"]).contains("http"));
     }
 
     #[test]

@@ -2782,7 +2782,7 @@ class EngineConfig:
     """
     The engine's limits; absent fields take the contract's defaults. Durations in milliseconds.
 """
-    def __init__(self, *, max_message_chars:typing.Optional[int] = None, max_file_bytes:typing.Optional[int] = None, allowed_mime_types:typing.Optional[typing.List[str]] = None, rate_limit_burst:typing.Optional[int] = None, rate_limit_window_ms:typing.Optional[int] = None, typing_ttl_ms:typing.Optional[int] = None, subscriber_queue:typing.Optional[int] = None, plugin_queue:typing.Optional[int] = None, default_page_limit:typing.Optional[int] = None, max_page_limit:typing.Optional[int] = None, file_url_prefix:typing.Optional[str] = None):
+    def __init__(self, *, max_message_chars:typing.Optional[int] = None, max_file_bytes:typing.Optional[int] = None, allowed_mime_types:typing.Optional[typing.List[str]] = None, rate_limit_burst:typing.Optional[int] = None, rate_limit_window_ms:typing.Optional[int] = None, typing_ttl_ms:typing.Optional[int] = None, subscriber_queue:typing.Optional[int] = None, plugin_queue:typing.Optional[int] = None, default_page_limit:typing.Optional[int] = None, max_page_limit:typing.Optional[int] = None, file_url_prefix:typing.Optional[str] = None, blocked_words:typing.Optional[typing.List[str]] = None, reject_blocked_words:typing.Optional[bool] = None):
         self.max_message_chars = max_message_chars
         self.max_file_bytes = max_file_bytes
         self.allowed_mime_types = allowed_mime_types
@@ -2794,12 +2794,14 @@ class EngineConfig:
         self.default_page_limit = default_page_limit
         self.max_page_limit = max_page_limit
         self.file_url_prefix = file_url_prefix
+        self.blocked_words = blocked_words
+        self.reject_blocked_words = reject_blocked_words
         
         
 
     
     def __str__(self):
-        return "EngineConfig(max_message_chars={}, max_file_bytes={}, allowed_mime_types={}, rate_limit_burst={}, rate_limit_window_ms={}, typing_ttl_ms={}, subscriber_queue={}, plugin_queue={}, default_page_limit={}, max_page_limit={}, file_url_prefix={})".format(self.max_message_chars, self.max_file_bytes, self.allowed_mime_types, self.rate_limit_burst, self.rate_limit_window_ms, self.typing_ttl_ms, self.subscriber_queue, self.plugin_queue, self.default_page_limit, self.max_page_limit, self.file_url_prefix)
+        return "EngineConfig(max_message_chars={}, max_file_bytes={}, allowed_mime_types={}, rate_limit_burst={}, rate_limit_window_ms={}, typing_ttl_ms={}, subscriber_queue={}, plugin_queue={}, default_page_limit={}, max_page_limit={}, file_url_prefix={}, blocked_words={}, reject_blocked_words={})".format(self.max_message_chars, self.max_file_bytes, self.allowed_mime_types, self.rate_limit_burst, self.rate_limit_window_ms, self.typing_ttl_ms, self.subscriber_queue, self.plugin_queue, self.default_page_limit, self.max_page_limit, self.file_url_prefix, self.blocked_words, self.reject_blocked_words)
     def __eq__(self, other):
         if self.max_message_chars != other.max_message_chars:
             return False
@@ -2823,6 +2825,10 @@ class EngineConfig:
             return False
         if self.file_url_prefix != other.file_url_prefix:
             return False
+        if self.blocked_words != other.blocked_words:
+            return False
+        if self.reject_blocked_words != other.reject_blocked_words:
+            return False
         return True
 
 class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
@@ -2840,6 +2846,8 @@ class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
             default_page_limit=_UniffiFfiConverterOptionalUInt32.read(buf),
             max_page_limit=_UniffiFfiConverterOptionalUInt32.read(buf),
             file_url_prefix=_UniffiFfiConverterOptionalString.read(buf),
+            blocked_words=_UniffiFfiConverterOptionalSequenceString.read(buf),
+            reject_blocked_words=_UniffiFfiConverterOptionalBoolean.read(buf),
         )
 
     @staticmethod
@@ -2855,6 +2863,8 @@ class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalUInt32.check_lower(value.default_page_limit)
         _UniffiFfiConverterOptionalUInt32.check_lower(value.max_page_limit)
         _UniffiFfiConverterOptionalString.check_lower(value.file_url_prefix)
+        _UniffiFfiConverterOptionalSequenceString.check_lower(value.blocked_words)
+        _UniffiFfiConverterOptionalBoolean.check_lower(value.reject_blocked_words)
 
     @staticmethod
     def write(value, buf):
@@ -2869,6 +2879,8 @@ class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalUInt32.write(value.default_page_limit, buf)
         _UniffiFfiConverterOptionalUInt32.write(value.max_page_limit, buf)
         _UniffiFfiConverterOptionalString.write(value.file_url_prefix, buf)
+        _UniffiFfiConverterOptionalSequenceString.write(value.blocked_words, buf)
+        _UniffiFfiConverterOptionalBoolean.write(value.reject_blocked_words, buf)
 
 @dataclass
 class FileData:

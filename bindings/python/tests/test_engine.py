@@ -388,3 +388,21 @@ def test_error_codes_are_the_contract_codes():
     for err, expected in cases.items():
         assert isinstance(err, cf.ChatError) and isinstance(err, Exception)
         assert (err.code(), err.http_status()) == expected
+
+
+def test_the_word_filter_masks_or_refuses_blocked_words():
+    masking = cf.ChatEngine.in_memory(cf.EngineConfig(blocked_words=["darn"]))
+    refusing = cf.ChatEngine.in_memory(cf.EngineConfig(blocked_words=["darn"], reject_blocked_words=True))
+    try:
+        for eng in (masking, refusing):
+            eng.put_course(ADMIN, "c1", cf.CourseUpdate(name="x"))
+            eng.enroll(ADMIN, "c1", "ada", cf.Role.STUDENT)
+        assert send(masking, ADA, "Darn it").message == "**** it"
+        with pytest.raises(cf.ChatError.Forbidden):
+            send(refusing, ADA, "darn")
+        assert send(refusing, ADA, "darning").message == "darning"
+        with pytest.raises(cf.ChatError.Validation):
+            cf.ChatEngine.in_memory(cf.EngineConfig(blocked_words=["two words"]))
+    finally:
+        masking.close()
+        refusing.close()

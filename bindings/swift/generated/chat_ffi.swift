@@ -3588,6 +3588,14 @@ public struct EngineConfig: Equatable, Hashable {
      * Prefix of file download URLs (default `/api/v1/chat/files/`).
      */
     public var fileUrlPrefix: String?
+    /**
+     * Words the built-in word filter masks in sends and edits (default none).
+     */
+    public var blockedWords: [String]?
+    /**
+     * Refuse a message with a blocked word (`Forbidden`) instead of masking it (default false).
+     */
+    public var rejectBlockedWords: Bool?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3624,7 +3632,13 @@ public struct EngineConfig: Equatable, Hashable {
          */maxPageLimit: UInt32? = nil, 
         /**
          * Prefix of file download URLs (default `/api/v1/chat/files/`).
-         */fileUrlPrefix: String? = nil) {
+         */fileUrlPrefix: String? = nil, 
+        /**
+         * Words the built-in word filter masks in sends and edits (default none).
+         */blockedWords: [String]? = nil, 
+        /**
+         * Refuse a message with a blocked word (`Forbidden`) instead of masking it (default false).
+         */rejectBlockedWords: Bool? = nil) {
         self.maxMessageChars = maxMessageChars
         self.maxFileBytes = maxFileBytes
         self.allowedMimeTypes = allowedMimeTypes
@@ -3636,6 +3650,8 @@ public struct EngineConfig: Equatable, Hashable {
         self.defaultPageLimit = defaultPageLimit
         self.maxPageLimit = maxPageLimit
         self.fileUrlPrefix = fileUrlPrefix
+        self.blockedWords = blockedWords
+        self.rejectBlockedWords = rejectBlockedWords
     }
 
     
@@ -3664,7 +3680,9 @@ public struct FfiConverterTypeEngineConfig: FfiConverterRustBuffer {
                 pluginQueue: FfiConverterOptionUInt32.read(from: &buf), 
                 defaultPageLimit: FfiConverterOptionUInt32.read(from: &buf), 
                 maxPageLimit: FfiConverterOptionUInt32.read(from: &buf), 
-                fileUrlPrefix: FfiConverterOptionString.read(from: &buf)
+                fileUrlPrefix: FfiConverterOptionString.read(from: &buf), 
+                blockedWords: FfiConverterOptionSequenceString.read(from: &buf), 
+                rejectBlockedWords: FfiConverterOptionBool.read(from: &buf)
         )
     }
 
@@ -3680,6 +3698,8 @@ public struct FfiConverterTypeEngineConfig: FfiConverterRustBuffer {
         FfiConverterOptionUInt32.write(value.defaultPageLimit, into: &buf)
         FfiConverterOptionUInt32.write(value.maxPageLimit, into: &buf)
         FfiConverterOptionString.write(value.fileUrlPrefix, into: &buf)
+        FfiConverterOptionSequenceString.write(value.blockedWords, into: &buf)
+        FfiConverterOptionBool.write(value.rejectBlockedWords, into: &buf)
     }
 }
 

@@ -127,7 +127,16 @@ impl EngineBuilder {
             (None, Some(dir)) => Arc::new(blob::fs::FsBlobs::open(dir.join("files"))?),
             (None, None) => Arc::new(blob::memory::MemoryBlobs::default()),
         };
-        let plugins = Arc::new(Plugins::start(self.plugins, self.config.plugin_queue));
+        let mut plugins = self.plugins;
+        if !self.config.blocked_words.is_empty() {
+            // The built-in filter runs first: the embedder's plugins see the masked text.
+            let filter = crate::word_filter::WordFilter::new(
+                &self.config.blocked_words,
+                self.config.blocked_words_action,
+            );
+            plugins.insert(0, Arc::new(filter));
+        }
+        let plugins = Arc::new(Plugins::start(plugins, self.config.plugin_queue));
         let epoch = store.epoch().await?;
         let engine = Engine {
             inner: Arc::new(Inner {

@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod dropin;
 mod lifecycle;
+mod moderation;
 mod openapi;
 mod reactions;
 mod rest;

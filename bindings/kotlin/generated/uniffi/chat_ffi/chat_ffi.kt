@@ -5765,6 +5765,16 @@ data class EngineConfig (
      * Prefix of file download URLs (default `/api/v1/chat/files/`).
      */
     var `fileUrlPrefix`: kotlin.String? = null 
+    , 
+    /**
+     * Words the built-in word filter masks in sends and edits (default none).
+     */
+    var `blockedWords`: List<kotlin.String>? = null 
+    , 
+    /**
+     * Refuse a message with a blocked word (`Forbidden`) instead of masking it (default false).
+     */
+    var `rejectBlockedWords`: kotlin.Boolean? = null 
     
 ){
     
@@ -5792,6 +5802,8 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalSequenceString.read(buf),
+            FfiConverterOptionalBoolean.read(buf),
         )
     }
 
@@ -5806,7 +5818,9 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
             FfiConverterOptionalUInt.allocationSize(value.`pluginQueue`) +
             FfiConverterOptionalUInt.allocationSize(value.`defaultPageLimit`) +
             FfiConverterOptionalUInt.allocationSize(value.`maxPageLimit`) +
-            FfiConverterOptionalString.allocationSize(value.`fileUrlPrefix`)
+            FfiConverterOptionalString.allocationSize(value.`fileUrlPrefix`) +
+            FfiConverterOptionalSequenceString.allocationSize(value.`blockedWords`) +
+            FfiConverterOptionalBoolean.allocationSize(value.`rejectBlockedWords`)
     )
 
     override fun write(value: EngineConfig, buf: ByteBuffer) {
@@ -5821,6 +5835,8 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
             FfiConverterOptionalUInt.write(value.`defaultPageLimit`, buf)
             FfiConverterOptionalUInt.write(value.`maxPageLimit`, buf)
             FfiConverterOptionalString.write(value.`fileUrlPrefix`, buf)
+            FfiConverterOptionalSequenceString.write(value.`blockedWords`, buf)
+            FfiConverterOptionalBoolean.write(value.`rejectBlockedWords`, buf)
     }
 }
 
