@@ -28,6 +28,16 @@ pub(crate) struct Cache {
     write: Mutex<()>,
 }
 
+/// Where a change of a cached message landed.
+enum Cached {
+    /// Applied: the message after it.
+    Changed(Box<Message>),
+    /// The cache holds this change or a later one.
+    Stale,
+    /// The cache does not hold the message.
+    Missing,
+}
+
 /// What applying a message change did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Applied {
@@ -175,46 +185,62 @@ impl Cache {
         })
     }
 
-    /// Turns a cached message into a tombstone (deletion `seq`); when `live`, moves `last_seq` to
-    /// it. A deletion of a message the cache never held only moves the seq.
-    pub(crate) fn delete_message(
+    /// Applies change `seq` to the cached message `id` with `f`, unless the cache holds this
+    /// change or a later one; when `live`, moves the course's `last_seq` to it, in the same batch.
+    /// Also answers the `last_seq` from before.
+    fn change_cached(
         &self,
         course: &str,
         id: &str,
         seq: u64,
         live: bool,
-    ) -> Result<(Applied, Option<Message>)> {
+        f: impl FnOnce(&mut Message),
+    ) -> Result<(Cached, Option<u64>)> {
         let _w = self.write.lock();
         let mut state = self.course(course)?.unwrap_or_default();
+        let before = state.last_seq;
         let mut batch = Batch::default();
-        let mut applied = Applied::Stale;
-        let mut tombstone = None;
+        let mut outcome = Cached::Missing;
         if let Some(loc) = self.data.get(id_key(id))? {
             let key = [b"m\0".as_slice(), &loc].concat();
             if let Some(old) = self.data.get(&key)? {
                 let mut m: Message = decode(&old)?;
-                if m.change_seq < seq {
-                    m.message = String::new();
-                    m.file = None;
-                    m.is_deleted = true;
+                outcome = if m.change_seq < seq {
+                    f(&mut m);
                     m.change_seq = seq;
-                    if m.deleted_at.is_none() {
-                        m.deleted_at = Some(chat_core::Timestamp::now());
-                    }
                     batch.insert(key, encode(&m));
-                    applied = Applied::Stored;
-                    tombstone = Some(m);
-                }
+                    Cached::Changed(Box::new(m))
+                } else {
+                    Cached::Stale
+                };
             }
-        } else if live && state.last_seq.is_none_or(|last| seq > last) {
-            applied = Applied::Stored;
         }
         if live {
             state.last_seq = Some(state.last_seq.unwrap_or(0).max(seq));
             batch.insert(course_key(course), encode(&state));
         }
         self.data.apply_batch(batch)?;
-        Ok((applied, tombstone))
+        Ok((outcome, before))
+    }
+
+    /// Turns a cached message into a tombstone (deletion `seq`, as the server makes it); when
+    /// `live`, moves `last_seq` to it. A live deletion of a message the cache never held, past
+    /// the course's seq, is news too (only the seq moves).
+    pub(crate) fn delete_message(
+        &self,
+        course: &str,
+        id: &str,
+        seq: u64,
+        live: bool,
+    ) -> Result<Applied> {
+        let (outcome, before) = self.change_cached(course, id, seq, live, |m| {
+            *m = m.clone().into_tombstone(chat_core::Timestamp::now());
+        })?;
+        Ok(match outcome {
+            Cached::Changed(_) => Applied::Stored,
+            Cached::Missing if live && before.is_none_or(|last| seq > last) => Applied::Stored,
+            _ => Applied::Stale,
+        })
     }
 
     /// Applies a reaction change (`seq`) to a cached message; when `live`, moves `last_seq` to it.
@@ -226,28 +252,13 @@ impl Cache {
         added: bool,
         live: bool,
     ) -> Result<Option<Message>> {
-        let _w = self.write.lock();
-        let mut state = self.course(course)?.unwrap_or_default();
-        let mut batch = Batch::default();
-        let mut changed = None;
-        if let Some(loc) = self.data.get(id_key(&r.message_id))? {
-            let key = [b"m\0".as_slice(), &loc].concat();
-            if let Some(old) = self.data.get(&key)? {
-                let mut m: Message = decode(&old)?;
-                if m.change_seq < r.seq {
-                    m.apply_reaction(&r.user_id, &r.emoji, added);
-                    m.change_seq = r.seq;
-                    batch.insert(key, encode(&m));
-                    changed = Some(m);
-                }
-            }
-        }
-        if live {
-            state.last_seq = Some(state.last_seq.unwrap_or(0).max(r.seq));
-            batch.insert(course_key(course), encode(&state));
-        }
-        self.data.apply_batch(batch)?;
-        Ok(changed)
+        let (outcome, _) = self.change_cached(course, &r.message_id, r.seq, live, |m| {
+            m.apply_reaction(&r.user_id, &r.emoji, added);
+        })?;
+        Ok(match outcome {
+            Cached::Changed(m) => Some(*m),
+            _ => None,
+        })
     }
 
     /// Up to `limit` messages created before `before` (all when `None`), newest ones, returned

@@ -141,13 +141,9 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// The server's rule for ids (chat-core's), checked before anything is queued.
 fn check_id(what: &str, id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
-        return Err(ClientError::InvalidArgument(format!(
-            "{what} must be 1 to 128 characters without control characters"
-        )));
-    }
-    Ok(())
+    chat_core::model::check_id(what, id).map_err(|e| ClientError::InvalidArgument(e.to_string()))
 }
 
 impl Client {
@@ -858,17 +854,27 @@ impl Inner {
     /// answer, whichever comes first, takes it out of the outbox.
     pub(crate) fn sent(&self, client_id: &str, message: Message, from_outbox: bool) -> Result<()> {
         self.cache.put_message(&message, false)?;
-        self.cache.update_course(&message.course_id, |s| {
-            s.read_seq = s.read_seq.max(message.seq);
-        })?;
-        let removed = self.cache.outbox_remove(client_id)?;
-        if removed.is_some() || !from_outbox {
+        self.own_message(&message, Some(client_id), !from_outbox)?;
+        self.refresh_unread(&message.course_id)
+    }
+
+    /// A message of this user is stored (an answer, or the room's copy): it moves the read
+    /// watermark, and the outbox entry of `client_id` leaves the outbox with `SendSent` (also
+    /// reported when `always`, for uploads, which never were in it). Whether it was reported.
+    fn own_message(&self, m: &Message, client_id: Option<&str>, always: bool) -> Result<bool> {
+        self.cache
+            .update_course(&m.course_id, |s| s.read_seq = s.read_seq.max(m.seq))?;
+        let Some(cid) = client_id else {
+            return Ok(false);
+        };
+        let reported = self.cache.outbox_remove(cid)?.is_some() || always;
+        if reported {
             self.emit(ClientEvent::SendSent {
-                client_id: client_id.to_string(),
-                message: message.clone(),
+                client_id: cid.to_string(),
+                message: m.clone(),
             });
         }
-        self.refresh_unread(&message.course_id)
+        Ok(reported)
     }
 
     /// The server refused an outbox message for good.
@@ -947,20 +953,9 @@ impl Inner {
             Event::NewMessage(m) => {
                 let course = m.course_id.clone();
                 let applied = self.cache.put_message(&m, live)?;
-                if m.sender.id == self.me {
-                    self.cache
-                        .update_course(&course, |s| s.read_seq = s.read_seq.max(m.seq))?;
-                    if let Some(cid) = m.client_id.clone() {
-                        if self.cache.outbox_remove(&cid)?.is_some() {
-                            self.emit(ClientEvent::SendSent {
-                                client_id: cid,
-                                message: m.clone(),
-                            });
-                            return self.refresh_unread(&course);
-                        }
-                    }
-                }
-                if applied == Applied::Stored {
+                let reported = m.sender.id == self.me
+                    && self.own_message(&m, m.client_id.as_deref(), false)?;
+                if applied == Applied::Stored && !reported {
                     self.emit(ClientEvent::NewMessage(m));
                 }
                 self.refresh_unread(&course)
@@ -972,7 +967,7 @@ impl Inner {
                 Ok(())
             }
             Event::MessageDeleted(d) => {
-                let (applied, _) =
+                let applied =
                     self.cache
                         .delete_message(&d.course_id, &d.message_id, d.seq, live)?;
                 if applied == Applied::Stored {

@@ -299,9 +299,19 @@ async fn edits_and_deletions_need_the_server_and_reach_the_cache() {
     let edited = ada.edit(&m.id, "second draft").await.unwrap();
     assert!(edited.is_edited);
     assert_eq!(ada.message(&m.id).unwrap().unwrap().message, "second draft");
+    ada.react(&m.id, "👍").await.unwrap();
+    wait_for(&mut events, "ReactionAdded", |e| {
+        matches!(e, ClientEvent::ReactionAdded { .. }).then_some(())
+    })
+    .await;
+    assert_eq!(ada.message(&m.id).unwrap().unwrap().reactions.len(), 1);
     let gone = ada.delete(&m.id).await.unwrap();
     assert!(gone.is_deleted);
-    assert!(ada.message(&m.id).unwrap().unwrap().is_deleted);
+    let cached = ada.message(&m.id).unwrap().unwrap();
+    assert!(
+        cached.is_deleted && cached.reactions.is_empty(),
+        "{cached:?}"
+    );
     host.stop().await;
     wait_for(&mut events, "Disconnected", |e| {
         matches!(

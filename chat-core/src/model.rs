@@ -383,8 +383,8 @@ pub struct Message {
 }
 
 impl Message {
-    /// The message turned into a tombstone: no text, no file.
-    pub(crate) fn into_tombstone(mut self, at: Timestamp) -> Self {
+    /// The message turned into a tombstone: no text, no file, no reactions.
+    pub fn into_tombstone(mut self, at: Timestamp) -> Self {
         self.message = String::new();
         self.file = None;
         self.reactions = Vec::new();
@@ -456,7 +456,7 @@ pub struct ReadReceipt {
 
 /// Checks an id given by a client or an LMS (course, user, message, client id): non-empty, at most
 /// 128 bytes, no control characters.
-pub(crate) fn check_id(what: &str, id: &str) -> Result<()> {
+pub fn check_id(what: &str, id: &str) -> Result<()> {
     if id.is_empty() || id.len() > 128 || id.chars().any(|c| c.is_control()) {
         return Err(Error::validation(format!(
             "{what} must be 1 to 128 characters without control characters"
