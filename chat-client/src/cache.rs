@@ -261,6 +261,19 @@ impl Cache {
         })
     }
 
+    /// Applies a pin or unpin (`seq`) to a cached message; when `live`, moves `last_seq` to it.
+    /// Whether it was news.
+    pub(crate) fn pin(&self, p: &chat_core::event::PinEvent, live: bool) -> Result<Applied> {
+        let pin = p.pinned_by.clone().zip(p.pinned_at).filter(|_| p.pinned);
+        let (outcome, before) =
+            self.change_cached(&p.course_id, &p.message_id, p.seq, live, |m| m.set_pin(pin))?;
+        Ok(match outcome {
+            Cached::Changed(_) => Applied::Stored,
+            Cached::Missing if live && before.is_none_or(|last| p.seq > last) => Applied::Stored,
+            _ => Applied::Stale,
+        })
+    }
+
     /// Up to `limit` messages created before `before` (all when `None`), newest ones, returned
     /// oldest first.
     pub(crate) fn page(

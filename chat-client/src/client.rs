@@ -981,6 +981,28 @@ impl Inner {
             }
             Event::ReactionAdded(r) => self.apply_reaction(r, true, live),
             Event::ReactionRemoved(r) => self.apply_reaction(r, false, live),
+            Event::MessagePinned(p) => {
+                if self.cache.pin(&p, live)? == Applied::Stored {
+                    self.emit(ClientEvent::MessagePinned(p));
+                }
+                Ok(())
+            }
+            Event::UserMuted(m) => {
+                self.emit(ClientEvent::UserMuted(m));
+                Ok(())
+            }
+            Event::UserBanned(b) => {
+                self.emit(ClientEvent::UserBanned(b));
+                Ok(())
+            }
+            Event::MessageFlagged(f) => {
+                self.emit(ClientEvent::MessageFlagged(f));
+                Ok(())
+            }
+            Event::FlagResolved(f) => {
+                self.emit(ClientEvent::FlagResolved(f));
+                Ok(())
+            }
             Event::UserJoined(j) => {
                 self.emit(ClientEvent::UserJoined {
                     course_id: j.course_id,

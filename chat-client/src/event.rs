@@ -85,6 +85,18 @@ pub enum ClientEvent {
         /// The course seq of the change.
         seq: u64,
     },
+    /// A moderator pinned or unpinned a message (live, or replayed on resume); the cache holds
+    /// the message with its pin.
+    MessagePinned(chat_core::event::PinEvent),
+    /// A moderator muted (`muted_until` set) or unmuted a user in a course.
+    UserMuted(chat_core::event::UserMuted),
+    /// A moderator banned or unbanned a user from a course's chat. A ban of this client's user
+    /// takes the course's room away; its calls then fail with `BANNED`.
+    UserBanned(chat_core::event::UserBanned),
+    /// A participant flagged a message (only moderators receive this).
+    MessageFlagged(chat_core::Flag),
+    /// A moderator resolved a flag (only moderators receive this).
+    FlagResolved(chat_core::Flag),
     /// A message written here entered the outbox (or was retried): pending.
     SendPending(OutboxEntry),
     /// The server stored a message of the outbox: it left the outbox and is in the cache.

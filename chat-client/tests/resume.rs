@@ -227,11 +227,12 @@ async fn resume_after_being_away_shows_exactly_the_missed_changes() {
     ada.close().await.unwrap();
     drop(ada);
 
-    // While Ada is away: a new message, an edit, a deletion, a reaction.
+    // While Ada is away: a new message, an edit, a deletion, a reaction, a pin.
     let m4 = host.api().send(&bob, "c1", "m4").await;
     host.api().edit(&bob, &ids[1], "m2 edited").await;
     host.api().delete(&bob, &ids[2]).await;
     host.api().react(&bob, &ids[0], "👍").await;
+    host.api().pin(&ids[1]).await;
 
     let ada = client(&host.url(), &ada_token, &cache).await;
     let mut events = ada.events();
@@ -254,6 +255,7 @@ async fn resume_after_being_away_shows_exactly_the_missed_changes() {
                 emoji,
                 ..
             } => Some(format!("{user_id} reacted {emoji} to {message_id}")),
+            ClientEvent::MessagePinned(p) => Some(format!("pinned {}", p.message_id)),
             _ => None,
         })
         .collect();
@@ -264,6 +266,7 @@ async fn resume_after_being_away_shows_exactly_the_missed_changes() {
             "edited m2 edited".to_string(),
             format!("deleted {}", ids[2]),
             format!("bob reacted 👍 to {}", ids[0]),
+            format!("pinned {}", ids[1]),
         ]
     );
     let page = ada.history("c1", None, 50).await.unwrap();
@@ -282,6 +285,8 @@ async fn resume_after_being_away_shows_exactly_the_missed_changes() {
         ]
     );
     assert_eq!(page.messages[3].id, m4["id"].as_str().unwrap());
+    assert!(page.messages[1].pinned, "the cache holds the pin");
+    assert_eq!(page.messages[1].pinned_by.as_deref(), Some("lms"));
     let liked = &page.messages[0].reactions;
     assert_eq!(
         (

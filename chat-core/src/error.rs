@@ -30,6 +30,16 @@ pub enum Error {
     /// The course has chat disabled: no sending, editing or typing.
     #[error("chat is disabled for this course")]
     ChatDisabled,
+    /// A moderator muted the caller in this course: no sending, editing, reacting or typing
+    /// until `until`.
+    #[error("you are muted in this course until {until}")]
+    Muted {
+        /// When the mute ends.
+        until: crate::model::Timestamp,
+    },
+    /// A moderator banned the caller from this course's chat.
+    #[error("you are banned from this course's chat")]
+    Banned,
     /// The course, message, user or file does not exist (or is not visible to the caller).
     #[error("{0} not found")]
     NotFound(&'static str),
@@ -90,6 +100,10 @@ pub enum ErrorCode {
     NotEnrolled,
     /// `CHAT_DISABLED`, HTTP 403.
     ChatDisabled,
+    /// `MUTED`, HTTP 403.
+    Muted,
+    /// `BANNED`, HTTP 403.
+    Banned,
     /// `NOT_FOUND`, HTTP 404.
     NotFound,
     /// `PAYLOAD_TOO_LARGE`, HTTP 413.
@@ -111,6 +125,8 @@ impl ErrorCode {
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::NotEnrolled => "NOT_ENROLLED",
             ErrorCode::ChatDisabled => "CHAT_DISABLED",
+            ErrorCode::Muted => "MUTED",
+            ErrorCode::Banned => "BANNED",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             ErrorCode::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
@@ -124,7 +140,11 @@ impl ErrorCode {
         match self {
             ErrorCode::Validation => 400,
             ErrorCode::Unauthorized => 401,
-            ErrorCode::Forbidden | ErrorCode::NotEnrolled | ErrorCode::ChatDisabled => 403,
+            ErrorCode::Forbidden
+            | ErrorCode::NotEnrolled
+            | ErrorCode::ChatDisabled
+            | ErrorCode::Muted
+            | ErrorCode::Banned => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -143,6 +163,8 @@ impl Error {
             Error::Forbidden(_) | Error::Rejected(_) => ErrorCode::Forbidden,
             Error::NotEnrolled => ErrorCode::NotEnrolled,
             Error::ChatDisabled => ErrorCode::ChatDisabled,
+            Error::Muted { .. } => ErrorCode::Muted,
+            Error::Banned => ErrorCode::Banned,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
             Error::UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,

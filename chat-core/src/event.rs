@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
-use crate::model::{Message, ReadReceipt, User};
+use crate::model::{Flag, Message, ReadReceipt, Timestamp, User};
 
 /// `message-deleted` data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +37,52 @@ pub struct ReactionEvent {
     pub emoji: String,
     /// The course seq of the change.
     pub seq: u64,
+}
+
+/// `message-pinned` data: a message pinned (`pinned: true`, with who and when) or unpinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PinEvent {
+    /// The message.
+    pub message_id: String,
+    /// Its course.
+    pub course_id: String,
+    /// Pinned (true) or unpinned.
+    pub pinned: bool,
+    /// Who pinned it (`null` once unpinned).
+    pub pinned_by: Option<String>,
+    /// When it was pinned (`null` once unpinned).
+    pub pinned_at: Option<Timestamp>,
+    /// The course seq of the change.
+    pub seq: u64,
+}
+
+/// `user-muted` data: a user muted in a course until `mutedUntil`, or unmuted (`null`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserMuted {
+    /// The course.
+    pub course_id: String,
+    /// The user.
+    pub user_id: String,
+    /// Until when (`null`: unmuted).
+    pub muted_until: Option<Timestamp>,
+    /// The moderator.
+    pub by: String,
+}
+
+/// `user-banned` data: a user banned from a course's chat, or let back in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserBanned {
+    /// The course.
+    pub course_id: String,
+    /// The user.
+    pub user_id: String,
+    /// Banned (true) or unbanned.
+    pub banned: bool,
+    /// The moderator.
+    pub by: String,
 }
 
 /// `user-joined` / `user-left` data.
@@ -96,6 +142,16 @@ pub enum Event {
     ReactionAdded(ReactionEvent),
     /// `reaction-removed` (a seq'd change, replayed on resume).
     ReactionRemoved(ReactionEvent),
+    /// `message-pinned` (a seq'd change, replayed on resume; pins and unpins).
+    MessagePinned(PinEvent),
+    /// `user-muted` (mutes and unmutes).
+    UserMuted(UserMuted),
+    /// `user-banned` (bans and unbans).
+    UserBanned(UserBanned),
+    /// `message-flagged`: a new flag, to the course's moderators only.
+    MessageFlagged(Flag),
+    /// `flag-resolved`: a flag dealt with, to the course's moderators only.
+    FlagResolved(Flag),
 }
 
 impl Event {
@@ -112,6 +168,11 @@ impl Event {
             Event::MessageRead(_) => "message-read",
             Event::ReactionAdded(_) => "reaction-added",
             Event::ReactionRemoved(_) => "reaction-removed",
+            Event::MessagePinned(_) => "message-pinned",
+            Event::UserMuted(_) => "user-muted",
+            Event::UserBanned(_) => "user-banned",
+            Event::MessageFlagged(_) => "message-flagged",
+            Event::FlagResolved(_) => "flag-resolved",
         }
     }
 
@@ -125,6 +186,10 @@ impl Event {
             Event::UserTyping(t) => &t.course_id,
             Event::MessageRead(r) => &r.course_id,
             Event::ReactionAdded(r) | Event::ReactionRemoved(r) => &r.course_id,
+            Event::MessagePinned(p) => &p.course_id,
+            Event::UserMuted(m) => &m.course_id,
+            Event::UserBanned(b) => &b.course_id,
+            Event::MessageFlagged(f) | Event::FlagResolved(f) => &f.course_id,
         }
     }
 
@@ -134,6 +199,7 @@ impl Event {
             Event::NewMessage(m) | Event::MessageEdited(m) => Some(m.change_seq),
             Event::MessageDeleted(d) => Some(d.seq),
             Event::ReactionAdded(r) | Event::ReactionRemoved(r) => Some(r.seq),
+            Event::MessagePinned(p) => Some(p.seq),
             _ => None,
         }
     }
@@ -161,6 +227,11 @@ impl Event {
             "message-read" => Event::MessageRead(serde_json::from_value(data)?),
             "reaction-added" => Event::ReactionAdded(serde_json::from_value(data)?),
             "reaction-removed" => Event::ReactionRemoved(serde_json::from_value(data)?),
+            "message-pinned" => Event::MessagePinned(serde_json::from_value(data)?),
+            "user-muted" => Event::UserMuted(serde_json::from_value(data)?),
+            "user-banned" => Event::UserBanned(serde_json::from_value(data)?),
+            "message-flagged" => Event::MessageFlagged(serde_json::from_value(data)?),
+            "flag-resolved" => Event::FlagResolved(serde_json::from_value(data)?),
             other => {
                 return Err(serde_json::Error::custom(format!(
                     "unknown event {other:?}"
@@ -188,6 +259,10 @@ impl Serialize for DataRef<'_> {
             Event::UserTyping(t) => t.serialize(s),
             Event::MessageRead(r) => r.serialize(s),
             Event::ReactionAdded(r) | Event::ReactionRemoved(r) => r.serialize(s),
+            Event::MessagePinned(p) => p.serialize(s),
+            Event::UserMuted(m) => m.serialize(s),
+            Event::UserBanned(b) => b.serialize(s),
+            Event::MessageFlagged(f) | Event::FlagResolved(f) => f.serialize(s),
         }
     }
 }
@@ -207,6 +282,7 @@ impl Serialize for Event {
 pub struct Envelope {
     event: Event,
     exclude_user: Option<String>,
+    moderators_only: bool,
     data_json: OnceLock<String>,
 }
 
@@ -215,6 +291,7 @@ impl Envelope {
         Arc::new(Envelope {
             event,
             exclude_user: None,
+            moderators_only: false,
             data_json: OnceLock::new(),
         })
     }
@@ -223,8 +300,24 @@ impl Envelope {
         Arc::new(Envelope {
             event,
             exclude_user: Some(user.to_string()),
+            moderators_only: false,
             data_json: OnceLock::new(),
         })
+    }
+
+    /// An event only the course's moderators (its instructors and admins) receive.
+    pub(crate) fn for_moderators(event: Event) -> Arc<Self> {
+        Arc::new(Envelope {
+            event,
+            exclude_user: None,
+            moderators_only: true,
+            data_json: OnceLock::new(),
+        })
+    }
+
+    /// Whether only moderators receive it.
+    pub(crate) fn moderators_only(&self) -> bool {
+        self.moderators_only
     }
 
     /// The event.
@@ -250,7 +343,8 @@ impl Envelope {
         self.exclude_user.as_deref()
     }
 
-    pub(crate) fn is_for(&self, user: Option<&str>) -> bool {
-        !matches!((&self.exclude_user, user), (Some(ex), Some(u)) if ex == u)
+    pub(crate) fn is_for(&self, user: Option<&str>, moderator: bool) -> bool {
+        (moderator || !self.moderators_only)
+            && !matches!((&self.exclude_user, user), (Some(ex), Some(u)) if ex == u)
     }
 }

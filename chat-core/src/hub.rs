@@ -32,6 +32,8 @@ use crate::stream::{PushError, StreamShared};
 struct Sub {
     id: u64,
     user: Option<String>,
+    /// Receives moderator-only events (an instructor of the course, or an admin).
+    moderator: bool,
     sink: Arc<StreamShared>,
 }
 
@@ -107,6 +109,7 @@ impl Hub {
         &self,
         id: u64,
         user: Option<&str>,
+        moderator: bool,
         sink: Arc<StreamShared>,
         registered: impl FnOnce(u64),
     ) {
@@ -116,6 +119,7 @@ impl Hub {
         st.subs.push(Sub {
             id,
             user: user.map(str::to_string),
+            moderator,
             sink,
         });
     }
@@ -277,7 +281,7 @@ impl Hub {
         }
         let course = &self.course_id;
         st.subs.retain(|sub| {
-            if !env.is_for(sub.user.as_deref()) {
+            if !env.is_for(sub.user.as_deref(), sub.moderator) {
                 return true;
             }
             match sub.sink.try_push(env.clone()) {

@@ -51,8 +51,8 @@ pub use error::{Error, ErrorCode, Result};
 pub use event::{Envelope, Event};
 pub use history::{HistoryPage, HistoryQuery, Pagination};
 pub use model::{
-    Actor, Course, FileInfo, Message, MessageType, Participant, Reaction, ReadBy, ReadReceipt,
-    ReplyPreview, Role, Sender, Timestamp, User,
+    Actor, AuditEntry, Course, FileInfo, Flag, FlagResolution, Message, MessageType, Participant,
+    Reaction, ReadBy, ReadReceipt, ReplyPreview, Restriction, Role, Sender, Timestamp, User,
 };
 pub use plugin::{Draft, DraftKind, Plugin, PluginError, Verdict};
 pub use store::Store;

@@ -380,14 +380,25 @@ pub struct Message {
     /// there are none, so a message without reactions reads as the contract shows it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reactions: Vec<Reaction>,
+    /// Pinned by a moderator (left out of the JSON when false, like `pinnedAt` and `pinnedBy`
+    /// when absent).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pinned: bool,
+    /// When it was pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_at: Option<Timestamp>,
+    /// Who pinned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_by: Option<String>,
 }
 
 impl Message {
-    /// The message turned into a tombstone: no text, no file, no reactions.
+    /// The message turned into a tombstone: no text, no file, no reactions, not pinned.
     pub fn into_tombstone(mut self, at: Timestamp) -> Self {
         self.message = String::new();
         self.file = None;
         self.reactions = Vec::new();
+        self.set_pin(None);
         self.is_deleted = true;
         self.deleted_at = Some(at);
         self.updated_at = at;
@@ -430,6 +441,15 @@ impl Message {
         true
     }
 
+    /// Pins the message (`Some((by, at))`) or unpins it (`None`).
+    pub fn set_pin(&mut self, pin: Option<(String, Timestamp)>) {
+        self.pinned = pin.is_some();
+        (self.pinned_by, self.pinned_at) = match pin {
+            Some((by, at)) => (Some(by), Some(at)),
+            None => (None, None),
+        };
+    }
+
     pub(crate) fn preview(&self) -> ReplyPreview {
         ReplyPreview {
             id: self.id.clone(),
@@ -438,6 +458,90 @@ impl Message {
             is_deleted: self.is_deleted,
         }
     }
+}
+
+/// A moderator's restriction of a user in one course: muted until a time, banned, or both.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Restriction {
+    /// The course.
+    pub course_id: String,
+    /// The restricted user.
+    pub user_id: String,
+    /// Sends, edits, reactions and typing are refused with `MUTED` until then.
+    pub muted_until: Option<Timestamp>,
+    /// Banned from the course's chat: nothing of it can be read or written (`BANNED`).
+    pub banned: bool,
+    /// The moderator who last changed it.
+    pub updated_by: String,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+}
+
+impl Restriction {
+    /// Whether the user is muted at `now`.
+    pub fn muted_at(&self, now: Timestamp) -> bool {
+        self.muted_until.is_some_and(|until| until > now)
+    }
+
+    /// Whether it still restricts anything at `now` (an expired mute alone does not).
+    pub fn in_force(&self, now: Timestamp) -> bool {
+        self.banned || self.muted_at(now)
+    }
+}
+
+/// What became of a flag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagResolution {
+    /// The moderator who resolved it.
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
+    /// Whether the message was deleted (else the flag was dismissed).
+    pub message_deleted: bool,
+}
+
+/// A participant's report of a message, waiting in the course's moderator queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Flag {
+    /// Server-made id (a ULID).
+    pub id: String,
+    /// The message's course.
+    pub course_id: String,
+    /// The reported message.
+    pub message_id: String,
+    /// Who reported it.
+    pub reporter_id: String,
+    /// Why (1 to 500 characters).
+    pub reason: String,
+    /// When.
+    pub created_at: Timestamp,
+    /// Set once a moderator dealt with it; an open flag has none.
+    pub resolution: Option<FlagResolution>,
+}
+
+/// One moderation action, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// Server-made id (a ULID: the log's order).
+    pub id: String,
+    /// The course acted in.
+    pub course_id: String,
+    /// The moderator.
+    pub actor_id: String,
+    /// `mute`, `unmute`, `ban`, `unban`, `pin`, `unpin`, `delete-message`, `resolve-flag`.
+    pub action: String,
+    /// The user acted on, if any.
+    pub target_user_id: Option<String>,
+    /// The message acted on, if any.
+    pub message_id: Option<String>,
+    /// Anything else worth keeping (a mute's end, a flag's id and outcome, a reason).
+    pub detail: Option<String>,
+    /// When.
+    pub at: Timestamp,
 }
 
 /// A read receipt: `userId` has read `messageId` (and everything before it).
@@ -452,6 +556,15 @@ pub struct ReadReceipt {
     pub user_id: String,
     /// When the reader's watermark first passed the message.
     pub read_at: Timestamp,
+}
+
+/// A new ULID, greater than every one made before by this process (even within one
+/// millisecond), so records keyed by it (flags, audit entries) list in the order they were made.
+pub fn ordered_id() -> String {
+    static IDS: std::sync::LazyLock<parking_lot::Mutex<ulid::Generator>> =
+        std::sync::LazyLock::new(|| parking_lot::Mutex::new(ulid::Generator::new()));
+    let made = IDS.lock().generate();
+    made.unwrap_or_else(|_| ulid::Ulid::new()).to_string()
 }
 
 /// Checks an id given by a client or an LMS (course, user, message, client id): non-empty, at most

@@ -21,7 +21,7 @@ use atomic_waker::AtomicWaker;
 use parking_lot::Mutex;
 
 use crate::error::Result;
-use crate::event::{Envelope, Event, MessageDeleted, ReactionEvent};
+use crate::event::{Envelope, Event, MessageDeleted, PinEvent, ReactionEvent};
 use crate::store::ChangeKind;
 
 /// What a stream needs from the engine.
@@ -400,6 +400,14 @@ pub(crate) fn change_event(
         (ChangeKind::Deleted, _) => Event::MessageDeleted(MessageDeleted {
             message_id: message.id,
             course_id: message.course_id,
+            seq: message.change_seq,
+        }),
+        (ChangeKind::Pinned, _) => Event::MessagePinned(PinEvent {
+            message_id: message.id,
+            course_id: message.course_id,
+            pinned: message.pinned,
+            pinned_by: message.pinned_by,
+            pinned_at: message.pinned_at,
             seq: message.change_seq,
         }),
         (ChangeKind::Reacted, r) => {

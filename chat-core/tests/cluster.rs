@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use chat_core::cluster::local::{LocalBus, LocalPresence, LocalRateLimits};
 use chat_core::cluster::{Bus, Cluster, Delivery};
 use chat_core::engine::Resume;
+use chat_core::model::{AuditEntry, Flag, Restriction};
 use chat_core::store::memory::MemoryStore;
 use chat_core::store::{
     Change, CourseRecord, Inserted, ReadAdvance, ReadMark, StoredFile, StoredUser, Update,
@@ -177,6 +178,44 @@ impl Store for Counting {
     }
     async fn file(&self, id: &str) -> chat_core::Result<Option<StoredFile>> {
         self.inner.file(id).await
+    }
+    async fn pinned(&self, c: &str) -> chat_core::Result<Vec<Message>> {
+        self.inner.pinned(c).await
+    }
+    async fn put_restriction(&self, r: &Restriction) -> chat_core::Result<()> {
+        self.inner.put_restriction(r).await
+    }
+    async fn remove_restriction(&self, c: &str, u: &str) -> chat_core::Result<bool> {
+        self.inner.remove_restriction(c, u).await
+    }
+    async fn restriction(&self, c: &str, u: &str) -> chat_core::Result<Option<Restriction>> {
+        self.inner.restriction(c, u).await
+    }
+    async fn restrictions(&self, c: &str) -> chat_core::Result<Vec<Restriction>> {
+        self.inner.restrictions(c).await
+    }
+    async fn insert_flag(&self, f: &Flag) -> chat_core::Result<Flag> {
+        self.inner.insert_flag(f).await
+    }
+    async fn update_flag(&self, f: &Flag) -> chat_core::Result<()> {
+        self.inner.update_flag(f).await
+    }
+    async fn flag(&self, id: &str) -> chat_core::Result<Option<Flag>> {
+        self.inner.flag(id).await
+    }
+    async fn flags(&self, c: &str, open_only: bool) -> chat_core::Result<Vec<Flag>> {
+        self.inner.flags(c, open_only).await
+    }
+    async fn append_audit(&self, e: &AuditEntry) -> chat_core::Result<()> {
+        self.inner.append_audit(e).await
+    }
+    async fn audit(
+        &self,
+        c: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> chat_core::Result<Vec<AuditEntry>> {
+        self.inner.audit(c, before, limit).await
     }
     async fn flush(&self) -> chat_core::Result<()> {
         self.inner.flush().await

@@ -11,7 +11,9 @@ use parking_lot::{Mutex, ReentrantMutex};
 use tokio::runtime::{Handle, Runtime};
 
 use crate::error::{ChatError, ListenerError};
-use crate::types::{Message, MessageType, ReadReceipt, User};
+use crate::types::{
+    BanChange, Flag, Message, MessageType, MuteChange, PinChange, ReadReceipt, User,
+};
 
 /// Where the connection to the server stands.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
@@ -180,6 +182,16 @@ pub enum ClientEvent {
     },
     /// An error the server reported outside any request.
     ServerError { code: String, reason: String },
+    /// A moderator pinned or unpinned a message (the cache holds it so).
+    MessagePinned { pin: PinChange },
+    /// A moderator muted (`muted_until` set) or unmuted a user in a course.
+    UserMuted { mute: MuteChange },
+    /// A moderator banned or unbanned a user from a course's chat.
+    UserBanned { ban: BanChange },
+    /// A participant flagged a message (moderators only).
+    MessageFlagged { flag: Flag },
+    /// A moderator resolved a flag (moderators only).
+    FlagResolved { flag: Flag },
 }
 
 impl From<cc::ClientEvent> for ClientEvent {
@@ -288,6 +300,11 @@ impl From<cc::ClientEvent> for ClientEvent {
                 code,
                 reason: message,
             },
+            E::MessagePinned(p) => ClientEvent::MessagePinned { pin: p.into() },
+            E::UserMuted(m) => ClientEvent::UserMuted { mute: m.into() },
+            E::UserBanned(b) => ClientEvent::UserBanned { ban: b.into() },
+            E::MessageFlagged(f) => ClientEvent::MessageFlagged { flag: f.into() },
+            E::FlagResolved(f) => ClientEvent::FlagResolved { flag: f.into() },
         }
     }
 }
@@ -347,6 +364,8 @@ impl From<cc::ClientError> for ChatError {
                 "FORBIDDEN" => ChatError::Forbidden { reason: message },
                 "NOT_ENROLLED" => ChatError::NotEnrolled { reason: message },
                 "CHAT_DISABLED" => ChatError::ChatDisabled { reason: message },
+                "MUTED" => ChatError::Muted { reason: message },
+                "BANNED" => ChatError::Banned { reason: message },
                 "NOT_FOUND" => ChatError::NotFound { reason: message },
                 "PAYLOAD_TOO_LARGE" => ChatError::PayloadTooLarge {
                     reason: message,

@@ -20,8 +20,8 @@ use crate::error::ChatError;
 use crate::event::Event;
 use crate::plugin::{MessagePlugin, PluginAdapter};
 use crate::types::{
-    Actor, Course, CourseUpdate, FileData, HistoryPage, HistoryQuery, Message, Participant,
-    ReadReceipt, Role, SendMessage, User,
+    Actor, AuditEntry, Course, CourseUpdate, FileData, Flag, HistoryPage, HistoryQuery, Message,
+    Participant, ReadReceipt, Restriction, Role, SendMessage, User,
 };
 
 /// How long `close()` waits for background work (listener and plugin calls) to finish.
@@ -305,6 +305,141 @@ impl ChatEngine {
         let actor = actor_of(actor);
         self.with(|e| async move { e.unreact(&actor, &message_id, &emoji).await })
             .map(Into::into)
+    }
+
+    /// Pins a message (the course's instructors and admins); the message.
+    pub fn pin(&self, actor: Actor, message_id: String) -> Result<Message, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.pin(&actor, &message_id).await })
+            .map(Into::into)
+    }
+
+    /// Unpins a message (the course's instructors and admins); the message.
+    pub fn unpin(&self, actor: Actor, message_id: String) -> Result<Message, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.unpin(&actor, &message_id).await })
+            .map(Into::into)
+    }
+
+    /// The pinned messages of a course, oldest first.
+    pub fn pinned(&self, actor: Actor, course_id: String) -> Result<Vec<Message>, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.pinned(&actor, &course_id).await })
+            .map(|v| v.into_iter().map(Into::into).collect())
+    }
+
+    /// Mutes a user in a course for `duration_seconds` (moderators): their sends, edits,
+    /// reactions and typing fail with `MUTED` until then.
+    pub fn mute(
+        &self,
+        actor: Actor,
+        course_id: String,
+        user_id: String,
+        duration_seconds: u64,
+    ) -> Result<Restriction, ChatError> {
+        let actor = actor_of(actor);
+        let duration = std::time::Duration::from_secs(duration_seconds);
+        self.with(|e| async move { e.mute(&actor, &course_id, &user_id, duration).await })
+            .map(Into::into)
+    }
+
+    /// Lifts a user's mute in a course (moderators).
+    pub fn unmute(
+        &self,
+        actor: Actor,
+        course_id: String,
+        user_id: String,
+    ) -> Result<(), ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.unmute(&actor, &course_id, &user_id).await })
+    }
+
+    /// Bans a user from a course's chat (moderators): they can neither read nor write it.
+    pub fn ban(
+        &self,
+        actor: Actor,
+        course_id: String,
+        user_id: String,
+    ) -> Result<Restriction, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.ban(&actor, &course_id, &user_id).await })
+            .map(Into::into)
+    }
+
+    /// Lifts a user's ban (moderators).
+    pub fn unban(&self, actor: Actor, course_id: String, user_id: String) -> Result<(), ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.unban(&actor, &course_id, &user_id).await })
+    }
+
+    /// The mutes and bans in force in a course (moderators).
+    pub fn restrictions(
+        &self,
+        actor: Actor,
+        course_id: String,
+    ) -> Result<Vec<Restriction>, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.restrictions(&actor, &course_id).await })
+            .map(|v| v.into_iter().map(Into::into).collect())
+    }
+
+    /// Reports a message to the course's moderators with a reason; the flag (the caller's
+    /// open one, if they had flagged it already).
+    pub fn flag(
+        &self,
+        actor: Actor,
+        message_id: String,
+        reason: String,
+    ) -> Result<Flag, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.flag(&actor, &message_id, &reason).await })
+            .map(Into::into)
+    }
+
+    /// A course's flags, oldest first: the open ones, or all (moderators).
+    pub fn flags(
+        &self,
+        actor: Actor,
+        course_id: String,
+        open_only: bool,
+    ) -> Result<Vec<Flag>, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.flags(&actor, &course_id, open_only).await })
+            .map(|v| v.into_iter().map(Into::into).collect())
+    }
+
+    /// Resolves a flag (moderators): dismisses it, or deletes the message.
+    pub fn resolve_flag(
+        &self,
+        actor: Actor,
+        flag_id: String,
+        delete_message: bool,
+    ) -> Result<Flag, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.resolve_flag(&actor, &flag_id, delete_message).await })
+            .map(Into::into)
+    }
+
+    /// The audit log, newest first (admins): of one course or all, before an entry id, at most
+    /// `limit` (1 to 200).
+    pub fn audit_log(
+        &self,
+        actor: Actor,
+        course_id: Option<String>,
+        before: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move {
+            e.audit_log(
+                &actor,
+                course_id.as_deref(),
+                before.as_deref(),
+                limit as usize,
+            )
+            .await
+        })
+        .map(|v| v.into_iter().map(Into::into).collect())
     }
 
     /// Deletes a message (its sender, the course's instructors, admins); returns the tombstone.

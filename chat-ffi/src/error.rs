@@ -24,6 +24,12 @@ pub enum ChatError {
     /// `CHAT_DISABLED`: the course has chat disabled.
     #[error("{reason}")]
     ChatDisabled { reason: String },
+    /// `MUTED`: a moderator muted the caller in this course (the reason says until when).
+    #[error("{reason}")]
+    Muted { reason: String },
+    /// `BANNED`: a moderator banned the caller from this course's chat.
+    #[error("{reason}")]
+    Banned { reason: String },
     /// `NOT_FOUND`: the course, message, user, participant or file does not exist.
     #[error("{reason}")]
     NotFound { reason: String },
@@ -77,6 +83,8 @@ impl ChatError {
             ChatError::Forbidden { .. } => "FORBIDDEN",
             ChatError::NotEnrolled { .. } => "NOT_ENROLLED",
             ChatError::ChatDisabled { .. } => "CHAT_DISABLED",
+            ChatError::Muted { .. } => "MUTED",
+            ChatError::Banned { .. } => "BANNED",
             ChatError::NotFound { .. } => "NOT_FOUND",
             ChatError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ChatError::UnsupportedMediaType { .. } => "UNSUPPORTED_MEDIA_TYPE",
@@ -95,7 +103,9 @@ impl ChatError {
             ChatError::Unauthorized { .. } => 401,
             ChatError::Forbidden { .. }
             | ChatError::NotEnrolled { .. }
-            | ChatError::ChatDisabled { .. } => 403,
+            | ChatError::ChatDisabled { .. }
+            | ChatError::Muted { .. }
+            | ChatError::Banned { .. } => 403,
             ChatError::NotFound { .. } => 404,
             ChatError::PayloadTooLarge { .. } => 413,
             ChatError::UnsupportedMediaType { .. } => 415,
@@ -116,6 +126,8 @@ impl From<core::Error> for ChatError {
             E::Forbidden(_) | E::Rejected(_) => ChatError::Forbidden { reason },
             E::NotEnrolled => ChatError::NotEnrolled { reason },
             E::ChatDisabled => ChatError::ChatDisabled { reason },
+            E::Muted { .. } => ChatError::Muted { reason },
+            E::Banned => ChatError::Banned { reason },
             E::NotFound(_) => ChatError::NotFound { reason },
             E::PayloadTooLarge { limit } => ChatError::PayloadTooLarge { reason, limit },
             E::UnsupportedMediaType(_) => ChatError::UnsupportedMediaType { reason },

@@ -3,7 +3,7 @@
 
 use chat_core as core;
 
-use crate::types::{Message, User};
+use crate::types::{BanChange, Flag, Message, MuteChange, PinChange, User};
 
 /// A server event of the contract (the names in comments are the contract's event names).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
@@ -54,6 +54,16 @@ pub enum Event {
         emoji: String,
         seq: u64,
     },
+    /// `message-pinned`: pinned or unpinned (a seq'd change, replayed on resume).
+    MessagePinned { pin: PinChange },
+    /// `user-muted`: muted until `muted_until`, or unmuted (`None`).
+    UserMuted { mute: MuteChange },
+    /// `user-banned`: banned or unbanned.
+    UserBanned { ban: BanChange },
+    /// `message-flagged` (moderators only).
+    MessageFlagged { flag: Flag },
+    /// `flag-resolved` (moderators only).
+    FlagResolved { flag: Flag },
 }
 
 impl From<&core::Event> for Event {
@@ -105,6 +115,11 @@ impl From<&core::Event> for Event {
                 emoji: r.emoji,
                 seq: r.seq,
             },
+            E::MessagePinned(p) => Event::MessagePinned { pin: p.into() },
+            E::UserMuted(m) => Event::UserMuted { mute: m.into() },
+            E::UserBanned(b) => Event::UserBanned { ban: b.into() },
+            E::MessageFlagged(f) => Event::MessageFlagged { flag: f.into() },
+            E::FlagResolved(f) => Event::FlagResolved { flag: f.into() },
         }
     }
 }
@@ -123,6 +138,11 @@ pub fn event_name(event: &Event) -> String {
         Event::MessageRead { .. } => "message-read",
         Event::ReactionAdded { .. } => "reaction-added",
         Event::ReactionRemoved { .. } => "reaction-removed",
+        Event::MessagePinned { .. } => "message-pinned",
+        Event::UserMuted { .. } => "user-muted",
+        Event::UserBanned { .. } => "user-banned",
+        Event::MessageFlagged { .. } => "message-flagged",
+        Event::FlagResolved { .. } => "flag-resolved",
     }
     .to_string()
 }

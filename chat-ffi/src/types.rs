@@ -372,6 +372,15 @@ pub struct Message {
     /// Reactions by emoji, in the order each emoji was first used.
     #[uniffi(default = [])]
     pub reactions: Vec<Reaction>,
+    /// Pinned by a moderator.
+    #[uniffi(default = false)]
+    pub pinned: bool,
+    /// When it was pinned (RFC 3339).
+    #[uniffi(default = None)]
+    pub pinned_at: Option<String>,
+    /// Who pinned it.
+    #[uniffi(default = None)]
+    pub pinned_by: Option<String>,
 }
 
 impl From<core::Message> for Message {
@@ -395,6 +404,9 @@ impl From<core::Message> for Message {
             created_at: m.created_at.to_string(),
             updated_at: m.updated_at.to_string(),
             reactions: m.reactions.into_iter().map(Into::into).collect(),
+            pinned: m.pinned,
+            pinned_at: m.pinned_at.map(|t| t.to_string()),
+            pinned_by: m.pinned_by,
         }
     }
 }
@@ -538,6 +550,193 @@ impl From<core::HistoryPage> for HistoryPage {
         HistoryPage {
             messages: p.messages.into_iter().map(Into::into).collect(),
             pagination: p.pagination.into(),
+        }
+    }
+}
+
+/// A pin or unpin (`message-pinned`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PinChange {
+    /// The message.
+    pub message_id: String,
+    /// Its course.
+    pub course_id: String,
+    /// Pinned (true) or unpinned.
+    pub pinned: bool,
+    /// Who pinned it (`None` once unpinned).
+    pub pinned_by: Option<String>,
+    /// When it was pinned (RFC 3339; `None` once unpinned).
+    pub pinned_at: Option<String>,
+    /// The course seq of the change.
+    pub seq: u64,
+}
+
+impl From<core::event::PinEvent> for PinChange {
+    fn from(p: core::event::PinEvent) -> Self {
+        PinChange {
+            message_id: p.message_id,
+            course_id: p.course_id,
+            pinned: p.pinned,
+            pinned_by: p.pinned_by,
+            pinned_at: p.pinned_at.map(|t| t.to_string()),
+            seq: p.seq,
+        }
+    }
+}
+
+/// A mute or unmute (`user-muted`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct MuteChange {
+    /// The course.
+    pub course_id: String,
+    /// The user.
+    pub user_id: String,
+    /// Until when (RFC 3339); `None`: unmuted.
+    pub muted_until: Option<String>,
+    /// The moderator.
+    pub by: String,
+}
+
+impl From<core::event::UserMuted> for MuteChange {
+    fn from(m: core::event::UserMuted) -> Self {
+        MuteChange {
+            course_id: m.course_id,
+            user_id: m.user_id,
+            muted_until: m.muted_until.map(|t| t.to_string()),
+            by: m.by,
+        }
+    }
+}
+
+/// A ban or unban (`user-banned`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BanChange {
+    /// The course.
+    pub course_id: String,
+    /// The user.
+    pub user_id: String,
+    /// Banned (true) or unbanned.
+    pub banned: bool,
+    /// The moderator.
+    pub by: String,
+}
+
+impl From<core::event::UserBanned> for BanChange {
+    fn from(b: core::event::UserBanned) -> Self {
+        BanChange {
+            course_id: b.course_id,
+            user_id: b.user_id,
+            banned: b.banned,
+            by: b.by,
+        }
+    }
+}
+
+/// A user's mute and ban in a course.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Restriction {
+    /// The course.
+    pub course_id: String,
+    /// The user.
+    pub user_id: String,
+    /// Muted until then (RFC 3339), if muted.
+    pub muted_until: Option<String>,
+    /// Banned from the course's chat.
+    pub banned: bool,
+    /// The moderator who last changed it.
+    pub updated_by: String,
+    /// When (RFC 3339).
+    pub updated_at: String,
+}
+
+impl From<core::Restriction> for Restriction {
+    fn from(r: core::Restriction) -> Self {
+        Restriction {
+            course_id: r.course_id,
+            user_id: r.user_id,
+            muted_until: r.muted_until.map(|t| t.to_string()),
+            banned: r.banned,
+            updated_by: r.updated_by,
+            updated_at: r.updated_at.to_string(),
+        }
+    }
+}
+
+/// A participant's report of a message, in the course's moderator queue.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Flag {
+    /// The flag's id.
+    pub id: String,
+    /// The course.
+    pub course_id: String,
+    /// The reported message.
+    pub message_id: String,
+    /// Who reported it.
+    pub reporter_id: String,
+    /// Why.
+    pub reason: String,
+    /// When (RFC 3339).
+    pub created_at: String,
+    /// Whether a moderator dealt with it.
+    pub resolved: bool,
+    /// Who resolved it.
+    pub resolved_by: Option<String>,
+    /// When (RFC 3339).
+    pub resolved_at: Option<String>,
+    /// Whether resolving it deleted the message.
+    pub message_deleted: bool,
+}
+
+impl From<core::Flag> for Flag {
+    fn from(f: core::Flag) -> Self {
+        let r = f.resolution;
+        Flag {
+            id: f.id,
+            course_id: f.course_id,
+            message_id: f.message_id,
+            reporter_id: f.reporter_id,
+            reason: f.reason,
+            created_at: f.created_at.to_string(),
+            resolved: r.is_some(),
+            resolved_by: r.as_ref().map(|r| r.by.clone()),
+            resolved_at: r.as_ref().map(|r| r.at.to_string()),
+            message_deleted: r.is_some_and(|r| r.message_deleted),
+        }
+    }
+}
+
+/// One moderation action in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AuditEntry {
+    /// The entry's id (sorts by time).
+    pub id: String,
+    /// The course.
+    pub course_id: String,
+    /// The moderator.
+    pub actor_id: String,
+    /// `mute`, `unmute`, `ban`, `unban`, `pin`, `unpin`, `delete-message`, `resolve-flag`.
+    pub action: String,
+    /// The user acted on.
+    pub target_user_id: Option<String>,
+    /// The message acted on.
+    pub message_id: Option<String>,
+    /// More about it.
+    pub detail: Option<String>,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+impl From<core::AuditEntry> for AuditEntry {
+    fn from(e: core::AuditEntry) -> Self {
+        AuditEntry {
+            id: e.id,
+            course_id: e.course_id,
+            actor_id: e.actor_id,
+            action: e.action,
+            target_user_id: e.target_user_id,
+            message_id: e.message_id,
+            detail: e.detail,
+            at: e.at.to_string(),
         }
     }
 }

@@ -592,6 +592,10 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatconnection_typing() != 65130:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_audit_log() != 11199:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_ban() != 17886:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_changes_since() != 3838:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_close() != 18348:
@@ -608,6 +612,10 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_file() != 32520:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_flag() != 6699:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_flags() != 9565:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_history() != 33341:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_is_closed() != 34323:
@@ -616,13 +624,23 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_message() != 47141:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_mute() != 58895:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_online_users() != 30985:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_participants() != 61408:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_pin() != 55035:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_pinned() != 1934:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_put_course() != 21889:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_react() != 16924:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_resolve_flag() != 55144:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_restrictions() != 25807:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_send() != 48701:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -632,7 +650,13 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_typing() != 58517:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_unban() != 56440:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_unenroll() != 47334:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_unmute() != 59789:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_unpin() != 21023:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_unreact() != 23336:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -791,6 +815,12 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatconnection_leave.restype = ctypes
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatconnection_typing.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatconnection_typing.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_audit_log.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_audit_log.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_ban.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_ban.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_changes_since.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_changes_since.restype = ctypes.c_uint16
@@ -815,6 +845,12 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_enroll.restype = ctypes.c_
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_file.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_file.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_flag.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_flag.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_flags.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_flags.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_history.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_history.restype = ctypes.c_uint16
@@ -827,18 +863,33 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_mark_read.restype = ctypes
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_message.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_message.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_mute.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_mute.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_online_users.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_online_users.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_participants.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_participants.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_pin.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_pin.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_pinned.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_pinned.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_put_course.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_put_course.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_react.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_react.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_resolve_flag.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_resolve_flag.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_restrictions.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_restrictions.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_send.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_send.restype = ctypes.c_uint16
@@ -851,9 +902,18 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_subscribe.restype = ctypes
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_typing.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_typing.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unban.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unban.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unenroll.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unenroll.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unmute.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unmute.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unpin.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unpin.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unreact.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_unreact.restype = ctypes.c_uint16
@@ -1103,6 +1163,23 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatconnection_typing.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatconnection_typing.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_audit_log.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint32,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_audit_log.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_ban.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_ban.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_changes_since.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1162,6 +1239,22 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_file.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_file.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_flag.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_flag.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_flags.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_int8,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_flags.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_history.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1189,6 +1282,15 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_message.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_message.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_mute.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_mute.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_online_users.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1203,6 +1305,20 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_participants.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_participants.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_pin.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_pin.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_pinned.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_pinned.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_put_course.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1219,6 +1335,21 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_react.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_react.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_resolve_flag.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_int8,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_resolve_flag.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_restrictions.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_restrictions.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_send.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1250,6 +1381,14 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_typing.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_typing.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unban.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unban.restype = None
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unenroll.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1258,6 +1397,21 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unenroll.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unenroll.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unmute.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unmute.restype = None
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unpin.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unpin.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unreact.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1708,6 +1862,153 @@ class _UniffiFfiConverterTypeAttachment(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.name, buf)
         _UniffiFfiConverterBytes.write(value.bytes, buf)
 
+@dataclass
+class AuditEntry:
+    """
+    One moderation action in the audit log.
+"""
+    def __init__(self, *, id:str, course_id:str, actor_id:str, action:str, target_user_id:typing.Optional[str], message_id:typing.Optional[str], detail:typing.Optional[str], at:str):
+        self.id = id
+        self.course_id = course_id
+        self.actor_id = actor_id
+        self.action = action
+        self.target_user_id = target_user_id
+        self.message_id = message_id
+        self.detail = detail
+        self.at = at
+        
+        
+
+    
+    def __str__(self):
+        return "AuditEntry(id={}, course_id={}, actor_id={}, action={}, target_user_id={}, message_id={}, detail={}, at={})".format(self.id, self.course_id, self.actor_id, self.action, self.target_user_id, self.message_id, self.detail, self.at)
+    def __eq__(self, other):
+        if self.id != other.id:
+            return False
+        if self.course_id != other.course_id:
+            return False
+        if self.actor_id != other.actor_id:
+            return False
+        if self.action != other.action:
+            return False
+        if self.target_user_id != other.target_user_id:
+            return False
+        if self.message_id != other.message_id:
+            return False
+        if self.detail != other.detail:
+            return False
+        if self.at != other.at:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeAuditEntry(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return AuditEntry(
+            id=_UniffiFfiConverterString.read(buf),
+            course_id=_UniffiFfiConverterString.read(buf),
+            actor_id=_UniffiFfiConverterString.read(buf),
+            action=_UniffiFfiConverterString.read(buf),
+            target_user_id=_UniffiFfiConverterOptionalString.read(buf),
+            message_id=_UniffiFfiConverterOptionalString.read(buf),
+            detail=_UniffiFfiConverterOptionalString.read(buf),
+            at=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.id)
+        _UniffiFfiConverterString.check_lower(value.course_id)
+        _UniffiFfiConverterString.check_lower(value.actor_id)
+        _UniffiFfiConverterString.check_lower(value.action)
+        _UniffiFfiConverterOptionalString.check_lower(value.target_user_id)
+        _UniffiFfiConverterOptionalString.check_lower(value.message_id)
+        _UniffiFfiConverterOptionalString.check_lower(value.detail)
+        _UniffiFfiConverterString.check_lower(value.at)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.id, buf)
+        _UniffiFfiConverterString.write(value.course_id, buf)
+        _UniffiFfiConverterString.write(value.actor_id, buf)
+        _UniffiFfiConverterString.write(value.action, buf)
+        _UniffiFfiConverterOptionalString.write(value.target_user_id, buf)
+        _UniffiFfiConverterOptionalString.write(value.message_id, buf)
+        _UniffiFfiConverterOptionalString.write(value.detail, buf)
+        _UniffiFfiConverterString.write(value.at, buf)
+
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
+
+@dataclass
+class BanChange:
+    """
+    A ban or unban (`user-banned`).
+"""
+    def __init__(self, *, course_id:str, user_id:str, banned:bool, by:str):
+        self.course_id = course_id
+        self.user_id = user_id
+        self.banned = banned
+        self.by = by
+        
+        
+
+    
+    def __str__(self):
+        return "BanChange(course_id={}, user_id={}, banned={}, by={})".format(self.course_id, self.user_id, self.banned, self.by)
+    def __eq__(self, other):
+        if self.course_id != other.course_id:
+            return False
+        if self.user_id != other.user_id:
+            return False
+        if self.banned != other.banned:
+            return False
+        if self.by != other.by:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeBanChange(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return BanChange(
+            course_id=_UniffiFfiConverterString.read(buf),
+            user_id=_UniffiFfiConverterString.read(buf),
+            banned=_UniffiFfiConverterBoolean.read(buf),
+            by=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.course_id)
+        _UniffiFfiConverterString.check_lower(value.user_id)
+        _UniffiFfiConverterBoolean.check_lower(value.banned)
+        _UniffiFfiConverterString.check_lower(value.by)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.course_id, buf)
+        _UniffiFfiConverterString.write(value.user_id, buf)
+        _UniffiFfiConverterBoolean.write(value.banned, buf)
+        _UniffiFfiConverterString.write(value.by, buf)
+
 class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
     CLASS_NAME = "u64"
     VALUE_MIN = 0
@@ -1970,27 +2271,6 @@ class _UniffiFfiConverterOptionalTypeFileInfo(_UniffiConverterRustBuffer):
         else:
             raise InternalError("Unexpected flag byte for optional type")
 
-class _UniffiFfiConverterBoolean:
-    @classmethod
-    def check_lower(cls, value):
-        return not not value
-
-    @classmethod
-    def lower(cls, value):
-        return 1 if value else 0
-
-    @staticmethod
-    def lift(value):
-        return value != 0
-
-    @classmethod
-    def read(cls, buf):
-        return cls.lift(buf.read_u8())
-
-    @classmethod
-    def write(cls, value, buf):
-        buf.write_u8(value)
-
 @dataclass
 class ReplyPreview:
     """
@@ -2225,7 +2505,7 @@ class Message:
     """
     A chat message, as stored and as shown.
 """
-    def __init__(self, *, id:str, course_id:str, seq:int, change_seq:int, sender:Sender, message:str, message_type:MessageType, file:typing.Optional[FileInfo], reply_to:typing.Optional[ReplyPreview], read_by:typing.List[ReadBy], is_edited:bool, edited_at:typing.Optional[str], is_deleted:bool, deleted_at:typing.Optional[str], client_id:typing.Optional[str], created_at:str, updated_at:str, reactions:typing.List[Reaction] = _DEFAULT):
+    def __init__(self, *, id:str, course_id:str, seq:int, change_seq:int, sender:Sender, message:str, message_type:MessageType, file:typing.Optional[FileInfo], reply_to:typing.Optional[ReplyPreview], read_by:typing.List[ReadBy], is_edited:bool, edited_at:typing.Optional[str], is_deleted:bool, deleted_at:typing.Optional[str], client_id:typing.Optional[str], created_at:str, updated_at:str, reactions:typing.List[Reaction] = _DEFAULT, pinned:bool = False, pinned_at:typing.Optional[str] = _DEFAULT, pinned_by:typing.Optional[str] = _DEFAULT):
         self.id = id
         self.course_id = course_id
         self.seq = seq
@@ -2247,12 +2527,21 @@ class Message:
             self.reactions = []
         else:
             self.reactions = reactions
+        self.pinned = pinned
+        if pinned_at is _DEFAULT:
+            self.pinned_at = None
+        else:
+            self.pinned_at = pinned_at
+        if pinned_by is _DEFAULT:
+            self.pinned_by = None
+        else:
+            self.pinned_by = pinned_by
         
         
 
     
     def __str__(self):
-        return "Message(id={}, course_id={}, seq={}, change_seq={}, sender={}, message={}, message_type={}, file={}, reply_to={}, read_by={}, is_edited={}, edited_at={}, is_deleted={}, deleted_at={}, client_id={}, created_at={}, updated_at={}, reactions={})".format(self.id, self.course_id, self.seq, self.change_seq, self.sender, self.message, self.message_type, self.file, self.reply_to, self.read_by, self.is_edited, self.edited_at, self.is_deleted, self.deleted_at, self.client_id, self.created_at, self.updated_at, self.reactions)
+        return "Message(id={}, course_id={}, seq={}, change_seq={}, sender={}, message={}, message_type={}, file={}, reply_to={}, read_by={}, is_edited={}, edited_at={}, is_deleted={}, deleted_at={}, client_id={}, created_at={}, updated_at={}, reactions={}, pinned={}, pinned_at={}, pinned_by={})".format(self.id, self.course_id, self.seq, self.change_seq, self.sender, self.message, self.message_type, self.file, self.reply_to, self.read_by, self.is_edited, self.edited_at, self.is_deleted, self.deleted_at, self.client_id, self.created_at, self.updated_at, self.reactions, self.pinned, self.pinned_at, self.pinned_by)
     def __eq__(self, other):
         if self.id != other.id:
             return False
@@ -2290,6 +2579,12 @@ class Message:
             return False
         if self.reactions != other.reactions:
             return False
+        if self.pinned != other.pinned:
+            return False
+        if self.pinned_at != other.pinned_at:
+            return False
+        if self.pinned_by != other.pinned_by:
+            return False
         return True
 
 class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
@@ -2314,6 +2609,9 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
             created_at=_UniffiFfiConverterString.read(buf),
             updated_at=_UniffiFfiConverterString.read(buf),
             reactions=_UniffiFfiConverterSequenceTypeReaction.read(buf),
+            pinned=_UniffiFfiConverterBoolean.read(buf),
+            pinned_at=_UniffiFfiConverterOptionalString.read(buf),
+            pinned_by=_UniffiFfiConverterOptionalString.read(buf),
         )
 
     @staticmethod
@@ -2336,6 +2634,9 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.check_lower(value.created_at)
         _UniffiFfiConverterString.check_lower(value.updated_at)
         _UniffiFfiConverterSequenceTypeReaction.check_lower(value.reactions)
+        _UniffiFfiConverterBoolean.check_lower(value.pinned)
+        _UniffiFfiConverterOptionalString.check_lower(value.pinned_at)
+        _UniffiFfiConverterOptionalString.check_lower(value.pinned_by)
 
     @staticmethod
     def write(value, buf):
@@ -2357,6 +2658,9 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.created_at, buf)
         _UniffiFfiConverterString.write(value.updated_at, buf)
         _UniffiFfiConverterSequenceTypeReaction.write(value.reactions, buf)
+        _UniffiFfiConverterBoolean.write(value.pinned, buf)
+        _UniffiFfiConverterOptionalString.write(value.pinned_at, buf)
+        _UniffiFfiConverterOptionalString.write(value.pinned_by, buf)
 
 class _UniffiFfiConverterSequenceTypeMessage(_UniffiConverterRustBuffer):
     @classmethod
@@ -2922,6 +3226,93 @@ class _UniffiFfiConverterTypeFileData(_UniffiConverterRustBuffer):
         _UniffiFfiConverterBytes.write(value.bytes, buf)
 
 @dataclass
+class Flag:
+    """
+    A participant's report of a message, in the course's moderator queue.
+"""
+    def __init__(self, *, id:str, course_id:str, message_id:str, reporter_id:str, reason:str, created_at:str, resolved:bool, resolved_by:typing.Optional[str], resolved_at:typing.Optional[str], message_deleted:bool):
+        self.id = id
+        self.course_id = course_id
+        self.message_id = message_id
+        self.reporter_id = reporter_id
+        self.reason = reason
+        self.created_at = created_at
+        self.resolved = resolved
+        self.resolved_by = resolved_by
+        self.resolved_at = resolved_at
+        self.message_deleted = message_deleted
+        
+        
+
+    
+    def __str__(self):
+        return "Flag(id={}, course_id={}, message_id={}, reporter_id={}, reason={}, created_at={}, resolved={}, resolved_by={}, resolved_at={}, message_deleted={})".format(self.id, self.course_id, self.message_id, self.reporter_id, self.reason, self.created_at, self.resolved, self.resolved_by, self.resolved_at, self.message_deleted)
+    def __eq__(self, other):
+        if self.id != other.id:
+            return False
+        if self.course_id != other.course_id:
+            return False
+        if self.message_id != other.message_id:
+            return False
+        if self.reporter_id != other.reporter_id:
+            return False
+        if self.reason != other.reason:
+            return False
+        if self.created_at != other.created_at:
+            return False
+        if self.resolved != other.resolved:
+            return False
+        if self.resolved_by != other.resolved_by:
+            return False
+        if self.resolved_at != other.resolved_at:
+            return False
+        if self.message_deleted != other.message_deleted:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeFlag(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Flag(
+            id=_UniffiFfiConverterString.read(buf),
+            course_id=_UniffiFfiConverterString.read(buf),
+            message_id=_UniffiFfiConverterString.read(buf),
+            reporter_id=_UniffiFfiConverterString.read(buf),
+            reason=_UniffiFfiConverterString.read(buf),
+            created_at=_UniffiFfiConverterString.read(buf),
+            resolved=_UniffiFfiConverterBoolean.read(buf),
+            resolved_by=_UniffiFfiConverterOptionalString.read(buf),
+            resolved_at=_UniffiFfiConverterOptionalString.read(buf),
+            message_deleted=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.id)
+        _UniffiFfiConverterString.check_lower(value.course_id)
+        _UniffiFfiConverterString.check_lower(value.message_id)
+        _UniffiFfiConverterString.check_lower(value.reporter_id)
+        _UniffiFfiConverterString.check_lower(value.reason)
+        _UniffiFfiConverterString.check_lower(value.created_at)
+        _UniffiFfiConverterBoolean.check_lower(value.resolved)
+        _UniffiFfiConverterOptionalString.check_lower(value.resolved_by)
+        _UniffiFfiConverterOptionalString.check_lower(value.resolved_at)
+        _UniffiFfiConverterBoolean.check_lower(value.message_deleted)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.id, buf)
+        _UniffiFfiConverterString.write(value.course_id, buf)
+        _UniffiFfiConverterString.write(value.message_id, buf)
+        _UniffiFfiConverterString.write(value.reporter_id, buf)
+        _UniffiFfiConverterString.write(value.reason, buf)
+        _UniffiFfiConverterString.write(value.created_at, buf)
+        _UniffiFfiConverterBoolean.write(value.resolved, buf)
+        _UniffiFfiConverterOptionalString.write(value.resolved_by, buf)
+        _UniffiFfiConverterOptionalString.write(value.resolved_at, buf)
+        _UniffiFfiConverterBoolean.write(value.message_deleted, buf)
+
+@dataclass
 class Pagination:
     """
     The contract's `pagination` object.
@@ -3067,6 +3458,57 @@ class _UniffiFfiConverterTypeHistoryQuery(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalUInt32.write(value.limit, buf)
         _UniffiFfiConverterOptionalUInt64.write(value.before, buf)
         _UniffiFfiConverterOptionalUInt64.write(value.after, buf)
+
+@dataclass
+class MuteChange:
+    """
+    A mute or unmute (`user-muted`).
+"""
+    def __init__(self, *, course_id:str, user_id:str, muted_until:typing.Optional[str], by:str):
+        self.course_id = course_id
+        self.user_id = user_id
+        self.muted_until = muted_until
+        self.by = by
+        
+        
+
+    
+    def __str__(self):
+        return "MuteChange(course_id={}, user_id={}, muted_until={}, by={})".format(self.course_id, self.user_id, self.muted_until, self.by)
+    def __eq__(self, other):
+        if self.course_id != other.course_id:
+            return False
+        if self.user_id != other.user_id:
+            return False
+        if self.muted_until != other.muted_until:
+            return False
+        if self.by != other.by:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeMuteChange(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return MuteChange(
+            course_id=_UniffiFfiConverterString.read(buf),
+            user_id=_UniffiFfiConverterString.read(buf),
+            muted_until=_UniffiFfiConverterOptionalString.read(buf),
+            by=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.course_id)
+        _UniffiFfiConverterString.check_lower(value.user_id)
+        _UniffiFfiConverterOptionalString.check_lower(value.muted_until)
+        _UniffiFfiConverterString.check_lower(value.by)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.course_id, buf)
+        _UniffiFfiConverterString.write(value.user_id, buf)
+        _UniffiFfiConverterOptionalString.write(value.muted_until, buf)
+        _UniffiFfiConverterString.write(value.by, buf)
 
 
 
@@ -3302,6 +3744,69 @@ class _UniffiFfiConverterTypeParticipant(_UniffiConverterRustBuffer):
         _UniffiFfiConverterTypeRole.write(value.role, buf)
 
 @dataclass
+class PinChange:
+    """
+    A pin or unpin (`message-pinned`).
+"""
+    def __init__(self, *, message_id:str, course_id:str, pinned:bool, pinned_by:typing.Optional[str], pinned_at:typing.Optional[str], seq:int):
+        self.message_id = message_id
+        self.course_id = course_id
+        self.pinned = pinned
+        self.pinned_by = pinned_by
+        self.pinned_at = pinned_at
+        self.seq = seq
+        
+        
+
+    
+    def __str__(self):
+        return "PinChange(message_id={}, course_id={}, pinned={}, pinned_by={}, pinned_at={}, seq={})".format(self.message_id, self.course_id, self.pinned, self.pinned_by, self.pinned_at, self.seq)
+    def __eq__(self, other):
+        if self.message_id != other.message_id:
+            return False
+        if self.course_id != other.course_id:
+            return False
+        if self.pinned != other.pinned:
+            return False
+        if self.pinned_by != other.pinned_by:
+            return False
+        if self.pinned_at != other.pinned_at:
+            return False
+        if self.seq != other.seq:
+            return False
+        return True
+
+class _UniffiFfiConverterTypePinChange(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return PinChange(
+            message_id=_UniffiFfiConverterString.read(buf),
+            course_id=_UniffiFfiConverterString.read(buf),
+            pinned=_UniffiFfiConverterBoolean.read(buf),
+            pinned_by=_UniffiFfiConverterOptionalString.read(buf),
+            pinned_at=_UniffiFfiConverterOptionalString.read(buf),
+            seq=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.message_id)
+        _UniffiFfiConverterString.check_lower(value.course_id)
+        _UniffiFfiConverterBoolean.check_lower(value.pinned)
+        _UniffiFfiConverterOptionalString.check_lower(value.pinned_by)
+        _UniffiFfiConverterOptionalString.check_lower(value.pinned_at)
+        _UniffiFfiConverterUInt64.check_lower(value.seq)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.message_id, buf)
+        _UniffiFfiConverterString.write(value.course_id, buf)
+        _UniffiFfiConverterBoolean.write(value.pinned, buf)
+        _UniffiFfiConverterOptionalString.write(value.pinned_by, buf)
+        _UniffiFfiConverterOptionalString.write(value.pinned_at, buf)
+        _UniffiFfiConverterUInt64.write(value.seq, buf)
+
+@dataclass
 class ReadReceipt:
     """
     A read receipt: `user_id` has read `message_id` and everything before it.
@@ -3351,6 +3856,69 @@ class _UniffiFfiConverterTypeReadReceipt(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.course_id, buf)
         _UniffiFfiConverterString.write(value.user_id, buf)
         _UniffiFfiConverterString.write(value.read_at, buf)
+
+@dataclass
+class Restriction:
+    """
+    A user's mute and ban in a course.
+"""
+    def __init__(self, *, course_id:str, user_id:str, muted_until:typing.Optional[str], banned:bool, updated_by:str, updated_at:str):
+        self.course_id = course_id
+        self.user_id = user_id
+        self.muted_until = muted_until
+        self.banned = banned
+        self.updated_by = updated_by
+        self.updated_at = updated_at
+        
+        
+
+    
+    def __str__(self):
+        return "Restriction(course_id={}, user_id={}, muted_until={}, banned={}, updated_by={}, updated_at={})".format(self.course_id, self.user_id, self.muted_until, self.banned, self.updated_by, self.updated_at)
+    def __eq__(self, other):
+        if self.course_id != other.course_id:
+            return False
+        if self.user_id != other.user_id:
+            return False
+        if self.muted_until != other.muted_until:
+            return False
+        if self.banned != other.banned:
+            return False
+        if self.updated_by != other.updated_by:
+            return False
+        if self.updated_at != other.updated_at:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeRestriction(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return Restriction(
+            course_id=_UniffiFfiConverterString.read(buf),
+            user_id=_UniffiFfiConverterString.read(buf),
+            muted_until=_UniffiFfiConverterOptionalString.read(buf),
+            banned=_UniffiFfiConverterBoolean.read(buf),
+            updated_by=_UniffiFfiConverterString.read(buf),
+            updated_at=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.course_id)
+        _UniffiFfiConverterString.check_lower(value.user_id)
+        _UniffiFfiConverterOptionalString.check_lower(value.muted_until)
+        _UniffiFfiConverterBoolean.check_lower(value.banned)
+        _UniffiFfiConverterString.check_lower(value.updated_by)
+        _UniffiFfiConverterString.check_lower(value.updated_at)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.course_id, buf)
+        _UniffiFfiConverterString.write(value.user_id, buf)
+        _UniffiFfiConverterOptionalString.write(value.muted_until, buf)
+        _UniffiFfiConverterBoolean.write(value.banned, buf)
+        _UniffiFfiConverterString.write(value.updated_by, buf)
+        _UniffiFfiConverterString.write(value.updated_at, buf)
 
 class _UniffiFfiConverterOptionalTypeMessageType(_UniffiConverterRustBuffer):
     @classmethod
@@ -3777,6 +4345,94 @@ class ChatError:  # type: ignore
             )
             return _uniffi_lift_return(_uniffi_ffi_result)
     _UniffiTempChatError.ChatDisabled = ChatDisabled # type: ignore
+    class Muted(_UniffiTempChatError):
+        """
+        `MUTED`: a moderator muted the caller in this course (the reason says until when).
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ChatError.Muted({})".format(str(self))
+        def code(self, ) -> str:
+            """
+            The contract's code: `VALIDATION`, `NOT_FOUND`, `RATE_LIMITED`, …
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeChatError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_chat_ffi_fn_method_chaterror_code,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
+        def http_status(self, ) -> int:
+            """
+            The HTTP status the contract pairs with the code.
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeChatError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterUInt16.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_chat_ffi_fn_method_chaterror_http_status,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
+    _UniffiTempChatError.Muted = Muted # type: ignore
+    class Banned(_UniffiTempChatError):
+        """
+        `BANNED`: a moderator banned the caller from this course's chat.
+"""
+        
+        def __init__(self, reason):
+            super().__init__(", ".join([
+                "reason={!r}".format(reason),
+            ]))
+            self.reason = reason
+
+        def __repr__(self):
+            return "ChatError.Banned({})".format(str(self))
+        def code(self, ) -> str:
+            """
+            The contract's code: `VALIDATION`, `NOT_FOUND`, `RATE_LIMITED`, …
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeChatError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterString.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_chat_ffi_fn_method_chaterror_code,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
+        def http_status(self, ) -> int:
+            """
+            The HTTP status the contract pairs with the code.
+"""
+            _uniffi_lowered_args = (
+                _UniffiFfiConverterTypeChatError.lower(self),
+            )
+            _uniffi_lift_return = _UniffiFfiConverterUInt16.lift
+            _uniffi_error_converter = None
+            _uniffi_ffi_result = _uniffi_rust_call_with_error(
+                _uniffi_error_converter,
+                _UniffiLib.uniffi_chat_ffi_fn_method_chaterror_http_status,
+                *_uniffi_lowered_args,
+            )
+            return _uniffi_lift_return(_uniffi_ffi_result)
+    _UniffiTempChatError.Banned = Banned # type: ignore
     class NotFound(_UniffiTempChatError):
         """
         `NOT_FOUND`: the course, message, user, participant or file does not exist.
@@ -4121,32 +4777,40 @@ class _UniffiFfiConverterTypeChatError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 6:
-            return ChatError.NotFound(
+            return ChatError.Muted(
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 7:
+            return ChatError.Banned(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 8:
+            return ChatError.NotFound(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 9:
             return ChatError.PayloadTooLarge(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
             )
-        if variant == 8:
+        if variant == 10:
             return ChatError.UnsupportedMediaType(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 9:
+        if variant == 11:
             return ChatError.RateLimited(
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
             )
-        if variant == 10:
+        if variant == 12:
             return ChatError.Internal(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 11:
+        if variant == 13:
             return ChatError.Offline(
                 _UniffiFfiConverterString.read(buf),
             )
-        if variant == 12:
+        if variant == 14:
             return ChatError.Network(
                 _UniffiFfiConverterString.read(buf),
             )
@@ -4167,6 +4831,12 @@ class _UniffiFfiConverterTypeChatError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, ChatError.ChatDisabled):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ChatError.Muted):
+            _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if isinstance(value, ChatError.Banned):
             _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, ChatError.NotFound):
@@ -4210,28 +4880,34 @@ class _UniffiFfiConverterTypeChatError(_UniffiConverterRustBuffer):
         if isinstance(value, ChatError.ChatDisabled):
             buf.write_i32(5)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, ChatError.NotFound):
+        if isinstance(value, ChatError.Muted):
             buf.write_i32(6)
             _UniffiFfiConverterString.write(value.reason, buf)
-        if isinstance(value, ChatError.PayloadTooLarge):
+        if isinstance(value, ChatError.Banned):
             buf.write_i32(7)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ChatError.NotFound):
+            buf.write_i32(8)
+            _UniffiFfiConverterString.write(value.reason, buf)
+        if isinstance(value, ChatError.PayloadTooLarge):
+            buf.write_i32(9)
             _UniffiFfiConverterString.write(value.reason, buf)
             _UniffiFfiConverterUInt64.write(value.limit, buf)
         if isinstance(value, ChatError.UnsupportedMediaType):
-            buf.write_i32(8)
+            buf.write_i32(10)
             _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, ChatError.RateLimited):
-            buf.write_i32(9)
+            buf.write_i32(11)
             _UniffiFfiConverterString.write(value.reason, buf)
             _UniffiFfiConverterUInt64.write(value.retry_after_ms, buf)
         if isinstance(value, ChatError.Internal):
-            buf.write_i32(10)
+            buf.write_i32(12)
             _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, ChatError.Offline):
-            buf.write_i32(11)
+            buf.write_i32(13)
             _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, ChatError.Network):
-            buf.write_i32(12)
+            buf.write_i32(14)
             _UniffiFfiConverterString.write(value.reason, buf)
 
 
@@ -5138,6 +5814,141 @@ class ClientEvent:
                 return False
             return True
 
+    @dataclass
+    class MESSAGE_PINNED:
+        """
+        A moderator pinned or unpinned a message (the cache holds it so).
+"""
+        
+        def __init__(self, pin:PinChange):
+            self.pin = pin
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.MESSAGE_PINNED(pin={})".format(self.pin)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_MESSAGE_PINNED():
+                return False
+            if self.pin != other.pin:
+                return False
+            return True
+
+    @dataclass
+    class USER_MUTED:
+        """
+        A moderator muted (`muted_until` set) or unmuted a user in a course.
+"""
+        
+        def __init__(self, mute:MuteChange):
+            self.mute = mute
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.USER_MUTED(mute={})".format(self.mute)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_USER_MUTED():
+                return False
+            if self.mute != other.mute:
+                return False
+            return True
+
+    @dataclass
+    class USER_BANNED:
+        """
+        A moderator banned or unbanned a user from a course's chat.
+"""
+        
+        def __init__(self, ban:BanChange):
+            self.ban = ban
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.USER_BANNED(ban={})".format(self.ban)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_USER_BANNED():
+                return False
+            if self.ban != other.ban:
+                return False
+            return True
+
+    @dataclass
+    class MESSAGE_FLAGGED:
+        """
+        A participant flagged a message (moderators only).
+"""
+        
+        def __init__(self, flag:Flag):
+            self.flag = flag
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.MESSAGE_FLAGGED(flag={})".format(self.flag)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_MESSAGE_FLAGGED():
+                return False
+            if self.flag != other.flag:
+                return False
+            return True
+
+    @dataclass
+    class FLAG_RESOLVED:
+        """
+        A moderator resolved a flag (moderators only).
+"""
+        
+        def __init__(self, flag:Flag):
+            self.flag = flag
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.FLAG_RESOLVED(flag={})".format(self.flag)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_FLAG_RESOLVED():
+                return False
+            if self.flag != other.flag:
+                return False
+            return True
+
     
 
     # For each variant, we have `is_NAME` and `is_name` methods for easily checking
@@ -5218,6 +6029,26 @@ class ClientEvent:
         return isinstance(self, ClientEvent.SERVER_ERROR)
     def is_server_error(self) -> bool:
         return isinstance(self, ClientEvent.SERVER_ERROR)
+    def is_MESSAGE_PINNED(self) -> bool:
+        return isinstance(self, ClientEvent.MESSAGE_PINNED)
+    def is_message_pinned(self) -> bool:
+        return isinstance(self, ClientEvent.MESSAGE_PINNED)
+    def is_USER_MUTED(self) -> bool:
+        return isinstance(self, ClientEvent.USER_MUTED)
+    def is_user_muted(self) -> bool:
+        return isinstance(self, ClientEvent.USER_MUTED)
+    def is_USER_BANNED(self) -> bool:
+        return isinstance(self, ClientEvent.USER_BANNED)
+    def is_user_banned(self) -> bool:
+        return isinstance(self, ClientEvent.USER_BANNED)
+    def is_MESSAGE_FLAGGED(self) -> bool:
+        return isinstance(self, ClientEvent.MESSAGE_FLAGGED)
+    def is_message_flagged(self) -> bool:
+        return isinstance(self, ClientEvent.MESSAGE_FLAGGED)
+    def is_FLAG_RESOLVED(self) -> bool:
+        return isinstance(self, ClientEvent.FLAG_RESOLVED)
+    def is_flag_resolved(self) -> bool:
+        return isinstance(self, ClientEvent.FLAG_RESOLVED)
     
 
 # Now, a little trick - we make each nested variant class be a subclass of the main
@@ -5242,6 +6073,11 @@ ClientEvent.MESSAGE_READ = type("ClientEvent.MESSAGE_READ", (ClientEvent.MESSAGE
 ClientEvent.UNREAD = type("ClientEvent.UNREAD", (ClientEvent.UNREAD, ClientEvent,), {})  # type: ignore
 ClientEvent.UPLOAD_PROGRESS = type("ClientEvent.UPLOAD_PROGRESS", (ClientEvent.UPLOAD_PROGRESS, ClientEvent,), {})  # type: ignore
 ClientEvent.SERVER_ERROR = type("ClientEvent.SERVER_ERROR", (ClientEvent.SERVER_ERROR, ClientEvent,), {})  # type: ignore
+ClientEvent.MESSAGE_PINNED = type("ClientEvent.MESSAGE_PINNED", (ClientEvent.MESSAGE_PINNED, ClientEvent,), {})  # type: ignore
+ClientEvent.USER_MUTED = type("ClientEvent.USER_MUTED", (ClientEvent.USER_MUTED, ClientEvent,), {})  # type: ignore
+ClientEvent.USER_BANNED = type("ClientEvent.USER_BANNED", (ClientEvent.USER_BANNED, ClientEvent,), {})  # type: ignore
+ClientEvent.MESSAGE_FLAGGED = type("ClientEvent.MESSAGE_FLAGGED", (ClientEvent.MESSAGE_FLAGGED, ClientEvent,), {})  # type: ignore
+ClientEvent.FLAG_RESOLVED = type("ClientEvent.FLAG_RESOLVED", (ClientEvent.FLAG_RESOLVED, ClientEvent,), {})  # type: ignore
 
 
 
@@ -5350,6 +6186,26 @@ class _UniffiFfiConverterTypeClientEvent(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
+        if variant == 20:
+            return ClientEvent.MESSAGE_PINNED(
+                _UniffiFfiConverterTypePinChange.read(buf),
+            )
+        if variant == 21:
+            return ClientEvent.USER_MUTED(
+                _UniffiFfiConverterTypeMuteChange.read(buf),
+            )
+        if variant == 22:
+            return ClientEvent.USER_BANNED(
+                _UniffiFfiConverterTypeBanChange.read(buf),
+            )
+        if variant == 23:
+            return ClientEvent.MESSAGE_FLAGGED(
+                _UniffiFfiConverterTypeFlag.read(buf),
+            )
+        if variant == 24:
+            return ClientEvent.FLAG_RESOLVED(
+                _UniffiFfiConverterTypeFlag.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -5434,6 +6290,21 @@ class _UniffiFfiConverterTypeClientEvent(_UniffiConverterRustBuffer):
         if value.is_SERVER_ERROR():
             _UniffiFfiConverterString.check_lower(value.code)
             _UniffiFfiConverterString.check_lower(value.reason)
+            return
+        if value.is_MESSAGE_PINNED():
+            _UniffiFfiConverterTypePinChange.check_lower(value.pin)
+            return
+        if value.is_USER_MUTED():
+            _UniffiFfiConverterTypeMuteChange.check_lower(value.mute)
+            return
+        if value.is_USER_BANNED():
+            _UniffiFfiConverterTypeBanChange.check_lower(value.ban)
+            return
+        if value.is_MESSAGE_FLAGGED():
+            _UniffiFfiConverterTypeFlag.check_lower(value.flag)
+            return
+        if value.is_FLAG_RESOLVED():
+            _UniffiFfiConverterTypeFlag.check_lower(value.flag)
             return
         raise ValueError(value)
 
@@ -5520,6 +6391,21 @@ class _UniffiFfiConverterTypeClientEvent(_UniffiConverterRustBuffer):
             buf.write_i32(19)
             _UniffiFfiConverterString.write(value.code, buf)
             _UniffiFfiConverterString.write(value.reason, buf)
+        if value.is_MESSAGE_PINNED():
+            buf.write_i32(20)
+            _UniffiFfiConverterTypePinChange.write(value.pin, buf)
+        if value.is_USER_MUTED():
+            buf.write_i32(21)
+            _UniffiFfiConverterTypeMuteChange.write(value.mute, buf)
+        if value.is_USER_BANNED():
+            buf.write_i32(22)
+            _UniffiFfiConverterTypeBanChange.write(value.ban, buf)
+        if value.is_MESSAGE_FLAGGED():
+            buf.write_i32(23)
+            _UniffiFfiConverterTypeFlag.write(value.flag, buf)
+        if value.is_FLAG_RESOLVED():
+            buf.write_i32(24)
+            _UniffiFfiConverterTypeFlag.write(value.flag, buf)
 
 
 
@@ -5901,6 +6787,141 @@ class Event:
                 return False
             return True
 
+    @dataclass
+    class MESSAGE_PINNED:
+        """
+        `message-pinned`: pinned or unpinned (a seq'd change, replayed on resume).
+"""
+        
+        def __init__(self, pin:PinChange):
+            self.pin = pin
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Event.MESSAGE_PINNED(pin={})".format(self.pin)
+        def __eq__(self, other):
+            if not isinstance(other, Event):
+                return NotImplemented
+            if not other.is_MESSAGE_PINNED():
+                return False
+            if self.pin != other.pin:
+                return False
+            return True
+
+    @dataclass
+    class USER_MUTED:
+        """
+        `user-muted`: muted until `muted_until`, or unmuted (`None`).
+"""
+        
+        def __init__(self, mute:MuteChange):
+            self.mute = mute
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Event.USER_MUTED(mute={})".format(self.mute)
+        def __eq__(self, other):
+            if not isinstance(other, Event):
+                return NotImplemented
+            if not other.is_USER_MUTED():
+                return False
+            if self.mute != other.mute:
+                return False
+            return True
+
+    @dataclass
+    class USER_BANNED:
+        """
+        `user-banned`: banned or unbanned.
+"""
+        
+        def __init__(self, ban:BanChange):
+            self.ban = ban
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Event.USER_BANNED(ban={})".format(self.ban)
+        def __eq__(self, other):
+            if not isinstance(other, Event):
+                return NotImplemented
+            if not other.is_USER_BANNED():
+                return False
+            if self.ban != other.ban:
+                return False
+            return True
+
+    @dataclass
+    class MESSAGE_FLAGGED:
+        """
+        `message-flagged` (moderators only).
+"""
+        
+        def __init__(self, flag:Flag):
+            self.flag = flag
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Event.MESSAGE_FLAGGED(flag={})".format(self.flag)
+        def __eq__(self, other):
+            if not isinstance(other, Event):
+                return NotImplemented
+            if not other.is_MESSAGE_FLAGGED():
+                return False
+            if self.flag != other.flag:
+                return False
+            return True
+
+    @dataclass
+    class FLAG_RESOLVED:
+        """
+        `flag-resolved` (moderators only).
+"""
+        
+        def __init__(self, flag:Flag):
+            self.flag = flag
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Event.FLAG_RESOLVED(flag={})".format(self.flag)
+        def __eq__(self, other):
+            if not isinstance(other, Event):
+                return NotImplemented
+            if not other.is_FLAG_RESOLVED():
+                return False
+            if self.flag != other.flag:
+                return False
+            return True
+
     
 
     # For each variant, we have `is_NAME` and `is_name` methods for easily checking
@@ -5945,6 +6966,26 @@ class Event:
         return isinstance(self, Event.REACTION_REMOVED)
     def is_reaction_removed(self) -> bool:
         return isinstance(self, Event.REACTION_REMOVED)
+    def is_MESSAGE_PINNED(self) -> bool:
+        return isinstance(self, Event.MESSAGE_PINNED)
+    def is_message_pinned(self) -> bool:
+        return isinstance(self, Event.MESSAGE_PINNED)
+    def is_USER_MUTED(self) -> bool:
+        return isinstance(self, Event.USER_MUTED)
+    def is_user_muted(self) -> bool:
+        return isinstance(self, Event.USER_MUTED)
+    def is_USER_BANNED(self) -> bool:
+        return isinstance(self, Event.USER_BANNED)
+    def is_user_banned(self) -> bool:
+        return isinstance(self, Event.USER_BANNED)
+    def is_MESSAGE_FLAGGED(self) -> bool:
+        return isinstance(self, Event.MESSAGE_FLAGGED)
+    def is_message_flagged(self) -> bool:
+        return isinstance(self, Event.MESSAGE_FLAGGED)
+    def is_FLAG_RESOLVED(self) -> bool:
+        return isinstance(self, Event.FLAG_RESOLVED)
+    def is_flag_resolved(self) -> bool:
+        return isinstance(self, Event.FLAG_RESOLVED)
     
 
 # Now, a little trick - we make each nested variant class be a subclass of the main
@@ -5960,6 +7001,11 @@ Event.USER_TYPING = type("Event.USER_TYPING", (Event.USER_TYPING, Event,), {})  
 Event.MESSAGE_READ = type("Event.MESSAGE_READ", (Event.MESSAGE_READ, Event,), {})  # type: ignore
 Event.REACTION_ADDED = type("Event.REACTION_ADDED", (Event.REACTION_ADDED, Event,), {})  # type: ignore
 Event.REACTION_REMOVED = type("Event.REACTION_REMOVED", (Event.REACTION_REMOVED, Event,), {})  # type: ignore
+Event.MESSAGE_PINNED = type("Event.MESSAGE_PINNED", (Event.MESSAGE_PINNED, Event,), {})  # type: ignore
+Event.USER_MUTED = type("Event.USER_MUTED", (Event.USER_MUTED, Event,), {})  # type: ignore
+Event.USER_BANNED = type("Event.USER_BANNED", (Event.USER_BANNED, Event,), {})  # type: ignore
+Event.MESSAGE_FLAGGED = type("Event.MESSAGE_FLAGGED", (Event.MESSAGE_FLAGGED, Event,), {})  # type: ignore
+Event.FLAG_RESOLVED = type("Event.FLAG_RESOLVED", (Event.FLAG_RESOLVED, Event,), {})  # type: ignore
 
 
 
@@ -6027,6 +7073,26 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
                 _UniffiFfiConverterUInt64.read(buf),
             )
+        if variant == 11:
+            return Event.MESSAGE_PINNED(
+                _UniffiFfiConverterTypePinChange.read(buf),
+            )
+        if variant == 12:
+            return Event.USER_MUTED(
+                _UniffiFfiConverterTypeMuteChange.read(buf),
+            )
+        if variant == 13:
+            return Event.USER_BANNED(
+                _UniffiFfiConverterTypeBanChange.read(buf),
+            )
+        if variant == 14:
+            return Event.MESSAGE_FLAGGED(
+                _UniffiFfiConverterTypeFlag.read(buf),
+            )
+        if variant == 15:
+            return Event.FLAG_RESOLVED(
+                _UniffiFfiConverterTypeFlag.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -6079,6 +7145,21 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.user_id)
             _UniffiFfiConverterString.check_lower(value.emoji)
             _UniffiFfiConverterUInt64.check_lower(value.seq)
+            return
+        if value.is_MESSAGE_PINNED():
+            _UniffiFfiConverterTypePinChange.check_lower(value.pin)
+            return
+        if value.is_USER_MUTED():
+            _UniffiFfiConverterTypeMuteChange.check_lower(value.mute)
+            return
+        if value.is_USER_BANNED():
+            _UniffiFfiConverterTypeBanChange.check_lower(value.ban)
+            return
+        if value.is_MESSAGE_FLAGGED():
+            _UniffiFfiConverterTypeFlag.check_lower(value.flag)
+            return
+        if value.is_FLAG_RESOLVED():
+            _UniffiFfiConverterTypeFlag.check_lower(value.flag)
             return
         raise ValueError(value)
 
@@ -6133,6 +7214,21 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.write(value.user_id, buf)
             _UniffiFfiConverterString.write(value.emoji, buf)
             _UniffiFfiConverterUInt64.write(value.seq, buf)
+        if value.is_MESSAGE_PINNED():
+            buf.write_i32(11)
+            _UniffiFfiConverterTypePinChange.write(value.pin, buf)
+        if value.is_USER_MUTED():
+            buf.write_i32(12)
+            _UniffiFfiConverterTypeMuteChange.write(value.mute, buf)
+        if value.is_USER_BANNED():
+            buf.write_i32(13)
+            _UniffiFfiConverterTypeBanChange.write(value.ban, buf)
+        if value.is_MESSAGE_FLAGGED():
+            buf.write_i32(14)
+            _UniffiFfiConverterTypeFlag.write(value.flag, buf)
+        if value.is_FLAG_RESOLVED():
+            buf.write_i32(15)
+            _UniffiFfiConverterTypeFlag.write(value.flag, buf)
 
 
 
@@ -7409,6 +8505,29 @@ class _UniffiFfiConverterTypeChatConnection:
     def write(cls, value: ChatConnection, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
 
+class _UniffiFfiConverterSequenceTypeAuditEntry(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeAuditEntry.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeAuditEntry.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeAuditEntry.read(buf) for i in range(count)
+        ]
+
 class _UniffiFfiConverterSequenceTypeEvent(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -7582,6 +8701,29 @@ class _UniffiFfiConverterTypeEventListener:
     def write(cls, value: EventListener, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
 
+class _UniffiFfiConverterSequenceTypeFlag(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeFlag.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeFlag.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeFlag.read(buf) for i in range(count)
+        ]
+
 class _UniffiFfiConverterSequenceTypeParticipant(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -7603,6 +8745,29 @@ class _UniffiFfiConverterSequenceTypeParticipant(_UniffiConverterRustBuffer):
 
         return [
             _UniffiFfiConverterTypeParticipant.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterSequenceTypeRestriction(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeRestriction.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeRestriction.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeRestriction.read(buf) for i in range(count)
         ]
 
 
@@ -7740,6 +8905,17 @@ class ChatEngineProtocol(typing.Protocol):
     listeners and plugins.
 """
     
+    def audit_log(self, actor: Actor,course_id: typing.Optional[str],before: typing.Optional[str],limit: int) -> typing.List[AuditEntry]:
+        """
+        The audit log, newest first (admins): of one course or all, before an entry id, at most
+        `limit` (1 to 200).
+"""
+        raise NotImplementedError
+    def ban(self, actor: Actor,course_id: str,user_id: str) -> Restriction:
+        """
+        Bans a user from a course's chat (moderators): they can neither read nor write it.
+"""
+        raise NotImplementedError
     def changes_since(self, actor: Actor,course_id: str,since_seq: int,limit: int = 1000) -> typing.List[Event]:
         """
         Every message change of the course after `since_seq`, in order, at most `limit` (capped at
@@ -7784,6 +8960,17 @@ class ChatEngineProtocol(typing.Protocol):
         A file's metadata and bytes (participants of its course and admins).
 """
         raise NotImplementedError
+    def flag(self, actor: Actor,message_id: str,reason: str) -> Flag:
+        """
+        Reports a message to the course's moderators with a reason; the flag (the caller's
+        open one, if they had flagged it already).
+"""
+        raise NotImplementedError
+    def flags(self, actor: Actor,course_id: str,open_only: bool) -> typing.List[Flag]:
+        """
+        A course's flags, oldest first: the open ones, or all (moderators).
+"""
+        raise NotImplementedError
     def history(self, actor: Actor,course_id: str,query: HistoryQuery) -> HistoryPage:
         """
         A page of history, oldest first (page 1 is the newest `limit` messages).
@@ -7804,6 +8991,12 @@ class ChatEngineProtocol(typing.Protocol):
         A message (participants and admins).
 """
         raise NotImplementedError
+    def mute(self, actor: Actor,course_id: str,user_id: str,duration_seconds: int) -> Restriction:
+        """
+        Mutes a user in a course for `duration_seconds` (moderators): their sends, edits,
+        reactions and typing fail with `MUTED` until then.
+"""
+        raise NotImplementedError
     def online_users(self, actor: Actor,course_id: str) -> typing.List[User]:
         """
         The online participants of a course.
@@ -7812,6 +9005,16 @@ class ChatEngineProtocol(typing.Protocol):
     def participants(self, actor: Actor,course_id: str) -> typing.List[Participant]:
         """
         The participants of a course with their roles (participants and admins).
+"""
+        raise NotImplementedError
+    def pin(self, actor: Actor,message_id: str) -> Message:
+        """
+        Pins a message (the course's instructors and admins); the message.
+"""
+        raise NotImplementedError
+    def pinned(self, actor: Actor,course_id: str) -> typing.List[Message]:
+        """
+        The pinned messages of a course, oldest first.
 """
         raise NotImplementedError
     def put_course(self, actor: Actor,course_id: str,update: CourseUpdate) -> Course:
@@ -7823,6 +9026,16 @@ class ChatEngineProtocol(typing.Protocol):
         """
         Adds the caller's `emoji` (one emoji or a `:shortcode:`) to a message; the message with its
         reactions. Adding it again changes nothing.
+"""
+        raise NotImplementedError
+    def resolve_flag(self, actor: Actor,flag_id: str,delete_message: bool) -> Flag:
+        """
+        Resolves a flag (moderators): dismisses it, or deletes the message.
+"""
+        raise NotImplementedError
+    def restrictions(self, actor: Actor,course_id: str) -> typing.List[Restriction]:
+        """
+        The mutes and bans in force in a course (moderators).
 """
         raise NotImplementedError
     def send(self, actor: Actor,request: SendMessage) -> Message:
@@ -7846,9 +9059,24 @@ class ChatEngineProtocol(typing.Protocol):
         Starts or stops a typing indicator without a connection.
 """
         raise NotImplementedError
+    def unban(self, actor: Actor,course_id: str,user_id: str) -> None:
+        """
+        Lifts a user's ban (moderators).
+"""
+        raise NotImplementedError
     def unenroll(self, actor: Actor,course_id: str,user_id: str) -> None:
         """
         Removes a user from a course (admins only); their connections leave its room.
+"""
+        raise NotImplementedError
+    def unmute(self, actor: Actor,course_id: str,user_id: str) -> None:
+        """
+        Lifts a user's mute in a course (moderators).
+"""
+        raise NotImplementedError
+    def unpin(self, actor: Actor,message_id: str) -> Message:
+        """
+        Unpins a message (the course's instructors and admins); the message.
 """
         raise NotImplementedError
     def unreact(self, actor: Actor,message_id: str,emoji: str) -> Message:
@@ -7957,6 +9185,58 @@ class ChatEngine(ChatEngineProtocol):
         inst = cls.__new__(cls)
         inst._handle = handle
         return inst
+    def audit_log(self, actor: Actor,course_id: typing.Optional[str],before: typing.Optional[str],limit: int) -> typing.List[AuditEntry]:
+        """
+        The audit log, newest first (admins): of one course or all, before an entry id, at most
+        `limit` (1 to 200).
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterOptionalString.check_lower(course_id)
+
+        _UniffiFfiConverterOptionalString.check_lower(before)
+
+        _UniffiFfiConverterUInt32.check_lower(limit)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterOptionalString.lower(course_id),
+            _UniffiFfiConverterOptionalString.lower(before),
+            _UniffiFfiConverterUInt32.lower(limit),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeAuditEntry.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_audit_log,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def ban(self, actor: Actor,course_id: str,user_id: str) -> Restriction:
+        """
+        Bans a user from a course's chat (moderators): they can neither read nor write it.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(course_id)
+
+        _UniffiFfiConverterString.check_lower(user_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(course_id),
+            _UniffiFfiConverterString.lower(user_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeRestriction.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_ban,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def changes_since(self, actor: Actor,course_id: str,since_seq: int,limit: int = 1000) -> typing.List[Event]:
         """
         Every message change of the course after `since_seq`, in order, at most `limit` (capped at
@@ -8138,6 +9418,55 @@ class ChatEngine(ChatEngineProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def flag(self, actor: Actor,message_id: str,reason: str) -> Flag:
+        """
+        Reports a message to the course's moderators with a reason; the flag (the caller's
+        open one, if they had flagged it already).
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(message_id)
+
+        _UniffiFfiConverterString.check_lower(reason)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(message_id),
+            _UniffiFfiConverterString.lower(reason),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeFlag.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_flag,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def flags(self, actor: Actor,course_id: str,open_only: bool) -> typing.List[Flag]:
+        """
+        A course's flags, oldest first: the open ones, or all (moderators).
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(course_id)
+
+        _UniffiFfiConverterBoolean.check_lower(open_only)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(course_id),
+            _UniffiFfiConverterBoolean.lower(open_only),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeFlag.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_flags,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def history(self, actor: Actor,course_id: str,query: HistoryQuery) -> HistoryPage:
         """
         A page of history, oldest first (page 1 is the newest `limit` messages).
@@ -8219,6 +9548,34 @@ class ChatEngine(ChatEngineProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def mute(self, actor: Actor,course_id: str,user_id: str,duration_seconds: int) -> Restriction:
+        """
+        Mutes a user in a course for `duration_seconds` (moderators): their sends, edits,
+        reactions and typing fail with `MUTED` until then.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(course_id)
+
+        _UniffiFfiConverterString.check_lower(user_id)
+
+        _UniffiFfiConverterUInt64.check_lower(duration_seconds)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(course_id),
+            _UniffiFfiConverterString.lower(user_id),
+            _UniffiFfiConverterUInt64.lower(duration_seconds),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeRestriction.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_mute,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def online_users(self, actor: Actor,course_id: str) -> typing.List[User]:
         """
         The online participants of a course.
@@ -8258,6 +9615,48 @@ class ChatEngine(ChatEngineProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_participants,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def pin(self, actor: Actor,message_id: str) -> Message:
+        """
+        Pins a message (the course's instructors and admins); the message.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(message_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(message_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_pin,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def pinned(self, actor: Actor,course_id: str) -> typing.List[Message]:
+        """
+        The pinned messages of a course, oldest first.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(course_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(course_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_pinned,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -8307,6 +9706,51 @@ class ChatEngine(ChatEngineProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_react,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def resolve_flag(self, actor: Actor,flag_id: str,delete_message: bool) -> Flag:
+        """
+        Resolves a flag (moderators): dismisses it, or deletes the message.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(flag_id)
+
+        _UniffiFfiConverterBoolean.check_lower(delete_message)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(flag_id),
+            _UniffiFfiConverterBoolean.lower(delete_message),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeFlag.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_resolve_flag,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def restrictions(self, actor: Actor,course_id: str) -> typing.List[Restriction]:
+        """
+        The mutes and bans in force in a course (moderators).
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(course_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(course_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeRestriction.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_restrictions,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -8404,6 +9848,30 @@ class ChatEngine(ChatEngineProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def unban(self, actor: Actor,course_id: str,user_id: str) -> None:
+        """
+        Lifts a user's ban (moderators).
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(course_id)
+
+        _UniffiFfiConverterString.check_lower(user_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(course_id),
+            _UniffiFfiConverterString.lower(user_id),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unban,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def unenroll(self, actor: Actor,course_id: str,user_id: str) -> None:
         """
         Removes a user from a course (admins only); their connections leave its room.
@@ -8425,6 +9893,51 @@ class ChatEngine(ChatEngineProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unenroll,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def unmute(self, actor: Actor,course_id: str,user_id: str) -> None:
+        """
+        Lifts a user's mute in a course (moderators).
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(course_id)
+
+        _UniffiFfiConverterString.check_lower(user_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(course_id),
+            _UniffiFfiConverterString.lower(user_id),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unmute,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def unpin(self, actor: Actor,message_id: str) -> Message:
+        """
+        Unpins a message (the course's instructors and admins); the message.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(message_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(message_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unpin,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -9001,6 +10514,8 @@ __all__ = [
     "Verdict",
     "Actor",
     "Attachment",
+    "AuditEntry",
+    "BanChange",
     "Sender",
     "FileInfo",
     "ReplyPreview",
@@ -9014,12 +10529,16 @@ __all__ = [
     "Draft",
     "EngineConfig",
     "FileData",
+    "Flag",
     "Pagination",
     "HistoryPage",
     "HistoryQuery",
+    "MuteChange",
     "OutboxEntry",
     "Participant",
+    "PinChange",
     "ReadReceipt",
+    "Restriction",
     "SendMessage",
     "User",
     "event_name",

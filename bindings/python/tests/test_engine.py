@@ -379,6 +379,8 @@ def test_error_codes_are_the_contract_codes():
         cf.ChatError.Forbidden(reason="r"): ("FORBIDDEN", 403),
         cf.ChatError.NotEnrolled(reason="r"): ("NOT_ENROLLED", 403),
         cf.ChatError.ChatDisabled(reason="r"): ("CHAT_DISABLED", 403),
+        cf.ChatError.Muted(reason="r"): ("MUTED", 403),
+        cf.ChatError.Banned(reason="r"): ("BANNED", 403),
         cf.ChatError.NotFound(reason="r"): ("NOT_FOUND", 404),
         cf.ChatError.PayloadTooLarge(reason="r", limit=1): ("PAYLOAD_TOO_LARGE", 413),
         cf.ChatError.UnsupportedMediaType(reason="r"): ("UNSUPPORTED_MEDIA_TYPE", 415),

@@ -6,7 +6,7 @@ import time
 import pytest
 
 import chat_ffi as cf
-from conftest import ADA, ADMIN, BOB, EVE, Recorder, send
+from conftest import ADA, ADMIN, BOB, EVE, PROF, Recorder, send
 
 
 def is_new(text):
@@ -423,3 +423,70 @@ def test_reactions_are_events_and_replayed_on_resume(engine, course):
         engine.react(ADA, m.id, f":e{i}:")
     with pytest.raises(cf.ChatError.Validation):
         engine.react(ADA, m.id, ":twenty-first:")
+
+
+def test_moderation_pins_mutes_bans_flags_and_the_audit_log(engine, course):
+    m = send(engine, BOB, "buy cheap watches")
+    watcher, prof_rec = Recorder(), Recorder()
+    conn = engine.connect(ADA, watcher)
+    conn.join(course)
+    mod = engine.connect(PROF, prof_rec)
+    mod.join(course)
+
+    # Pins: moderators only, a seq'd change, listed for readers.
+    with pytest.raises(cf.ChatError.Forbidden):
+        engine.pin(ADA, m.id)
+    pinned = engine.pin(PROF, m.id)
+    assert (pinned.pinned, pinned.pinned_by) == (True, "prof")
+    ev = watcher.wait_name("message-pinned")[0]
+    assert (ev.pin.message_id, ev.pin.pinned, ev.pin.seq) == (m.id, True, m.seq + 1)
+    assert [p.id for p in engine.pinned(ADA, course)] == [m.id]
+    assert engine.unpin(PROF, m.id).pinned is False
+    assert engine.pinned(ADA, course) == []
+
+    # Mutes: MUTED on sends and typing, user-muted to the room, lifted early.
+    r = engine.mute(PROF, course, "bob", 60)
+    assert r.user_id == "bob" and r.muted_until is not None and not r.banned
+    assert watcher.wait_name("user-muted")[0].mute.muted_until == r.muted_until
+    with pytest.raises(cf.ChatError.Muted) as refused:
+        send(engine, BOB, "hello?")
+    assert refused.value.code() == "MUTED" and refused.value.http_status() == 403
+    with pytest.raises(cf.ChatError.Muted):
+        engine.typing(BOB, course, True)
+    with pytest.raises(cf.ChatError.Validation):
+        engine.mute(PROF, course, "bob", 0)
+    with pytest.raises(cf.ChatError.Forbidden):
+        engine.mute(ADA, course, "bob", 60)
+    assert [x.user_id for x in engine.restrictions(PROF, course)] == ["bob"]
+    engine.unmute(PROF, course, "bob")
+    send(engine, BOB, "back")
+
+    # Bans: BANNED on reads and writes until lifted.
+    engine.ban(PROF, course, "bob")
+    assert watcher.wait_name("user-banned")[0].ban.banned is True
+    with pytest.raises(cf.ChatError.Banned):
+        engine.history(BOB, course, cf.HistoryQuery())
+    engine.unban(ADMIN, course, "bob")
+    send(engine, BOB, "thanks")
+
+    # Flags: to moderators only; resolving deletes the message.
+    flag = engine.flag(ADA, m.id, "spam")
+    assert (flag.reporter_id, flag.reason, flag.resolved) == ("ada", "spam", False)
+    assert prof_rec.wait_name("message-flagged")[0].flag == flag
+    time.sleep(0.2)
+    assert watcher.named("message-flagged") == []
+    assert engine.flags(PROF, course, True) == [flag]
+    with pytest.raises(cf.ChatError.Forbidden):
+        engine.flags(ADA, course, True)
+    done = engine.resolve_flag(PROF, flag.id, True)
+    assert done.resolved and done.message_deleted and done.resolved_by == "prof"
+    assert engine.message(ADA, m.id).is_deleted
+    assert engine.flags(PROF, course, True) == []
+
+    # The audit log, newest first, admins only.
+    with pytest.raises(cf.ChatError.Forbidden):
+        engine.audit_log(PROF, course, None, 50)
+    actions = [e.action for e in engine.audit_log(ADMIN, course, None, 50)]
+    assert actions == ["resolve-flag", "delete-message", "unban", "ban", "unmute", "mute", "unpin", "pin"]
+    conn.close()
+    mod.close()

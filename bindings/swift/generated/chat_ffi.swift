@@ -1447,6 +1447,17 @@ public func FfiConverterTypeChatConnection_lower(_ value: ChatConnection) -> UIn
 public protocol ChatEngineProtocol: AnyObject, Sendable {
     
     /**
+     * The audit log, newest first (admins): of one course or all, before an entry id, at most
+     * `limit` (1 to 200).
+     */
+    func auditLog(actor: Actor, courseId: String?, before: String?, limit: UInt32) throws  -> [AuditEntry]
+    
+    /**
+     * Bans a user from a course's chat (moderators): they can neither read nor write it.
+     */
+    func ban(actor: Actor, courseId: String, userId: String) throws  -> Restriction
+    
+    /**
      * Every message change of the course after `since_seq`, in order, at most `limit` (capped at
      * 10,000): what a client that saw `since_seq` missed.
      */
@@ -1491,6 +1502,17 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
     func file(actor: Actor, fileId: String) throws  -> FileData
     
     /**
+     * Reports a message to the course's moderators with a reason; the flag (the caller's
+     * open one, if they had flagged it already).
+     */
+    func flag(actor: Actor, messageId: String, reason: String) throws  -> Flag
+    
+    /**
+     * A course's flags, oldest first: the open ones, or all (moderators).
+     */
+    func flags(actor: Actor, courseId: String, openOnly: Bool) throws  -> [Flag]
+    
+    /**
      * A page of history, oldest first (page 1 is the newest `limit` messages).
      */
     func history(actor: Actor, courseId: String, query: HistoryQuery) throws  -> HistoryPage
@@ -1511,6 +1533,12 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
     func message(actor: Actor, messageId: String) throws  -> Message
     
     /**
+     * Mutes a user in a course for `duration_seconds` (moderators): their sends, edits,
+     * reactions and typing fail with `MUTED` until then.
+     */
+    func mute(actor: Actor, courseId: String, userId: String, durationSeconds: UInt64) throws  -> Restriction
+    
+    /**
      * The online participants of a course.
      */
     func onlineUsers(actor: Actor, courseId: String) throws  -> [User]
@@ -1519,6 +1547,16 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
      * The participants of a course with their roles (participants and admins).
      */
     func participants(actor: Actor, courseId: String) throws  -> [Participant]
+    
+    /**
+     * Pins a message (the course's instructors and admins); the message.
+     */
+    func pin(actor: Actor, messageId: String) throws  -> Message
+    
+    /**
+     * The pinned messages of a course, oldest first.
+     */
+    func pinned(actor: Actor, courseId: String) throws  -> [Message]
     
     /**
      * Creates or updates a course (admins only).
@@ -1530,6 +1568,16 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
      * reactions. Adding it again changes nothing.
      */
     func react(actor: Actor, messageId: String, emoji: String) throws  -> Message
+    
+    /**
+     * Resolves a flag (moderators): dismisses it, or deletes the message.
+     */
+    func resolveFlag(actor: Actor, flagId: String, deleteMessage: Bool) throws  -> Flag
+    
+    /**
+     * The mutes and bans in force in a course (moderators).
+     */
+    func restrictions(actor: Actor, courseId: String) throws  -> [Restriction]
     
     /**
      * Sends a message; returns it once durable (or the original, for a repeated `client_id`).
@@ -1553,9 +1601,24 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
     func typing(actor: Actor, courseId: String, isTyping: Bool) throws 
     
     /**
+     * Lifts a user's ban (moderators).
+     */
+    func unban(actor: Actor, courseId: String, userId: String) throws 
+    
+    /**
      * Removes a user from a course (admins only); their connections leave its room.
      */
     func unenroll(actor: Actor, courseId: String, userId: String) throws 
+    
+    /**
+     * Lifts a user's mute in a course (moderators).
+     */
+    func unmute(actor: Actor, courseId: String, userId: String) throws 
+    
+    /**
+     * Unpins a message (the course's instructors and admins); the message.
+     */
+    func unpin(actor: Actor, messageId: String) throws  -> Message
     
     /**
      * Removes the caller's `emoji` from a message; the message with its reactions.
@@ -1665,6 +1728,38 @@ public static func `open`(dataDir: String, config: EngineConfig? = nil, plugins:
 }
     
 
+    
+    /**
+     * The audit log, newest first (admins): of one course or all, before an entry id, at most
+     * `limit` (1 to 200).
+     */
+open func auditLog(actor: Actor, courseId: String?, before: String?, limit: UInt32)throws  -> [AuditEntry]  {
+    return try  FfiConverterSequenceTypeAuditEntry.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_audit_log(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterOptionString.lower(courseId),
+        FfiConverterOptionString.lower(before),
+        FfiConverterUInt32.lower(limit),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Bans a user from a course's chat (moderators): they can neither read nor write it.
+     */
+open func ban(actor: Actor, courseId: String, userId: String)throws  -> Restriction  {
+    return try  FfiConverterTypeRestriction_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_ban(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(courseId),
+        FfiConverterString.lower(userId),uniffiCallStatus
+    )
+})
+}
     
     /**
      * Every message change of the course after `since_seq`, in order, at most `limit` (capped at
@@ -1785,6 +1880,37 @@ open func file(actor: Actor, fileId: String)throws  -> FileData  {
 }
     
     /**
+     * Reports a message to the course's moderators with a reason; the flag (the caller's
+     * open one, if they had flagged it already).
+     */
+open func flag(actor: Actor, messageId: String, reason: String)throws  -> Flag  {
+    return try  FfiConverterTypeFlag_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_flag(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(messageId),
+        FfiConverterString.lower(reason),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * A course's flags, oldest first: the open ones, or all (moderators).
+     */
+open func flags(actor: Actor, courseId: String, openOnly: Bool)throws  -> [Flag]  {
+    return try  FfiConverterSequenceTypeFlag.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_flags(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(courseId),
+        FfiConverterBool.lower(openOnly),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * A page of history, oldest first (page 1 is the newest `limit` messages).
      */
 open func history(actor: Actor, courseId: String, query: HistoryQuery)throws  -> HistoryPage  {
@@ -1840,6 +1966,23 @@ open func message(actor: Actor, messageId: String)throws  -> Message  {
 }
     
     /**
+     * Mutes a user in a course for `duration_seconds` (moderators): their sends, edits,
+     * reactions and typing fail with `MUTED` until then.
+     */
+open func mute(actor: Actor, courseId: String, userId: String, durationSeconds: UInt64)throws  -> Restriction  {
+    return try  FfiConverterTypeRestriction_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_mute(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(courseId),
+        FfiConverterString.lower(userId),
+        FfiConverterUInt64.lower(durationSeconds),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * The online participants of a course.
      */
 open func onlineUsers(actor: Actor, courseId: String)throws  -> [User]  {
@@ -1860,6 +2003,34 @@ open func participants(actor: Actor, courseId: String)throws  -> [Participant]  
     return try  FfiConverterSequenceTypeParticipant.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
         uniffiCallStatus in
     uniffi_chat_ffi_fn_method_chatengine_participants(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(courseId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Pins a message (the course's instructors and admins); the message.
+     */
+open func pin(actor: Actor, messageId: String)throws  -> Message  {
+    return try  FfiConverterTypeMessage_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_pin(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(messageId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The pinned messages of a course, oldest first.
+     */
+open func pinned(actor: Actor, courseId: String)throws  -> [Message]  {
+    return try  FfiConverterSequenceTypeMessage.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_pinned(
             self.uniffiCloneHandle(),
         FfiConverterTypeActor_lower(actor),
         FfiConverterString.lower(courseId),uniffiCallStatus
@@ -1894,6 +2065,35 @@ open func react(actor: Actor, messageId: String, emoji: String)throws  -> Messag
         FfiConverterTypeActor_lower(actor),
         FfiConverterString.lower(messageId),
         FfiConverterString.lower(emoji),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Resolves a flag (moderators): dismisses it, or deletes the message.
+     */
+open func resolveFlag(actor: Actor, flagId: String, deleteMessage: Bool)throws  -> Flag  {
+    return try  FfiConverterTypeFlag_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_resolve_flag(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(flagId),
+        FfiConverterBool.lower(deleteMessage),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The mutes and bans in force in a course (moderators).
+     */
+open func restrictions(actor: Actor, courseId: String)throws  -> [Restriction]  {
+    return try  FfiConverterSequenceTypeRestriction.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_restrictions(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(courseId),uniffiCallStatus
     )
 })
 }
@@ -1958,6 +2158,20 @@ open func typing(actor: Actor, courseId: String, isTyping: Bool)throws   {try ru
 }
     
     /**
+     * Lifts a user's ban (moderators).
+     */
+open func unban(actor: Actor, courseId: String, userId: String)throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_unban(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(courseId),
+        FfiConverterString.lower(userId),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Removes a user from a course (admins only); their connections leave its room.
      */
 open func unenroll(actor: Actor, courseId: String, userId: String)throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
@@ -1969,6 +2183,34 @@ open func unenroll(actor: Actor, courseId: String, userId: String)throws   {try 
         FfiConverterString.lower(userId),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * Lifts a user's mute in a course (moderators).
+     */
+open func unmute(actor: Actor, courseId: String, userId: String)throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_unmute(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(courseId),
+        FfiConverterString.lower(userId),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Unpins a message (the course's instructors and admins); the message.
+     */
+open func unpin(actor: Actor, messageId: String)throws  -> Message  {
+    return try  FfiConverterTypeMessage_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_unpin(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(messageId),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -3095,6 +3337,224 @@ public func FfiConverterTypeAttachment_lower(_ value: Attachment) -> RustBuffer 
 
 
 /**
+ * One moderation action in the audit log.
+ */
+public struct AuditEntry: Equatable, Hashable {
+    /**
+     * The entry's id (sorts by time).
+     */
+    public var id: String
+    /**
+     * The course.
+     */
+    public var courseId: String
+    /**
+     * The moderator.
+     */
+    public var actorId: String
+    /**
+     * `mute`, `unmute`, `ban`, `unban`, `pin`, `unpin`, `delete-message`, `resolve-flag`.
+     */
+    public var action: String
+    /**
+     * The user acted on.
+     */
+    public var targetUserId: String?
+    /**
+     * The message acted on.
+     */
+    public var messageId: String?
+    /**
+     * More about it.
+     */
+    public var detail: String?
+    /**
+     * When (RFC 3339).
+     */
+    public var at: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The entry's id (sorts by time).
+         */id: String, 
+        /**
+         * The course.
+         */courseId: String, 
+        /**
+         * The moderator.
+         */actorId: String, 
+        /**
+         * `mute`, `unmute`, `ban`, `unban`, `pin`, `unpin`, `delete-message`, `resolve-flag`.
+         */action: String, 
+        /**
+         * The user acted on.
+         */targetUserId: String?, 
+        /**
+         * The message acted on.
+         */messageId: String?, 
+        /**
+         * More about it.
+         */detail: String?, 
+        /**
+         * When (RFC 3339).
+         */at: String) {
+        self.id = id
+        self.courseId = courseId
+        self.actorId = actorId
+        self.action = action
+        self.targetUserId = targetUserId
+        self.messageId = messageId
+        self.detail = detail
+        self.at = at
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension AuditEntry: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAuditEntry: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AuditEntry {
+        return
+            try AuditEntry(
+                id: FfiConverterString.read(from: &buf), 
+                courseId: FfiConverterString.read(from: &buf), 
+                actorId: FfiConverterString.read(from: &buf), 
+                action: FfiConverterString.read(from: &buf), 
+                targetUserId: FfiConverterOptionString.read(from: &buf), 
+                messageId: FfiConverterOptionString.read(from: &buf), 
+                detail: FfiConverterOptionString.read(from: &buf), 
+                at: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: AuditEntry, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.courseId, into: &buf)
+        FfiConverterString.write(value.actorId, into: &buf)
+        FfiConverterString.write(value.action, into: &buf)
+        FfiConverterOptionString.write(value.targetUserId, into: &buf)
+        FfiConverterOptionString.write(value.messageId, into: &buf)
+        FfiConverterOptionString.write(value.detail, into: &buf)
+        FfiConverterString.write(value.at, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditEntry_lift(_ buf: RustBuffer) throws -> AuditEntry {
+    return try FfiConverterTypeAuditEntry.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAuditEntry_lower(_ value: AuditEntry) -> RustBuffer {
+    return FfiConverterTypeAuditEntry.lower(value)
+}
+
+
+/**
+ * A ban or unban (`user-banned`).
+ */
+public struct BanChange: Equatable, Hashable {
+    /**
+     * The course.
+     */
+    public var courseId: String
+    /**
+     * The user.
+     */
+    public var userId: String
+    /**
+     * Banned (true) or unbanned.
+     */
+    public var banned: Bool
+    /**
+     * The moderator.
+     */
+    public var by: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The course.
+         */courseId: String, 
+        /**
+         * The user.
+         */userId: String, 
+        /**
+         * Banned (true) or unbanned.
+         */banned: Bool, 
+        /**
+         * The moderator.
+         */by: String) {
+        self.courseId = courseId
+        self.userId = userId
+        self.banned = banned
+        self.by = by
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension BanChange: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeBanChange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> BanChange {
+        return
+            try BanChange(
+                courseId: FfiConverterString.read(from: &buf), 
+                userId: FfiConverterString.read(from: &buf), 
+                banned: FfiConverterBool.read(from: &buf), 
+                by: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: BanChange, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.courseId, into: &buf)
+        FfiConverterString.write(value.userId, into: &buf)
+        FfiConverterBool.write(value.banned, into: &buf)
+        FfiConverterString.write(value.by, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBanChange_lift(_ buf: RustBuffer) throws -> BanChange {
+    return try FfiConverterTypeBanChange.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeBanChange_lower(_ value: BanChange) -> RustBuffer {
+    return FfiConverterTypeBanChange.lower(value)
+}
+
+
+/**
  * A page of cached history, oldest first.
  */
 public struct CachedPage: Equatable, Hashable {
@@ -3898,6 +4358,155 @@ public func FfiConverterTypeFileInfo_lower(_ value: FileInfo) -> RustBuffer {
 
 
 /**
+ * A participant's report of a message, in the course's moderator queue.
+ */
+public struct Flag: Equatable, Hashable {
+    /**
+     * The flag's id.
+     */
+    public var id: String
+    /**
+     * The course.
+     */
+    public var courseId: String
+    /**
+     * The reported message.
+     */
+    public var messageId: String
+    /**
+     * Who reported it.
+     */
+    public var reporterId: String
+    /**
+     * Why.
+     */
+    public var reason: String
+    /**
+     * When (RFC 3339).
+     */
+    public var createdAt: String
+    /**
+     * Whether a moderator dealt with it.
+     */
+    public var resolved: Bool
+    /**
+     * Who resolved it.
+     */
+    public var resolvedBy: String?
+    /**
+     * When (RFC 3339).
+     */
+    public var resolvedAt: String?
+    /**
+     * Whether resolving it deleted the message.
+     */
+    public var messageDeleted: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The flag's id.
+         */id: String, 
+        /**
+         * The course.
+         */courseId: String, 
+        /**
+         * The reported message.
+         */messageId: String, 
+        /**
+         * Who reported it.
+         */reporterId: String, 
+        /**
+         * Why.
+         */reason: String, 
+        /**
+         * When (RFC 3339).
+         */createdAt: String, 
+        /**
+         * Whether a moderator dealt with it.
+         */resolved: Bool, 
+        /**
+         * Who resolved it.
+         */resolvedBy: String?, 
+        /**
+         * When (RFC 3339).
+         */resolvedAt: String?, 
+        /**
+         * Whether resolving it deleted the message.
+         */messageDeleted: Bool) {
+        self.id = id
+        self.courseId = courseId
+        self.messageId = messageId
+        self.reporterId = reporterId
+        self.reason = reason
+        self.createdAt = createdAt
+        self.resolved = resolved
+        self.resolvedBy = resolvedBy
+        self.resolvedAt = resolvedAt
+        self.messageDeleted = messageDeleted
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Flag: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeFlag: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Flag {
+        return
+            try Flag(
+                id: FfiConverterString.read(from: &buf), 
+                courseId: FfiConverterString.read(from: &buf), 
+                messageId: FfiConverterString.read(from: &buf), 
+                reporterId: FfiConverterString.read(from: &buf), 
+                reason: FfiConverterString.read(from: &buf), 
+                createdAt: FfiConverterString.read(from: &buf), 
+                resolved: FfiConverterBool.read(from: &buf), 
+                resolvedBy: FfiConverterOptionString.read(from: &buf), 
+                resolvedAt: FfiConverterOptionString.read(from: &buf), 
+                messageDeleted: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Flag, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.id, into: &buf)
+        FfiConverterString.write(value.courseId, into: &buf)
+        FfiConverterString.write(value.messageId, into: &buf)
+        FfiConverterString.write(value.reporterId, into: &buf)
+        FfiConverterString.write(value.reason, into: &buf)
+        FfiConverterString.write(value.createdAt, into: &buf)
+        FfiConverterBool.write(value.resolved, into: &buf)
+        FfiConverterOptionString.write(value.resolvedBy, into: &buf)
+        FfiConverterOptionString.write(value.resolvedAt, into: &buf)
+        FfiConverterBool.write(value.messageDeleted, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlag_lift(_ buf: RustBuffer) throws -> Flag {
+    return try FfiConverterTypeFlag.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeFlag_lower(_ value: Flag) -> RustBuffer {
+    return FfiConverterTypeFlag.lower(value)
+}
+
+
+/**
  * A page of history: messages oldest first, and where it stands.
  */
 public struct HistoryPage: Equatable, Hashable {
@@ -4131,6 +4740,18 @@ public struct Message: Equatable, Hashable {
      * Reactions by emoji, in the order each emoji was first used.
      */
     public var reactions: [Reaction]
+    /**
+     * Pinned by a moderator.
+     */
+    public var pinned: Bool
+    /**
+     * When it was pinned (RFC 3339).
+     */
+    public var pinnedAt: String?
+    /**
+     * Who pinned it.
+     */
+    public var pinnedBy: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4188,7 +4809,16 @@ public struct Message: Equatable, Hashable {
          */updatedAt: String, 
         /**
          * Reactions by emoji, in the order each emoji was first used.
-         */reactions: [Reaction] = []) {
+         */reactions: [Reaction] = [], 
+        /**
+         * Pinned by a moderator.
+         */pinned: Bool = false, 
+        /**
+         * When it was pinned (RFC 3339).
+         */pinnedAt: String? = nil, 
+        /**
+         * Who pinned it.
+         */pinnedBy: String? = nil) {
         self.id = id
         self.courseId = courseId
         self.seq = seq
@@ -4207,6 +4837,9 @@ public struct Message: Equatable, Hashable {
         self.createdAt = createdAt
         self.updatedAt = updatedAt
         self.reactions = reactions
+        self.pinned = pinned
+        self.pinnedAt = pinnedAt
+        self.pinnedBy = pinnedBy
     }
 
     
@@ -4242,7 +4875,10 @@ public struct FfiConverterTypeMessage: FfiConverterRustBuffer {
                 clientId: FfiConverterOptionString.read(from: &buf), 
                 createdAt: FfiConverterString.read(from: &buf), 
                 updatedAt: FfiConverterString.read(from: &buf), 
-                reactions: FfiConverterSequenceTypeReaction.read(from: &buf)
+                reactions: FfiConverterSequenceTypeReaction.read(from: &buf), 
+                pinned: FfiConverterBool.read(from: &buf), 
+                pinnedAt: FfiConverterOptionString.read(from: &buf), 
+                pinnedBy: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -4265,6 +4901,9 @@ public struct FfiConverterTypeMessage: FfiConverterRustBuffer {
         FfiConverterString.write(value.createdAt, into: &buf)
         FfiConverterString.write(value.updatedAt, into: &buf)
         FfiConverterSequenceTypeReaction.write(value.reactions, into: &buf)
+        FfiConverterBool.write(value.pinned, into: &buf)
+        FfiConverterOptionString.write(value.pinnedAt, into: &buf)
+        FfiConverterOptionString.write(value.pinnedBy, into: &buf)
     }
 }
 
@@ -4281,6 +4920,95 @@ public func FfiConverterTypeMessage_lift(_ buf: RustBuffer) throws -> Message {
 #endif
 public func FfiConverterTypeMessage_lower(_ value: Message) -> RustBuffer {
     return FfiConverterTypeMessage.lower(value)
+}
+
+
+/**
+ * A mute or unmute (`user-muted`).
+ */
+public struct MuteChange: Equatable, Hashable {
+    /**
+     * The course.
+     */
+    public var courseId: String
+    /**
+     * The user.
+     */
+    public var userId: String
+    /**
+     * Until when (RFC 3339); `None`: unmuted.
+     */
+    public var mutedUntil: String?
+    /**
+     * The moderator.
+     */
+    public var by: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The course.
+         */courseId: String, 
+        /**
+         * The user.
+         */userId: String, 
+        /**
+         * Until when (RFC 3339); `None`: unmuted.
+         */mutedUntil: String?, 
+        /**
+         * The moderator.
+         */by: String) {
+        self.courseId = courseId
+        self.userId = userId
+        self.mutedUntil = mutedUntil
+        self.by = by
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension MuteChange: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeMuteChange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> MuteChange {
+        return
+            try MuteChange(
+                courseId: FfiConverterString.read(from: &buf), 
+                userId: FfiConverterString.read(from: &buf), 
+                mutedUntil: FfiConverterOptionString.read(from: &buf), 
+                by: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: MuteChange, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.courseId, into: &buf)
+        FfiConverterString.write(value.userId, into: &buf)
+        FfiConverterOptionString.write(value.mutedUntil, into: &buf)
+        FfiConverterString.write(value.by, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMuteChange_lift(_ buf: RustBuffer) throws -> MuteChange {
+    return try FfiConverterTypeMuteChange.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeMuteChange_lower(_ value: MuteChange) -> RustBuffer {
+    return FfiConverterTypeMuteChange.lower(value)
 }
 
 
@@ -4568,6 +5296,115 @@ public func FfiConverterTypeParticipant_lift(_ buf: RustBuffer) throws -> Partic
 #endif
 public func FfiConverterTypeParticipant_lower(_ value: Participant) -> RustBuffer {
     return FfiConverterTypeParticipant.lower(value)
+}
+
+
+/**
+ * A pin or unpin (`message-pinned`).
+ */
+public struct PinChange: Equatable, Hashable {
+    /**
+     * The message.
+     */
+    public var messageId: String
+    /**
+     * Its course.
+     */
+    public var courseId: String
+    /**
+     * Pinned (true) or unpinned.
+     */
+    public var pinned: Bool
+    /**
+     * Who pinned it (`None` once unpinned).
+     */
+    public var pinnedBy: String?
+    /**
+     * When it was pinned (RFC 3339; `None` once unpinned).
+     */
+    public var pinnedAt: String?
+    /**
+     * The course seq of the change.
+     */
+    public var seq: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The message.
+         */messageId: String, 
+        /**
+         * Its course.
+         */courseId: String, 
+        /**
+         * Pinned (true) or unpinned.
+         */pinned: Bool, 
+        /**
+         * Who pinned it (`None` once unpinned).
+         */pinnedBy: String?, 
+        /**
+         * When it was pinned (RFC 3339; `None` once unpinned).
+         */pinnedAt: String?, 
+        /**
+         * The course seq of the change.
+         */seq: UInt64) {
+        self.messageId = messageId
+        self.courseId = courseId
+        self.pinned = pinned
+        self.pinnedBy = pinnedBy
+        self.pinnedAt = pinnedAt
+        self.seq = seq
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PinChange: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePinChange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PinChange {
+        return
+            try PinChange(
+                messageId: FfiConverterString.read(from: &buf), 
+                courseId: FfiConverterString.read(from: &buf), 
+                pinned: FfiConverterBool.read(from: &buf), 
+                pinnedBy: FfiConverterOptionString.read(from: &buf), 
+                pinnedAt: FfiConverterOptionString.read(from: &buf), 
+                seq: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PinChange, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.messageId, into: &buf)
+        FfiConverterString.write(value.courseId, into: &buf)
+        FfiConverterBool.write(value.pinned, into: &buf)
+        FfiConverterOptionString.write(value.pinnedBy, into: &buf)
+        FfiConverterOptionString.write(value.pinnedAt, into: &buf)
+        FfiConverterUInt64.write(value.seq, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePinChange_lift(_ buf: RustBuffer) throws -> PinChange {
+    return try FfiConverterTypePinChange.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePinChange_lower(_ value: PinChange) -> RustBuffer {
+    return FfiConverterTypePinChange.lower(value)
 }
 
 
@@ -4894,6 +5731,115 @@ public func FfiConverterTypeReplyPreview_lift(_ buf: RustBuffer) throws -> Reply
 #endif
 public func FfiConverterTypeReplyPreview_lower(_ value: ReplyPreview) -> RustBuffer {
     return FfiConverterTypeReplyPreview.lower(value)
+}
+
+
+/**
+ * A user's mute and ban in a course.
+ */
+public struct Restriction: Equatable, Hashable {
+    /**
+     * The course.
+     */
+    public var courseId: String
+    /**
+     * The user.
+     */
+    public var userId: String
+    /**
+     * Muted until then (RFC 3339), if muted.
+     */
+    public var mutedUntil: String?
+    /**
+     * Banned from the course's chat.
+     */
+    public var banned: Bool
+    /**
+     * The moderator who last changed it.
+     */
+    public var updatedBy: String
+    /**
+     * When (RFC 3339).
+     */
+    public var updatedAt: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The course.
+         */courseId: String, 
+        /**
+         * The user.
+         */userId: String, 
+        /**
+         * Muted until then (RFC 3339), if muted.
+         */mutedUntil: String?, 
+        /**
+         * Banned from the course's chat.
+         */banned: Bool, 
+        /**
+         * The moderator who last changed it.
+         */updatedBy: String, 
+        /**
+         * When (RFC 3339).
+         */updatedAt: String) {
+        self.courseId = courseId
+        self.userId = userId
+        self.mutedUntil = mutedUntil
+        self.banned = banned
+        self.updatedBy = updatedBy
+        self.updatedAt = updatedAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension Restriction: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeRestriction: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Restriction {
+        return
+            try Restriction(
+                courseId: FfiConverterString.read(from: &buf), 
+                userId: FfiConverterString.read(from: &buf), 
+                mutedUntil: FfiConverterOptionString.read(from: &buf), 
+                banned: FfiConverterBool.read(from: &buf), 
+                updatedBy: FfiConverterString.read(from: &buf), 
+                updatedAt: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: Restriction, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.courseId, into: &buf)
+        FfiConverterString.write(value.userId, into: &buf)
+        FfiConverterOptionString.write(value.mutedUntil, into: &buf)
+        FfiConverterBool.write(value.banned, into: &buf)
+        FfiConverterString.write(value.updatedBy, into: &buf)
+        FfiConverterString.write(value.updatedAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRestriction_lift(_ buf: RustBuffer) throws -> Restriction {
+    return try FfiConverterTypeRestriction.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeRestriction_lower(_ value: Restriction) -> RustBuffer {
+    return FfiConverterTypeRestriction.lower(value)
 }
 
 
@@ -5242,6 +6188,16 @@ enum ChatError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case ChatDisabled(reason: String
     )
     /**
+     * `MUTED`: a moderator muted the caller in this course (the reason says until when).
+     */
+    case Muted(reason: String
+    )
+    /**
+     * `BANNED`: a moderator banned the caller from this course's chat.
+     */
+    case Banned(reason: String
+    )
+    /**
      * `NOT_FOUND`: the course, message, user, participant or file does not exist.
      */
     case NotFound(reason: String
@@ -5346,27 +6302,33 @@ public struct FfiConverterTypeChatError: FfiConverterRustBuffer {
         case 5: return .ChatDisabled(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 6: return .NotFound(
+        case 6: return .Muted(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 7: return .PayloadTooLarge(
+        case 7: return .Banned(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 8: return .NotFound(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+        case 9: return .PayloadTooLarge(
             reason: try FfiConverterString.read(from: &buf), 
             limit: try FfiConverterUInt64.read(from: &buf)
             )
-        case 8: return .UnsupportedMediaType(
+        case 10: return .UnsupportedMediaType(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 9: return .RateLimited(
+        case 11: return .RateLimited(
             reason: try FfiConverterString.read(from: &buf), 
             retryAfterMs: try FfiConverterUInt64.read(from: &buf)
             )
-        case 10: return .Internal(
+        case 12: return .Internal(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .Offline(
+        case 13: return .Offline(
             reason: try FfiConverterString.read(from: &buf)
             )
-        case 12: return .Network(
+        case 14: return .Network(
             reason: try FfiConverterString.read(from: &buf)
             )
 
@@ -5406,40 +6368,50 @@ public struct FfiConverterTypeChatError: FfiConverterRustBuffer {
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .NotFound(reason):
+        case let .Muted(reason):
             writeInt(&buf, Int32(6))
             FfiConverterString.write(reason, into: &buf)
             
         
-        case let .PayloadTooLarge(reason,limit):
+        case let .Banned(reason):
             writeInt(&buf, Int32(7))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .NotFound(reason):
+            writeInt(&buf, Int32(8))
+            FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .PayloadTooLarge(reason,limit):
+            writeInt(&buf, Int32(9))
             FfiConverterString.write(reason, into: &buf)
             FfiConverterUInt64.write(limit, into: &buf)
             
         
         case let .UnsupportedMediaType(reason):
-            writeInt(&buf, Int32(8))
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .RateLimited(reason,retryAfterMs):
-            writeInt(&buf, Int32(9))
+            writeInt(&buf, Int32(11))
             FfiConverterString.write(reason, into: &buf)
             FfiConverterUInt64.write(retryAfterMs, into: &buf)
             
         
         case let .Internal(reason):
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .Offline(reason):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(13))
             FfiConverterString.write(reason, into: &buf)
             
         
         case let .Network(reason):
-            writeInt(&buf, Int32(12))
+            writeInt(&buf, Int32(14))
             FfiConverterString.write(reason, into: &buf)
             
         }
@@ -5563,6 +6535,31 @@ public enum ClientEvent: Equatable, Hashable {
      */
     case serverError(code: String, reason: String
     )
+    /**
+     * A moderator pinned or unpinned a message (the cache holds it so).
+     */
+    case messagePinned(pin: PinChange
+    )
+    /**
+     * A moderator muted (`muted_until` set) or unmuted a user in a course.
+     */
+    case userMuted(mute: MuteChange
+    )
+    /**
+     * A moderator banned or unbanned a user from a course's chat.
+     */
+    case userBanned(ban: BanChange
+    )
+    /**
+     * A participant flagged a message (moderators only).
+     */
+    case messageFlagged(flag: Flag
+    )
+    /**
+     * A moderator resolved a flag (moderators only).
+     */
+    case flagResolved(flag: Flag
+    )
 
 
 
@@ -5639,6 +6636,21 @@ public struct FfiConverterTypeClientEvent: FfiConverterRustBuffer {
         )
         
         case 19: return .serverError(code: try FfiConverterString.read(from: &buf), reason: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 20: return .messagePinned(pin: try FfiConverterTypePinChange.read(from: &buf)
+        )
+        
+        case 21: return .userMuted(mute: try FfiConverterTypeMuteChange.read(from: &buf)
+        )
+        
+        case 22: return .userBanned(ban: try FfiConverterTypeBanChange.read(from: &buf)
+        )
+        
+        case 23: return .messageFlagged(flag: try FfiConverterTypeFlag.read(from: &buf)
+        )
+        
+        case 24: return .flagResolved(flag: try FfiConverterTypeFlag.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -5766,6 +6778,31 @@ public struct FfiConverterTypeClientEvent: FfiConverterRustBuffer {
             writeInt(&buf, Int32(19))
             FfiConverterString.write(code, into: &buf)
             FfiConverterString.write(reason, into: &buf)
+            
+        
+        case let .messagePinned(pin):
+            writeInt(&buf, Int32(20))
+            FfiConverterTypePinChange.write(pin, into: &buf)
+            
+        
+        case let .userMuted(mute):
+            writeInt(&buf, Int32(21))
+            FfiConverterTypeMuteChange.write(mute, into: &buf)
+            
+        
+        case let .userBanned(ban):
+            writeInt(&buf, Int32(22))
+            FfiConverterTypeBanChange.write(ban, into: &buf)
+            
+        
+        case let .messageFlagged(flag):
+            writeInt(&buf, Int32(23))
+            FfiConverterTypeFlag.write(flag, into: &buf)
+            
+        
+        case let .flagResolved(flag):
+            writeInt(&buf, Int32(24))
+            FfiConverterTypeFlag.write(flag, into: &buf)
             
         }
     }
@@ -6031,6 +7068,31 @@ public enum Event: Equatable, Hashable {
      */
     case reactionRemoved(messageId: String, courseId: String, userId: String, emoji: String, seq: UInt64
     )
+    /**
+     * `message-pinned`: pinned or unpinned (a seq'd change, replayed on resume).
+     */
+    case messagePinned(pin: PinChange
+    )
+    /**
+     * `user-muted`: muted until `muted_until`, or unmuted (`None`).
+     */
+    case userMuted(mute: MuteChange
+    )
+    /**
+     * `user-banned`: banned or unbanned.
+     */
+    case userBanned(ban: BanChange
+    )
+    /**
+     * `message-flagged` (moderators only).
+     */
+    case messageFlagged(flag: Flag
+    )
+    /**
+     * `flag-resolved` (moderators only).
+     */
+    case flagResolved(flag: Flag
+    )
 
 
 
@@ -6080,6 +7142,21 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         )
         
         case 10: return .reactionRemoved(messageId: try FfiConverterString.read(from: &buf), courseId: try FfiConverterString.read(from: &buf), userId: try FfiConverterString.read(from: &buf), emoji: try FfiConverterString.read(from: &buf), seq: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 11: return .messagePinned(pin: try FfiConverterTypePinChange.read(from: &buf)
+        )
+        
+        case 12: return .userMuted(mute: try FfiConverterTypeMuteChange.read(from: &buf)
+        )
+        
+        case 13: return .userBanned(ban: try FfiConverterTypeBanChange.read(from: &buf)
+        )
+        
+        case 14: return .messageFlagged(flag: try FfiConverterTypeFlag.read(from: &buf)
+        )
+        
+        case 15: return .flagResolved(flag: try FfiConverterTypeFlag.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -6157,6 +7234,31 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
             FfiConverterString.write(userId, into: &buf)
             FfiConverterString.write(emoji, into: &buf)
             FfiConverterUInt64.write(seq, into: &buf)
+            
+        
+        case let .messagePinned(pin):
+            writeInt(&buf, Int32(11))
+            FfiConverterTypePinChange.write(pin, into: &buf)
+            
+        
+        case let .userMuted(mute):
+            writeInt(&buf, Int32(12))
+            FfiConverterTypeMuteChange.write(mute, into: &buf)
+            
+        
+        case let .userBanned(ban):
+            writeInt(&buf, Int32(13))
+            FfiConverterTypeBanChange.write(ban, into: &buf)
+            
+        
+        case let .messageFlagged(flag):
+            writeInt(&buf, Int32(14))
+            FfiConverterTypeFlag.write(flag, into: &buf)
+            
+        
+        case let .flagResolved(flag):
+            writeInt(&buf, Int32(15))
+            FfiConverterTypeFlag.write(flag, into: &buf)
             
         }
     }
@@ -7043,6 +8145,56 @@ fileprivate struct FfiConverterSequenceTypeMessagePlugin: FfiConverterRustBuffer
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeAuditEntry: FfiConverterRustBuffer {
+    typealias SwiftType = [AuditEntry]
+
+    public static func write(_ value: [AuditEntry], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeAuditEntry.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [AuditEntry] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [AuditEntry]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeAuditEntry.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeFlag: FfiConverterRustBuffer {
+    typealias SwiftType = [Flag]
+
+    public static func write(_ value: [Flag], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeFlag.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Flag] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Flag]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeFlag.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeMessage: FfiConverterRustBuffer {
     typealias SwiftType = [Message]
 
@@ -7160,6 +8312,31 @@ fileprivate struct FfiConverterSequenceTypeReadBy: FfiConverterRustBuffer {
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeReadBy.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeRestriction: FfiConverterRustBuffer {
+    typealias SwiftType = [Restriction]
+
+    public static func write(_ value: [Restriction], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeRestriction.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Restriction] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Restriction]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeRestriction.read(from: &buf))
         }
         return seq
     }
@@ -7355,6 +8532,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_method_eventlistener_on_event() != 55182) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_method_chatengine_audit_log() != 11199) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_ban() != 17886) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_method_chatengine_changes_since() != 3838) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7379,6 +8562,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_method_chatengine_file() != 32520) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_method_chatengine_flag() != 6699) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_flags() != 9565) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_method_chatengine_history() != 33341) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7391,16 +8580,31 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_method_chatengine_message() != 47141) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_method_chatengine_mute() != 58895) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_method_chatengine_online_users() != 30985) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_participants() != 61408) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_method_chatengine_pin() != 55035) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_pinned() != 1934) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_method_chatengine_put_course() != 21889) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_react() != 16924) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_resolve_flag() != 55144) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_restrictions() != 25807) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_send() != 48701) {
@@ -7415,7 +8619,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_method_chatengine_typing() != 58517) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_method_chatengine_unban() != 56440) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_method_chatengine_unenroll() != 47334) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_unmute() != 59789) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_unpin() != 21023) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_unreact() != 23336) {

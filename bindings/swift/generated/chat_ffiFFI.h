@@ -569,6 +569,16 @@ uint64_t uniffi_chat_ffi_fn_constructor_chatengine_in_memory(RustBuffer config, 
 uint64_t uniffi_chat_ffi_fn_constructor_chatengine_open(RustBuffer data_dir, RustBuffer config, RustBuffer plugins, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_AUDIT_LOG
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_AUDIT_LOG
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_audit_log(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer before, uint32_t limit, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_BAN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_BAN
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_ban(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer user_id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_CHANGES_SINCE
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_CHANGES_SINCE
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_changes_since(uint64_t ptr, RustBuffer actor, RustBuffer course_id, uint64_t since_seq, uint32_t limit, RustCallStatus *_Nonnull out_status
@@ -609,6 +619,16 @@ RustBuffer uniffi_chat_ffi_fn_method_chatengine_enroll(uint64_t ptr, RustBuffer 
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_file(uint64_t ptr, RustBuffer actor, RustBuffer file_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_FLAG
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_FLAG
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_flag(uint64_t ptr, RustBuffer actor, RustBuffer message_id, RustBuffer reason, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_FLAGS
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_FLAGS
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_flags(uint64_t ptr, RustBuffer actor, RustBuffer course_id, int8_t open_only, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_HISTORY
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_HISTORY
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_history(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer query, RustCallStatus *_Nonnull out_status
@@ -629,6 +649,11 @@ RustBuffer uniffi_chat_ffi_fn_method_chatengine_mark_read(uint64_t ptr, RustBuff
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_message(uint64_t ptr, RustBuffer actor, RustBuffer message_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_MUTE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_MUTE
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_mute(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer user_id, uint64_t duration_seconds, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_ONLINE_USERS
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_ONLINE_USERS
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_online_users(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustCallStatus *_Nonnull out_status
@@ -639,6 +664,16 @@ RustBuffer uniffi_chat_ffi_fn_method_chatengine_online_users(uint64_t ptr, RustB
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_participants(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PIN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PIN
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_pin(uint64_t ptr, RustBuffer actor, RustBuffer message_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PINNED
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PINNED
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_pinned(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PUT_COURSE
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PUT_COURSE
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_put_course(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer update, RustCallStatus *_Nonnull out_status
@@ -647,6 +682,16 @@ RustBuffer uniffi_chat_ffi_fn_method_chatengine_put_course(uint64_t ptr, RustBuf
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_REACT
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_REACT
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_react(uint64_t ptr, RustBuffer actor, RustBuffer message_id, RustBuffer emoji, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_RESOLVE_FLAG
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_RESOLVE_FLAG
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_resolve_flag(uint64_t ptr, RustBuffer actor, RustBuffer flag_id, int8_t delete_message, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_RESTRICTIONS
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_RESTRICTIONS
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_restrictions(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_SEND
@@ -669,9 +714,24 @@ uint64_t uniffi_chat_ffi_fn_method_chatengine_subscribe(uint64_t ptr, RustBuffer
 void uniffi_chat_ffi_fn_method_chatengine_typing(uint64_t ptr, RustBuffer actor, RustBuffer course_id, int8_t is_typing, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNBAN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNBAN
+void uniffi_chat_ffi_fn_method_chatengine_unban(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer user_id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNENROLL
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNENROLL
 void uniffi_chat_ffi_fn_method_chatengine_unenroll(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer user_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNMUTE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNMUTE
+void uniffi_chat_ffi_fn_method_chatengine_unmute(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer user_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNPIN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNPIN
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_unpin(uint64_t ptr, RustBuffer actor, RustBuffer message_id, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_UNREACT
@@ -1222,6 +1282,18 @@ uint16_t uniffi_chat_ffi_checksum_method_eventlistener_on_event(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_AUDIT_LOG
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_AUDIT_LOG
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_audit_log(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_BAN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_BAN
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_ban(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_CHANGES_SINCE
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_CHANGES_SINCE
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_changes_since(void
@@ -1270,6 +1342,18 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_file(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_FLAG
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_FLAG
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_flag(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_FLAGS
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_FLAGS
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_flags(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_HISTORY
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_HISTORY
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_history(void
@@ -1294,6 +1378,12 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_message(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_MUTE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_MUTE
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_mute(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_ONLINE_USERS
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_ONLINE_USERS
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_online_users(void
@@ -1306,6 +1396,18 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_participants(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PIN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PIN
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_pin(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PINNED
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PINNED
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_pinned(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PUT_COURSE
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PUT_COURSE
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_put_course(void
@@ -1315,6 +1417,18 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_put_course(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_REACT
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_REACT
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_react(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_RESOLVE_FLAG
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_RESOLVE_FLAG
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_resolve_flag(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_RESTRICTIONS
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_RESTRICTIONS
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_restrictions(void
     
 );
 #endif
@@ -1342,9 +1456,27 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_typing(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNBAN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNBAN
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_unban(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNENROLL
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNENROLL
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_unenroll(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNMUTE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNMUTE
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_unmute(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNPIN
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_UNPIN
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_unpin(void
     
 );
 #endif

@@ -282,6 +282,12 @@ impl Api {
         .await
     }
 
+    /// Pins a message as the admin.
+    pub async fn pin(&self, id: &str) -> Value {
+        self.call(reqwest::Method::PUT, &format!("/pin/{id}"), &admin(), None)
+            .await
+    }
+
     pub async fn read(&self, token: &str, id: &str) -> Value {
         self.call(reqwest::Method::PUT, &format!("/read/{id}"), token, None)
             .await

@@ -57,6 +57,9 @@ pub enum Notice {
         event: serde_json::Value,
         /// A user the event is not for (the typist).
         exclude_user: Option<String>,
+        /// Only the course's moderators receive it (`message-flagged`).
+        #[serde(default)]
+        moderators_only: bool,
     },
     /// A user came online or went offline somewhere: the online lists that show them change.
     #[serde(rename_all = "camelCase")]
@@ -64,7 +67,8 @@ pub enum Notice {
         /// The user.
         user_id: String,
     },
-    /// A user was removed from a course: their connections everywhere leave its room.
+    /// A user was removed from a course (unenrolled, or banned from its chat): their
+    /// connections everywhere leave its room.
     #[serde(rename_all = "camelCase")]
     Unenrolled {
         /// The course.

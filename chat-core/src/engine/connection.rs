@@ -62,6 +62,8 @@ pub(super) struct ConnInner {
     pub(super) presence: bool,
     pub(super) stream: Arc<StreamShared>,
     pub(super) joined: Mutex<HashSet<String>>,
+    /// Joined courses this connection moderates (receives `message-flagged` in).
+    pub(super) moderating: Mutex<HashSet<String>>,
     pub(super) closed: AtomicBool,
 }
 
@@ -75,6 +77,7 @@ impl Connection {
             presence,
             stream: stream.clone(),
             joined: Mutex::new(HashSet::new()),
+            moderating: Mutex::new(HashSet::new()),
             closed: AtomicBool::new(false),
         });
         let feed = Arc::new(ConnFeed {
@@ -217,6 +220,8 @@ impl Feed for ConnFeed {
             return;
         };
         let user = conn.presence.then(|| conn.actor.id.clone());
-        self.engine.resubscribe(stream, course, conn.id, user);
+        let moderator = conn.moderating.lock().contains(course);
+        self.engine
+            .resubscribe(stream, course, conn.id, user, moderator);
     }
 }

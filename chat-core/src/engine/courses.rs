@@ -5,7 +5,7 @@ use super::uncancellable::uncancellable;
 use super::Engine;
 use crate::cluster::Notice;
 use crate::error::{Error, Result};
-use crate::model::{check_id, Actor, Course, Message, Participant, Role};
+use crate::model::{check_id, Actor, Course, Message, Participant, Role, Timestamp};
 use crate::store::CourseRecord;
 
 /// Changes to a course's settings; absent fields keep their value (or the default on creation:
@@ -169,7 +169,25 @@ impl Engine {
         if need == Need::Write && !course.chat_enabled {
             return Err(Error::ChatDisabled);
         }
+        if !Self::moderates(actor, role) {
+            if let Some(r) = self.inner.store.restriction(course_id, &actor.id).await? {
+                if r.banned {
+                    return Err(Error::Banned);
+                }
+                match r.muted_until {
+                    Some(until) if need == Need::Write && until > Timestamp::now() => {
+                        return Err(Error::Muted { until })
+                    }
+                    _ => {}
+                }
+            }
+        }
         Ok((course, role))
+    }
+
+    /// Whether a caller with `role` in a course moderates it: its instructors and admins.
+    pub(super) fn moderates(actor: &Actor, role: Option<Role>) -> bool {
+        actor.is_admin() || matches!(role, Some(Role::Instructor | Role::Admin))
     }
 
     /// A message and the caller's access to its course.

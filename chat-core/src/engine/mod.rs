@@ -11,6 +11,7 @@
 //! - [`courses`]: provisioning, enrolment, and the access checks every operation starts with;
 //! - [`writes`]: sends, edits, deletions, read receipts (each a durable write, then its event);
 //! - [`reactions`]: emoji reactions on messages (seq'd changes like edits);
+//! - [`moderation`]: pins, mutes, bans, flags and the audit log (instructors and admins);
 //! - [`reads`]: history pages, replays of the change log, files, and filling `readBy`;
 //! - [`connection`]: the handle a socket holds; [`rooms`]: joining and leaving rooms,
 //!   presence and typing;
@@ -39,6 +40,7 @@ use crate::typing::TypingState;
 mod catch_up;
 mod connection;
 mod courses;
+mod moderation;
 mod node;
 mod reactions;
 mod reads;
@@ -49,6 +51,7 @@ mod writes;
 
 pub use connection::{Connection, Joined, Resume};
 pub use courses::CourseUpdate;
+pub use moderation::{MAX_AUDIT_PAGE, MAX_MUTE, MAX_PINS, MAX_REASON_CHARS};
 pub use writes::{Attachment, SendMessage};
 
 /// Builds an [`Engine`]: storage, limits and plugins.

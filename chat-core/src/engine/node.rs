@@ -64,6 +64,7 @@ impl Engine {
                 course_id: course,
                 event,
                 exclude_user: env.excluded_user().map(str::to_string),
+                moderators_only: env.moderators_only(),
             });
         }
     }
@@ -129,12 +130,14 @@ impl Engine {
                 course_id,
                 event,
                 exclude_user,
+                moderators_only,
             } => {
                 let hub = self.inner.hubs.lock().get(&course_id).cloned();
                 let Some(hub) = hub else { return };
                 match Event::from_json(&event) {
                     Ok(ev) if ev.course_id() == course_id && ev.seq().is_none() => {
                         let env = match exclude_user {
+                            _ if moderators_only => Envelope::for_moderators(ev),
                             Some(u) => Envelope::excluding(ev, &u),
                             None => Envelope::new(ev),
                         };

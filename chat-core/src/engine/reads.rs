@@ -140,7 +140,11 @@ impl Engine {
     }
 
     /// Fills `readBy` from the read watermarks and refreshes reply previews.
-    async fn hydrate(&self, course_id: &str, mut messages: Vec<Message>) -> Result<Vec<Message>> {
+    pub(super) async fn hydrate(
+        &self,
+        course_id: &str,
+        mut messages: Vec<Message>,
+    ) -> Result<Vec<Message>> {
         let Some(lo) = messages.iter().map(|m| m.seq).min() else {
             return Ok(messages);
         };

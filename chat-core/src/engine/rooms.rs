@@ -183,8 +183,12 @@ impl Engine {
         let member = conn.presence && role.is_some();
         let first_here = member && newly && hub.add_member(&actor.id);
         let user = conn.presence.then_some(actor.id.as_str());
+        let moderator = Self::moderates(actor, role);
+        if moderator {
+            conn.moderating.lock().insert(course_id.to_string());
+        }
         let mut head_seq = 0;
-        hub.subscribe(conn.id, user, conn.stream.clone(), |hi| {
+        hub.subscribe(conn.id, user, moderator, conn.stream.clone(), |hi| {
             head_seq = hi;
             conn.stream.follow(course_id, since_seq, hi)
         });
@@ -249,6 +253,7 @@ impl Engine {
 
     pub(super) async fn leave(&self, conn: &ConnInner, course_id: &str) -> Result<()> {
         self.access(&conn.actor, course_id, Need::Read).await?;
+        conn.moderating.lock().remove(course_id);
         if !conn.joined.lock().remove(course_id) {
             return Ok(());
         }
@@ -360,6 +365,7 @@ impl Engine {
         course_id: &str,
         conn_id: u64,
         user: Option<String>,
+        moderator: bool,
     ) {
         let Some(hub) = self.inner.hubs.lock().get(course_id).cloned() else {
             return;
@@ -367,7 +373,7 @@ impl Engine {
         let Some(after) = stream.cursor(course_id) else {
             return;
         };
-        hub.subscribe(conn_id, user.as_deref(), stream.clone(), |hi| {
+        hub.subscribe(conn_id, user.as_deref(), moderator, stream.clone(), |hi| {
             stream.follow(course_id, Some(after), hi)
         });
     }

@@ -15,7 +15,7 @@ use crate::cluster::Notice;
 use crate::error::{Error, Result, Source};
 use crate::event::{Envelope, Event};
 use crate::hub::{Hub, Origin};
-use crate::model::{check_id, Actor, FileInfo, Message, MessageType, ReadReceipt, Role, Timestamp};
+use crate::model::{check_id, Actor, FileInfo, Message, MessageType, ReadReceipt, Timestamp};
 use crate::plugin::{Draft, DraftKind, Verdict};
 use crate::store::{ChangeKind, Inserted, ReadAdvance, StoredFile, Update};
 use crate::stream::change_event;
@@ -165,6 +165,9 @@ impl Engine {
                 created_at: now,
                 updated_at: now,
                 reactions: Vec::new(),
+                pinned: false,
+                pinned_at: None,
+                pinned_by: None,
             };
             let hub = engine.ready_hub(&course.id).await;
             let outcome = match hub {
@@ -347,10 +350,8 @@ impl Engine {
         self.alive()?;
         for _ in 0..CONFLICT_RETRIES {
             let (current, _, role) = self.message_for(actor, message_id, Need::Read).await?;
-            let allowed = current.sender.id == actor.id
-                || actor.is_admin()
-                || matches!(role, Some(Role::Instructor | Role::Admin));
-            if !allowed {
+            let own = current.sender.id == actor.id;
+            if !own && !Self::moderates(actor, role) {
                 return Err(Error::Forbidden(
                     "only the sender, the course's instructors and admins can delete a message"
                         .into(),
@@ -367,6 +368,18 @@ impl Engine {
                 reaction: None,
             };
             if let Some(m) = self.commit_update(update, current.file).await? {
+                if !own {
+                    let author = Some(m.sender.id.as_str());
+                    self.audit_action(
+                        actor,
+                        &m.course_id,
+                        "delete-message",
+                        author,
+                        Some(&m.id),
+                        None,
+                    )
+                    .await?;
+                }
                 return Ok(m);
             }
         }

@@ -6,7 +6,9 @@ use std::future::Future;
 use super::{
     ChangeKind, CourseRecord, Inserted, ReactionChange, ReadAdvance, Store, StoredUser, Update,
 };
-use crate::model::{Message, MessageType, Role, Sender, Timestamp};
+use crate::model::{
+    AuditEntry, Flag, FlagResolution, Message, MessageType, Restriction, Role, Sender, Timestamp,
+};
 
 /// A new text message of `course` by `sender` (a student), to insert; backends' own tests use it
 /// too.
@@ -36,6 +38,9 @@ pub fn message(course: &str, sender: &str, text: &str, client_id: Option<&str>) 
         created_at: now,
         updated_at: now,
         reactions: Vec::new(),
+        pinned: false,
+        pinned_at: None,
+        pinned_by: None,
     }
 }
 
@@ -64,9 +69,193 @@ where
     client_ids(&make().await).await;
     updates(&make().await).await;
     reactions(&make().await).await;
+    pins(&make().await).await;
+    restrictions(&make().await).await;
+    flags(&make().await).await;
+    audit(&make().await).await;
     timeline(&make().await).await;
     receipts(&make().await).await;
     epochs(&make().await, &make().await).await;
+}
+
+async fn set_pin(store: &dyn Store, m: &Message, pin: bool) -> Message {
+    let mut next = m.clone();
+    next.set_pin(pin.then(|| ("mod".to_string(), Timestamp::now())));
+    store
+        .update_message(Update {
+            kind: ChangeKind::Pinned,
+            message: next,
+            expected_change_seq: m.change_seq,
+            reaction: None,
+        })
+        .await
+        .expect("pin")
+}
+
+/// Pins are seq'd changes; `pinned` lists a course's pinned messages in creation order and
+/// follows unpins and deletions.
+async fn pins(store: &dyn Store) {
+    let a = insert(store, message("c1", "u1", "first", None)).await;
+    let b = insert(store, message("c1", "u1", "second", None)).await;
+    let other = insert(store, message("c2", "u1", "elsewhere", None)).await;
+    assert!(store.pinned("c1").await.unwrap().is_empty());
+    let b = set_pin(store, &b, true).await;
+    let a = set_pin(store, &a, true).await;
+    set_pin(store, &other, true).await;
+    assert_eq!((b.change_seq, a.change_seq), (3, 4));
+    assert!(a.pinned && a.pinned_by.as_deref() == Some("mod") && a.pinned_at.is_some());
+    let ids: Vec<String> = store
+        .pinned("c1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, [a.id.clone(), b.id.clone()], "creation order");
+    let log = store.changes("c1", 2, 4, 10).await.unwrap();
+    assert!(log.iter().all(|c| c.kind == ChangeKind::Pinned));
+    // Unpinning and deleting both take a message off the list.
+    let a = set_pin(store, &a, false).await;
+    assert!(!a.pinned && a.pinned_by.is_none() && a.pinned_at.is_none());
+    let tomb = b.clone().into_tombstone(Timestamp::now());
+    assert!(!tomb.pinned, "a tombstone is not pinned");
+    store
+        .update_message(Update {
+            kind: ChangeKind::Deleted,
+            message: tomb,
+            expected_change_seq: b.change_seq,
+            reaction: None,
+        })
+        .await
+        .unwrap();
+    assert!(store.pinned("c1").await.unwrap().is_empty());
+    assert_eq!(store.pinned("c2").await.unwrap().len(), 1);
+}
+
+fn restriction(course: &str, user: &str, banned: bool) -> Restriction {
+    Restriction {
+        course_id: course.into(),
+        user_id: user.into(),
+        muted_until: Timestamp::from_millis(Timestamp::now().as_millis() + 60_000),
+        banned,
+        updated_by: "mod".into(),
+        updated_at: Timestamp::now(),
+    }
+}
+
+/// Restrictions are per course and user, replaced whole, listed by user id.
+async fn restrictions(store: &dyn Store) {
+    assert_eq!(store.restriction("c1", "u1").await.unwrap(), None);
+    let mut r = restriction("c1", "u2", false);
+    store.put_restriction(&r).await.unwrap();
+    store
+        .put_restriction(&restriction("c1", "u1", true))
+        .await
+        .unwrap();
+    store
+        .put_restriction(&restriction("c2", "u1", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.restriction("c1", "u2").await.unwrap(),
+        Some(r.clone())
+    );
+    r.banned = true;
+    store.put_restriction(&r).await.unwrap();
+    let all = store.restrictions("c1").await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.user_id.as_str()).collect::<Vec<_>>(),
+        ["u1", "u2"]
+    );
+    assert!(all[1].banned, "replaced");
+    assert!(store.remove_restriction("c1", "u2").await.unwrap());
+    assert!(!store.remove_restriction("c1", "u2").await.unwrap());
+    assert_eq!(store.restriction("c1", "u2").await.unwrap(), None);
+    assert_eq!(store.restrictions("c2").await.unwrap().len(), 1);
+}
+
+fn new_flag(course: &str, message: &str, reporter: &str) -> Flag {
+    Flag {
+        id: crate::model::ordered_id(),
+        course_id: course.into(),
+        message_id: message.into(),
+        reporter_id: reporter.into(),
+        reason: "spam".into(),
+        created_at: Timestamp::now(),
+        resolution: None,
+    }
+}
+
+/// A reporter has one open flag per message; resolved flags leave the open queue.
+async fn flags(store: &dyn Store) {
+    let first = new_flag("c1", "m1", "u1");
+    assert_eq!(store.insert_flag(&first).await.unwrap(), first);
+    let again = new_flag("c1", "m1", "u1");
+    assert_eq!(
+        store.insert_flag(&again).await.unwrap(),
+        first,
+        "one open flag"
+    );
+    let other = new_flag("c1", "m1", "u2");
+    store.insert_flag(&other).await.unwrap();
+    store
+        .insert_flag(&new_flag("c2", "m9", "u1"))
+        .await
+        .unwrap();
+    let open = store.flags("c1", true).await.unwrap();
+    assert_eq!(open, [first.clone(), other.clone()], "oldest first");
+    let mut done = first.clone();
+    done.resolution = Some(FlagResolution {
+        by: "mod".into(),
+        at: Timestamp::now(),
+        message_deleted: false,
+    });
+    store.update_flag(&done).await.unwrap();
+    assert_eq!(store.flag(&first.id).await.unwrap(), Some(done.clone()));
+    assert_eq!(store.flags("c1", true).await.unwrap(), [other]);
+    assert_eq!(store.flags("c1", false).await.unwrap().len(), 2);
+    // Once resolved, the same reporter may flag the message again.
+    let later = new_flag("c1", "m1", "u1");
+    assert_eq!(store.insert_flag(&later).await.unwrap(), later);
+    let missing = new_flag("c1", "m1", "u3");
+    assert!(matches!(
+        store.update_flag(&missing).await,
+        Err(crate::Error::NotFound(_))
+    ));
+    assert_eq!(store.flag("nope").await.unwrap(), None);
+}
+
+/// The audit log reads newest first, per course or whole, in pages by id.
+async fn audit(store: &dyn Store) {
+    let mut ids = ulid::Generator::new();
+    let mut entries = Vec::new();
+    for (i, course) in ["c1", "c2", "c1", "c1"].into_iter().enumerate() {
+        let entry = AuditEntry {
+            id: ids.generate().unwrap().to_string(),
+            course_id: course.into(),
+            actor_id: "mod".into(),
+            action: "mute".into(),
+            target_user_id: Some(format!("u{i}")),
+            message_id: None,
+            detail: None,
+            at: Timestamp::now(),
+        };
+        store.append_audit(&entry).await.unwrap();
+        entries.push(entry);
+    }
+    let all = store.audit(None, None, 10).await.unwrap();
+    let newest_first: Vec<_> = entries.iter().rev().cloned().collect();
+    assert_eq!(all, newest_first);
+    let c1 = store.audit(Some("c1"), None, 2).await.unwrap();
+    assert_eq!(c1, [entries[3].clone(), entries[2].clone()]);
+    let next = store
+        .audit(Some("c1"), Some(&entries[2].id), 10)
+        .await
+        .unwrap();
+    assert_eq!(next, [entries[0].clone()]);
+    let page = store.audit(None, Some(&entries[1].id), 10).await.unwrap();
+    assert_eq!(page, [entries[0].clone()]);
+    assert!(store.audit(Some("c3"), None, 10).await.unwrap().is_empty());
 }
 
 /// A store has one epoch for its whole life; two stores have different ones.

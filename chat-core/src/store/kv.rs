@@ -19,6 +19,11 @@
 //! | `k\0{course}\0{sender}\0{clientId}` | message id (idempotent sends) |
 //! | `w\0{course}\0{user}` / `r\0{course}\0{user}\0{seq}` | read watermark / its history |
 //! | `f\0{file}` | [`StoredFile`] |
+//! | `P\0{course}\0{seq}` | id of the pinned message created at `seq` |
+//! | `b\0{course}\0{user}` | [`Restriction`] |
+//! | `g\0{flag}` / `G\0{course}\0{flag}` | [`Flag`] / the course's flags |
+//! | `i\0{message}\0{reporter}` | id of the reporter's latest flag of the message |
+//! | `a\0{entry}` / `A\0{course}\0{entry}` | [`AuditEntry`] / the course's entries |
 //! | `e` | the store's epoch (a ULID made on first use) |
 //!
 //! Numbers are big-endian so byte order is numeric order.
@@ -36,7 +41,7 @@ use super::{
     StoredUser, Update,
 };
 use crate::error::{Error, Result};
-use crate::model::{Message, Participant, Role, Timestamp};
+use crate::model::{AuditEntry, Flag, Message, Participant, Restriction, Role, Timestamp};
 
 /// One write of an atomic batch: a value to put, or `None` to remove the key.
 pub type BatchOp = (Vec<u8>, Option<Vec<u8>>);
@@ -234,6 +239,29 @@ impl<B: KvBackend> KvStore<B> {
         self.kv.apply(batch)
     }
 
+    /// The values of the keys in `[from, to)` (or reversed), at most `limit`.
+    fn values_in<T: DeserializeOwned>(
+        &self,
+        from: &[u8],
+        to: &[u8],
+        reverse: bool,
+        limit: usize,
+    ) -> Result<Vec<T>> {
+        let mut out = Vec::new();
+        let mut err = None;
+        if limit == 0 {
+            return Ok(out);
+        }
+        self.kv.scan(from, to, reverse, &mut |_, v| {
+            match dec(v) {
+                Ok(value) => out.push(value),
+                Err(e) => err = Some(e),
+            }
+            err.is_none() && out.len() < limit
+        })?;
+        err.map_or(Ok(out), Err)
+    }
+
     fn put<T: Serialize>(&self, key: Vec<u8>, value: &T) -> Result<()> {
         self.kv.apply(vec![(key, Some(enc(value)?))])
     }
@@ -407,6 +435,11 @@ impl<B: KvBackend> Store for KvStore<B> {
             let seq = head.last_seq + 1;
             message.change_seq = seq;
             let mut batch = Vec::new();
+            if current.pinned != message.pinned {
+                let pin_key = key(b'P', &[c, &num(message.seq)]);
+                let value = message.pinned.then(|| message.id.as_bytes().to_vec());
+                batch.push((pin_key, value));
+            }
             if kind == ChangeKind::Deleted {
                 // Scrub what the message said from every earlier snapshot.
                 for &old in &meta.history {
@@ -628,6 +661,160 @@ impl<B: KvBackend> Store for KvStore<B> {
 
     async fn file(&self, id: &str) -> Result<Option<StoredFile>> {
         self.get(&key(b'f', &[id.as_bytes()]))
+    }
+
+    async fn pinned(&self, course_id: &str) -> Result<Vec<Message>> {
+        let (from, to) = under(b'P', &[course_id.as_bytes()]);
+        let mut ids = Vec::new();
+        self.kv.scan(&from, &to, false, &mut |_, v| {
+            ids.push(v.to_vec());
+            true
+        })?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = String::from_utf8(id).map_err(Error::corrupt)?;
+            let message = self
+                .load_message(&id)?
+                .ok_or_else(|| Error::corrupt("pin points to a missing message"))?;
+            out.push(message);
+        }
+        Ok(out)
+    }
+
+    async fn put_restriction(&self, restriction: &Restriction) -> Result<()> {
+        let k = key(
+            b'b',
+            &[
+                restriction.course_id.as_bytes(),
+                restriction.user_id.as_bytes(),
+            ],
+        );
+        self.put(k, restriction)?;
+        self.kv.sync().await
+    }
+
+    async fn remove_restriction(&self, course_id: &str, user_id: &str) -> Result<bool> {
+        let k = key(b'b', &[course_id.as_bytes(), user_id.as_bytes()]);
+        let existed = self.kv.get(&k)?.is_some();
+        if existed {
+            self.kv.apply(vec![(k, None)])?;
+            self.kv.sync().await?;
+        }
+        Ok(existed)
+    }
+
+    async fn restriction(&self, course_id: &str, user_id: &str) -> Result<Option<Restriction>> {
+        self.get(&key(b'b', &[course_id.as_bytes(), user_id.as_bytes()]))
+    }
+
+    async fn restrictions(&self, course_id: &str) -> Result<Vec<Restriction>> {
+        let (from, to) = under(b'b', &[course_id.as_bytes()]);
+        self.values_in(&from, &to, false, usize::MAX)
+    }
+
+    async fn insert_flag(&self, flag: &Flag) -> Result<Flag> {
+        let by_reporter = key(
+            b'i',
+            &[flag.message_id.as_bytes(), flag.reporter_id.as_bytes()],
+        );
+        // One lock orders flags as the course head orders messages.
+        let head = self.head(&flag.course_id)?;
+        let guard = head.lock();
+        if let Some(id) = self.kv.get(&by_reporter)? {
+            if let Some(existing) = self.get::<Flag>(&key(b'g', &[&id]))? {
+                if existing.resolution.is_none() {
+                    return Ok(existing);
+                }
+            }
+        }
+        let id = flag.id.as_bytes();
+        self.kv.apply(vec![
+            (key(b'g', &[id]), Some(enc(flag)?)),
+            (
+                key(b'G', &[flag.course_id.as_bytes(), id]),
+                Some(Vec::new()),
+            ),
+            (by_reporter, Some(id.to_vec())),
+        ])?;
+        drop(guard);
+        self.kv.sync().await?;
+        Ok(flag.clone())
+    }
+
+    async fn update_flag(&self, flag: &Flag) -> Result<()> {
+        let k = key(b'g', &[flag.id.as_bytes()]);
+        if self.kv.get(&k)?.is_none() {
+            return Err(Error::NotFound("flag"));
+        }
+        self.put(k, flag)?;
+        self.kv.sync().await
+    }
+
+    async fn flag(&self, id: &str) -> Result<Option<Flag>> {
+        self.get(&key(b'g', &[id.as_bytes()]))
+    }
+
+    async fn flags(&self, course_id: &str, open_only: bool) -> Result<Vec<Flag>> {
+        let (from, to) = under(b'G', &[course_id.as_bytes()]);
+        let mut ids = Vec::new();
+        self.kv.scan(&from, &to, false, &mut |k, _| {
+            ids.push(k[from.len()..].to_vec());
+            true
+        })?;
+        let mut out = Vec::new();
+        for id in ids {
+            let flag: Flag = self
+                .get(&key(b'g', &[&id]))?
+                .ok_or_else(|| Error::corrupt("flag index points to a missing flag"))?;
+            if !open_only || flag.resolution.is_none() {
+                out.push(flag);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        let id = entry.id.as_bytes();
+        self.kv.apply(vec![
+            (key(b'a', &[id]), Some(enc(entry)?)),
+            (
+                key(b'A', &[entry.course_id.as_bytes(), id]),
+                Some(Vec::new()),
+            ),
+        ])?;
+        self.kv.sync().await
+    }
+
+    async fn audit(
+        &self,
+        course_id: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        let Some(course) = course_id else {
+            let (from, mut to) = under(b'a', &[]);
+            if let Some(b) = before {
+                to = key(b'a', &[b.as_bytes()]);
+            }
+            return self.values_in(&from, &to, true, limit);
+        };
+        let (from, mut to) = under(b'A', &[course.as_bytes()]);
+        if let Some(b) = before {
+            to = key(b'A', &[course.as_bytes(), b.as_bytes()]);
+        }
+        let mut ids = Vec::new();
+        self.kv.scan(&from, &to, true, &mut |k, _| {
+            ids.push(k[from.len()..].to_vec());
+            ids.len() < limit
+        })?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(
+                self.get(&key(b'a', &[&id]))?
+                    .ok_or_else(|| Error::corrupt("audit index points to a missing entry"))?,
+            );
+        }
+        Ok(out)
     }
 
     async fn flush(&self) -> Result<()> {

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{Message, Participant, Role, Timestamp};
+use crate::model::{AuditEntry, Flag, Message, Participant, Restriction, Role, Timestamp};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
@@ -75,6 +75,8 @@ pub enum ChangeKind {
     Deleted,
     /// A reaction added or removed (the change's `reaction` says which).
     Reacted,
+    /// Pinned or unpinned by a moderator (the message's `pinned` says which).
+    Pinned,
 }
 
 /// What a [`ChangeKind::Reacted`] change did.
@@ -116,7 +118,7 @@ pub enum Inserted {
 /// An edit, deletion or reaction to apply with [`Store::update_message`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Update {
-    /// `Edited`, `Deleted` or `Reacted`.
+    /// `Edited`, `Deleted`, `Reacted` or `Pinned`.
     pub kind: ChangeKind,
     /// The full new state of the message (its `change_seq` is set by the store).
     pub message: Message,
@@ -277,6 +279,40 @@ pub trait Store: Send + Sync + 'static {
     async fn put_file(&self, file: &StoredFile) -> Result<()>;
     /// A file's metadata.
     async fn file(&self, id: &str) -> Result<Option<StoredFile>>;
+
+    /// The pinned messages of a course (those whose current state has `pinned`), in creation
+    /// order. [`update_message`](Self::update_message) keeps what this reads in step.
+    async fn pinned(&self, course_id: &str) -> Result<Vec<Message>>;
+
+    /// Creates or replaces a user's restriction in a course.
+    async fn put_restriction(&self, restriction: &Restriction) -> Result<()>;
+    /// Lifts a user's restriction in a course; false if there was none.
+    async fn remove_restriction(&self, course_id: &str, user_id: &str) -> Result<bool>;
+    /// A user's restriction in a course (possibly an expired mute).
+    async fn restriction(&self, course_id: &str, user_id: &str) -> Result<Option<Restriction>>;
+    /// Every restriction of a course, ordered by user id.
+    async fn restrictions(&self, course_id: &str) -> Result<Vec<Restriction>>;
+
+    /// Stores a new flag, unless its reporter already has an open flag on the same message:
+    /// then that one, unchanged.
+    async fn insert_flag(&self, flag: &Flag) -> Result<Flag>;
+    /// Replaces a stored flag (to resolve it).
+    async fn update_flag(&self, flag: &Flag) -> Result<()>;
+    /// A flag.
+    async fn flag(&self, id: &str) -> Result<Option<Flag>>;
+    /// A course's flags, oldest first: the open ones only, or all.
+    async fn flags(&self, course_id: &str, open_only: bool) -> Result<Vec<Flag>>;
+
+    /// Appends an entry to the audit log.
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// Audit entries newest first, of one course or of all, with ids below `before`, at most
+    /// `limit`.
+    async fn audit(
+        &self,
+        course_id: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>>;
 
     /// Makes everything written so far durable (writes already are; this is for shutdown).
     async fn flush(&self) -> Result<()>;

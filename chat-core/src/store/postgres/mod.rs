@@ -117,6 +117,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "reactions",
         include_str!("../../../migrations/postgres/0002_reactions.sql"),
     ),
+    (
+        3,
+        "moderation",
+        include_str!("../../../migrations/postgres/0003_moderation.sql"),
+    ),
 ];
 
 /// The schema a store uses unless told otherwise.

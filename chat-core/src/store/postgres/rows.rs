@@ -85,6 +85,7 @@ pub(super) fn kind_text(kind: ChangeKind) -> &'static str {
         ChangeKind::Edited => "edited",
         ChangeKind::Deleted => "deleted",
         ChangeKind::Reacted => "reacted",
+        ChangeKind::Pinned => "pinned",
     }
 }
 
@@ -94,6 +95,7 @@ pub(super) fn kind_from(text: &str) -> Result<ChangeKind> {
         "edited" => Ok(ChangeKind::Edited),
         "deleted" => Ok(ChangeKind::Deleted),
         "reacted" => Ok(ChangeKind::Reacted),
+        "pinned" => Ok(ChangeKind::Pinned),
         other => Err(Error::corrupt(format!("unknown change kind {other:?}"))),
     }
 }

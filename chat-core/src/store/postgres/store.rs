@@ -8,7 +8,7 @@ use super::rows::{
 };
 use super::PgStore;
 use crate::error::{Error, Result};
-use crate::model::{Message, Participant, Role, Timestamp};
+use crate::model::{AuditEntry, Flag, Message, Participant, Restriction, Role, Timestamp};
 use crate::store::{
     Change, ChangeKind, CourseRecord, Inserted, ReadAdvance, ReadMark, Store, StoredFile,
     StoredUser, Update,
@@ -309,7 +309,7 @@ impl Store for PgStore {
                  INSERT INTO chat_changes (course_id, seq, message_id, kind, message, reaction) \
                  VALUES ($1, $2, $3, $4, $5, $7) \
              ) \
-             UPDATE chat_messages SET change_seq = $2, deleted = $6 WHERE id = $3",
+             UPDATE chat_messages SET change_seq = $2, deleted = $6, pinned = $8 WHERE id = $3",
         )
         .bind(&course)
         .bind(seq)
@@ -318,6 +318,7 @@ impl Store for PgStore {
         .bind(enc(&message)?)
         .bind(message.is_deleted)
         .bind(reaction.as_ref().map(enc).transpose()?)
+        .bind(message.pinned)
         .execute(&mut *tx)
         .await
         .map_err(db("store change"))?;
@@ -578,6 +579,175 @@ impl Store for PgStore {
             .map_err(db("read file"))?
             .map(|row| decode_col(&row, 0))
             .transpose()
+    }
+
+    async fn pinned(&self, course_id: &str) -> Result<Vec<Message>> {
+        sqlx::query(
+            "SELECT c.message FROM chat_messages m \
+             JOIN chat_changes c ON c.course_id = m.course_id AND c.seq = m.change_seq \
+             WHERE m.course_id = $1 AND m.pinned ORDER BY m.seq",
+        )
+        .bind(course_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read pinned messages"))?
+        .iter()
+        .map(|row| decode_col(row, 0))
+        .collect()
+    }
+
+    async fn put_restriction(&self, restriction: &Restriction) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO chat_restrictions (course_id, user_id, restriction) VALUES ($1, $2, $3) \
+             ON CONFLICT (course_id, user_id) DO UPDATE SET restriction = EXCLUDED.restriction",
+        )
+        .bind(&restriction.course_id)
+        .bind(&restriction.user_id)
+        .bind(enc(restriction)?)
+        .execute(&self.pool)
+        .await
+        .map_err(db("put restriction"))?;
+        Ok(())
+    }
+
+    async fn remove_restriction(&self, course_id: &str, user_id: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM chat_restrictions WHERE course_id = $1 AND user_id = $2")
+                .bind(course_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db("remove restriction"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn restriction(&self, course_id: &str, user_id: &str) -> Result<Option<Restriction>> {
+        sqlx::query(
+            "SELECT restriction FROM chat_restrictions WHERE course_id = $1 AND user_id = $2",
+        )
+        .bind(course_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("read restriction"))?
+        .map(|row| decode_col(&row, 0))
+        .transpose()
+    }
+
+    async fn restrictions(&self, course_id: &str) -> Result<Vec<Restriction>> {
+        sqlx::query(
+            "SELECT restriction FROM chat_restrictions WHERE course_id = $1 ORDER BY user_id",
+        )
+        .bind(course_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read restrictions"))?
+        .iter()
+        .map(|row| decode_col(row, 0))
+        .collect()
+    }
+
+    async fn insert_flag(&self, flag: &Flag) -> Result<Flag> {
+        let inserted = sqlx::query(
+            "INSERT INTO chat_flags (id, course_id, message_id, reporter_id, open, flag) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (message_id, reporter_id) WHERE open DO NOTHING",
+        )
+        .bind(&flag.id)
+        .bind(&flag.course_id)
+        .bind(&flag.message_id)
+        .bind(&flag.reporter_id)
+        .bind(flag.resolution.is_none())
+        .bind(enc(flag)?)
+        .execute(&self.pool)
+        .await
+        .map_err(db("insert flag"))?;
+        if inserted.rows_affected() > 0 {
+            return Ok(flag.clone());
+        }
+        sqlx::query(
+            "SELECT flag FROM chat_flags WHERE message_id = $1 AND reporter_id = $2 AND open",
+        )
+        .bind(&flag.message_id)
+        .bind(&flag.reporter_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db("read open flag"))?
+        .map(|row| decode_col(&row, 0))
+        .transpose()?
+        // Resolved between the insert and this read: the caller may try again.
+        .ok_or(Error::Conflict)
+    }
+
+    async fn update_flag(&self, flag: &Flag) -> Result<()> {
+        let done = sqlx::query("UPDATE chat_flags SET open = $2, flag = $3 WHERE id = $1")
+            .bind(&flag.id)
+            .bind(flag.resolution.is_none())
+            .bind(enc(flag)?)
+            .execute(&self.pool)
+            .await
+            .map_err(db("update flag"))?;
+        if done.rows_affected() == 0 {
+            return Err(Error::NotFound("flag"));
+        }
+        Ok(())
+    }
+
+    async fn flag(&self, id: &str) -> Result<Option<Flag>> {
+        sqlx::query("SELECT flag FROM chat_flags WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("read flag"))?
+            .map(|row| decode_col(&row, 0))
+            .transpose()
+    }
+
+    async fn flags(&self, course_id: &str, open_only: bool) -> Result<Vec<Flag>> {
+        sqlx::query(
+            "SELECT flag FROM chat_flags WHERE course_id = $1 AND (open OR NOT $2) ORDER BY id",
+        )
+        .bind(course_id)
+        .bind(open_only)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read flags"))?
+        .iter()
+        .map(|row| decode_col(row, 0))
+        .collect()
+    }
+
+    async fn append_audit(&self, entry: &AuditEntry) -> Result<()> {
+        sqlx::query("INSERT INTO chat_audit (id, course_id, entry) VALUES ($1, $2, $3)")
+            .bind(&entry.id)
+            .bind(&entry.course_id)
+            .bind(enc(entry)?)
+            .execute(&self.pool)
+            .await
+            .map_err(db("append audit entry"))?;
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        course_id: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>> {
+        sqlx::query(
+            "SELECT entry FROM chat_audit \
+             WHERE ($1::text IS NULL OR course_id = $1) AND ($2::text IS NULL OR id < $2) \
+             ORDER BY id DESC LIMIT $3",
+        )
+        .bind(course_id)
+        .bind(before)
+        .bind(row_limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read audit log"))?
+        .iter()
+        .map(|row| decode_col(row, 0))
+        .collect()
     }
 
     async fn flush(&self) -> Result<()> {

@@ -823,6 +823,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_chat_ffi_checksum_method_eventlistener_on_event(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_audit_log(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_ban(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_changes_since(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_close(
@@ -839,6 +843,10 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_file(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_flag(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_flags(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_history(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_is_closed(
@@ -847,13 +855,23 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_message(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_mute(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_online_users(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_participants(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_pin(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_pinned(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_put_course(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_react(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_resolve_flag(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_restrictions(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_send(
     ): Int
@@ -863,7 +881,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_typing(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_unban(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_unenroll(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_unmute(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_unpin(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_unreact(
     ): Int
@@ -1014,6 +1038,10 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_chat_ffi_fn_constructor_chatengine_open(`dataDir`: RustBuffer.ByValue,`config`: RustBuffer.ByValue,`plugins`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_chat_ffi_fn_method_chatengine_audit_log(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`before`: RustBuffer.ByValue,`limit`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_ban(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`userId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_changes_since(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`sinceSeq`: Long,`limit`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_close(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1030,6 +1058,10 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_file(`ptr`: Long,`actor`: RustBuffer.ByValue,`fileId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_flag(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,`reason`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_flags(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`openOnly`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_history(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`query`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_is_closed(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -1038,13 +1070,23 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_message(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_mute(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`userId`: RustBuffer.ByValue,`durationSeconds`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_online_users(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_participants(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_pin(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_pinned(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_put_course(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`update`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_react(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,`emoji`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_resolve_flag(`ptr`: Long,`actor`: RustBuffer.ByValue,`flagId`: RustBuffer.ByValue,`deleteMessage`: Byte,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_restrictions(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_send(`ptr`: Long,`actor`: RustBuffer.ByValue,`request`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1054,8 +1096,14 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_chat_ffi_fn_method_chatengine_typing(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`isTyping`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatengine_unban(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`userId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_chat_ffi_fn_method_chatengine_unenroll(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`userId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatengine_unmute(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`userId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_chat_ffi_fn_method_chatengine_unpin(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_unreact(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,`emoji`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_unread_count(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1313,6 +1361,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_method_eventlistener_on_event() and 0xFFFF) != 55182) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_audit_log() and 0xFFFF) != 11199) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_ban() and 0xFFFF) != 17886) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_changes_since() and 0xFFFF) != 3838) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1337,6 +1391,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_file() and 0xFFFF) != 32520) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_flag() and 0xFFFF) != 6699) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_flags() and 0xFFFF) != 9565) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_history() and 0xFFFF) != 33341) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1349,16 +1409,31 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_message() and 0xFFFF) != 47141) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_mute() and 0xFFFF) != 58895) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_online_users() and 0xFFFF) != 30985) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_participants() and 0xFFFF) != 61408) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_pin() and 0xFFFF) != 55035) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_pinned() and 0xFFFF) != 1934) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_put_course() and 0xFFFF) != 21889) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_react() and 0xFFFF) != 16924) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_resolve_flag() and 0xFFFF) != 55144) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_restrictions() and 0xFFFF) != 25807) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_send() and 0xFFFF) != 48701) {
@@ -1373,7 +1448,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_typing() and 0xFFFF) != 58517) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_unban() and 0xFFFF) != 56440) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_unenroll() and 0xFFFF) != 47334) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_unmute() and 0xFFFF) != 59789) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_unpin() and 0xFFFF) != 21023) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_unreact() and 0xFFFF) != 23336) {
@@ -3122,6 +3206,17 @@ public object FfiConverterTypeChatConnection: FfiConverter<ChatConnection, Long>
 public interface ChatEngineInterface {
     
     /**
+     * The audit log, newest first (admins): of one course or all, before an entry id, at most
+     * `limit` (1 to 200).
+     */
+    fun `auditLog`(`actor`: Actor, `courseId`: kotlin.String?, `before`: kotlin.String?, `limit`: kotlin.UInt): List<AuditEntry>
+    
+    /**
+     * Bans a user from a course's chat (moderators): they can neither read nor write it.
+     */
+    fun `ban`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String): Restriction
+    
+    /**
      * Every message change of the course after `since_seq`, in order, at most `limit` (capped at
      * 10,000): what a client that saw `since_seq` missed.
      */
@@ -3166,6 +3261,17 @@ public interface ChatEngineInterface {
     fun `file`(`actor`: Actor, `fileId`: kotlin.String): FileData
     
     /**
+     * Reports a message to the course's moderators with a reason; the flag (the caller's
+     * open one, if they had flagged it already).
+     */
+    fun `flag`(`actor`: Actor, `messageId`: kotlin.String, `reason`: kotlin.String): Flag
+    
+    /**
+     * A course's flags, oldest first: the open ones, or all (moderators).
+     */
+    fun `flags`(`actor`: Actor, `courseId`: kotlin.String, `openOnly`: kotlin.Boolean): List<Flag>
+    
+    /**
      * A page of history, oldest first (page 1 is the newest `limit` messages).
      */
     fun `history`(`actor`: Actor, `courseId`: kotlin.String, `query`: HistoryQuery): HistoryPage
@@ -3186,6 +3292,12 @@ public interface ChatEngineInterface {
     fun `message`(`actor`: Actor, `messageId`: kotlin.String): Message
     
     /**
+     * Mutes a user in a course for `duration_seconds` (moderators): their sends, edits,
+     * reactions and typing fail with `MUTED` until then.
+     */
+    fun `mute`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String, `durationSeconds`: kotlin.ULong): Restriction
+    
+    /**
      * The online participants of a course.
      */
     fun `onlineUsers`(`actor`: Actor, `courseId`: kotlin.String): List<User>
@@ -3194,6 +3306,16 @@ public interface ChatEngineInterface {
      * The participants of a course with their roles (participants and admins).
      */
     fun `participants`(`actor`: Actor, `courseId`: kotlin.String): List<Participant>
+    
+    /**
+     * Pins a message (the course's instructors and admins); the message.
+     */
+    fun `pin`(`actor`: Actor, `messageId`: kotlin.String): Message
+    
+    /**
+     * The pinned messages of a course, oldest first.
+     */
+    fun `pinned`(`actor`: Actor, `courseId`: kotlin.String): List<Message>
     
     /**
      * Creates or updates a course (admins only).
@@ -3205,6 +3327,16 @@ public interface ChatEngineInterface {
      * reactions. Adding it again changes nothing.
      */
     fun `react`(`actor`: Actor, `messageId`: kotlin.String, `emoji`: kotlin.String): Message
+    
+    /**
+     * Resolves a flag (moderators): dismisses it, or deletes the message.
+     */
+    fun `resolveFlag`(`actor`: Actor, `flagId`: kotlin.String, `deleteMessage`: kotlin.Boolean): Flag
+    
+    /**
+     * The mutes and bans in force in a course (moderators).
+     */
+    fun `restrictions`(`actor`: Actor, `courseId`: kotlin.String): List<Restriction>
     
     /**
      * Sends a message; returns it once durable (or the original, for a repeated `client_id`).
@@ -3228,9 +3360,24 @@ public interface ChatEngineInterface {
     fun `typing`(`actor`: Actor, `courseId`: kotlin.String, `isTyping`: kotlin.Boolean)
     
     /**
+     * Lifts a user's ban (moderators).
+     */
+    fun `unban`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String)
+    
+    /**
      * Removes a user from a course (admins only); their connections leave its room.
      */
     fun `unenroll`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String)
+    
+    /**
+     * Lifts a user's mute in a course (moderators).
+     */
+    fun `unmute`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String)
+    
+    /**
+     * Unpins a message (the course's instructors and admins); the message.
+     */
+    fun `unpin`(`actor`: Actor, `messageId`: kotlin.String): Message
     
     /**
      * Removes the caller's `emoji` from a message; the message with its reactions.
@@ -3361,6 +3508,48 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
             UniffiLib.uniffi_chat_ffi_fn_clone_chatengine(handle, status)
         }
     }
+
+    
+    /**
+     * The audit log, newest first (admins): of one course or all, before an entry id, at most
+     * `limit` (1 to 200).
+     */
+    @Throws(ChatException::class)override fun `auditLog`(`actor`: Actor, `courseId`: kotlin.String?, `before`: kotlin.String?, `limit`: kotlin.UInt): List<AuditEntry> {
+            return FfiConverterSequenceTypeAuditEntry.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_audit_log(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterOptionalString.lower(`courseId`),
+        FfiConverterOptionalString.lower(`before`),
+        FfiConverterUInt.lower(`limit`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Bans a user from a course's chat (moderators): they can neither read nor write it.
+     */
+    @Throws(ChatException::class)override fun `ban`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String): Restriction {
+            return FfiConverterTypeRestriction.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_ban(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`courseId`),
+        FfiConverterString.lower(`userId`),_status)
+}
+    }
+    )
+    }
+    
 
     
     /**
@@ -3522,6 +3711,47 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
 
     
     /**
+     * Reports a message to the course's moderators with a reason; the flag (the caller's
+     * open one, if they had flagged it already).
+     */
+    @Throws(ChatException::class)override fun `flag`(`actor`: Actor, `messageId`: kotlin.String, `reason`: kotlin.String): Flag {
+            return FfiConverterTypeFlag.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_flag(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`messageId`),
+        FfiConverterString.lower(`reason`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * A course's flags, oldest first: the open ones, or all (moderators).
+     */
+    @Throws(ChatException::class)override fun `flags`(`actor`: Actor, `courseId`: kotlin.String, `openOnly`: kotlin.Boolean): List<Flag> {
+            return FfiConverterSequenceTypeFlag.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_flags(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`courseId`),
+        FfiConverterBoolean.lower(`openOnly`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * A page of history, oldest first (page 1 is the newest `limit` messages).
      */
     @Throws(ChatException::class)override fun `history`(`actor`: Actor, `courseId`: kotlin.String, `query`: HistoryQuery): HistoryPage {
@@ -3596,6 +3826,28 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
 
     
     /**
+     * Mutes a user in a course for `duration_seconds` (moderators): their sends, edits,
+     * reactions and typing fail with `MUTED` until then.
+     */
+    @Throws(ChatException::class)override fun `mute`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String, `durationSeconds`: kotlin.ULong): Restriction {
+            return FfiConverterTypeRestriction.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_mute(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`courseId`),
+        FfiConverterString.lower(`userId`),
+        FfiConverterULong.lower(`durationSeconds`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * The online participants of a course.
      */
     @Throws(ChatException::class)override fun `onlineUsers`(`actor`: Actor, `courseId`: kotlin.String): List<User> {
@@ -3622,6 +3874,44 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
     callWithHandle {
     uniffiRustCallWithError(ChatException) { _status ->
     UniffiLib.uniffi_chat_ffi_fn_method_chatengine_participants(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`courseId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Pins a message (the course's instructors and admins); the message.
+     */
+    @Throws(ChatException::class)override fun `pin`(`actor`: Actor, `messageId`: kotlin.String): Message {
+            return FfiConverterTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_pin(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`messageId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The pinned messages of a course, oldest first.
+     */
+    @Throws(ChatException::class)override fun `pinned`(`actor`: Actor, `courseId`: kotlin.String): List<Message> {
+            return FfiConverterSequenceTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_pinned(
         it,
         
         FfiConverterTypeActor.lower(`actor`),
@@ -3667,6 +3957,45 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
         FfiConverterTypeActor.lower(`actor`),
         FfiConverterString.lower(`messageId`),
         FfiConverterString.lower(`emoji`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Resolves a flag (moderators): dismisses it, or deletes the message.
+     */
+    @Throws(ChatException::class)override fun `resolveFlag`(`actor`: Actor, `flagId`: kotlin.String, `deleteMessage`: kotlin.Boolean): Flag {
+            return FfiConverterTypeFlag.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_resolve_flag(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`flagId`),
+        FfiConverterBoolean.lower(`deleteMessage`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The mutes and bans in force in a course (moderators).
+     */
+    @Throws(ChatException::class)override fun `restrictions`(`actor`: Actor, `courseId`: kotlin.String): List<Restriction> {
+            return FfiConverterSequenceTypeRestriction.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_restrictions(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`courseId`),_status)
 }
     }
     )
@@ -3754,6 +4083,25 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
 
     
     /**
+     * Lifts a user's ban (moderators).
+     */
+    @Throws(ChatException::class)override fun `unban`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unban(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`courseId`),
+        FfiConverterString.lower(`userId`),_status)
+}
+    }
+    
+    
+
+    
+    /**
      * Removes a user from a course (admins only); their connections leave its room.
      */
     @Throws(ChatException::class)override fun `unenroll`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String)
@@ -3769,6 +4117,44 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
 }
     }
     
+    
+
+    
+    /**
+     * Lifts a user's mute in a course (moderators).
+     */
+    @Throws(ChatException::class)override fun `unmute`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unmute(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`courseId`),
+        FfiConverterString.lower(`userId`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Unpins a message (the course's instructors and admins); the message.
+     */
+    @Throws(ChatException::class)override fun `unpin`(`actor`: Actor, `messageId`: kotlin.String): Message {
+            return FfiConverterTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_unpin(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`messageId`),_status)
+}
+    }
+    )
+    }
     
 
     
@@ -5392,6 +5778,164 @@ public object FfiConverterTypeAttachment: FfiConverterRustBuffer<Attachment> {
 
 
 /**
+ * One moderation action in the audit log.
+ */
+data class AuditEntry (
+    /**
+     * The entry's id (sorts by time).
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * The course.
+     */
+    var `courseId`: kotlin.String
+    , 
+    /**
+     * The moderator.
+     */
+    var `actorId`: kotlin.String
+    , 
+    /**
+     * `mute`, `unmute`, `ban`, `unban`, `pin`, `unpin`, `delete-message`, `resolve-flag`.
+     */
+    var `action`: kotlin.String
+    , 
+    /**
+     * The user acted on.
+     */
+    var `targetUserId`: kotlin.String?
+    , 
+    /**
+     * The message acted on.
+     */
+    var `messageId`: kotlin.String?
+    , 
+    /**
+     * More about it.
+     */
+    var `detail`: kotlin.String?
+    , 
+    /**
+     * When (RFC 3339).
+     */
+    var `at`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAuditEntry: FfiConverterRustBuffer<AuditEntry> {
+    override fun read(buf: ByteBuffer): AuditEntry {
+        return AuditEntry(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: AuditEntry) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`courseId`) +
+            FfiConverterString.allocationSize(value.`actorId`) +
+            FfiConverterString.allocationSize(value.`action`) +
+            FfiConverterOptionalString.allocationSize(value.`targetUserId`) +
+            FfiConverterOptionalString.allocationSize(value.`messageId`) +
+            FfiConverterOptionalString.allocationSize(value.`detail`) +
+            FfiConverterString.allocationSize(value.`at`)
+    )
+
+    override fun write(value: AuditEntry, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`courseId`, buf)
+            FfiConverterString.write(value.`actorId`, buf)
+            FfiConverterString.write(value.`action`, buf)
+            FfiConverterOptionalString.write(value.`targetUserId`, buf)
+            FfiConverterOptionalString.write(value.`messageId`, buf)
+            FfiConverterOptionalString.write(value.`detail`, buf)
+            FfiConverterString.write(value.`at`, buf)
+    }
+}
+
+
+
+/**
+ * A ban or unban (`user-banned`).
+ */
+data class BanChange (
+    /**
+     * The course.
+     */
+    var `courseId`: kotlin.String
+    , 
+    /**
+     * The user.
+     */
+    var `userId`: kotlin.String
+    , 
+    /**
+     * Banned (true) or unbanned.
+     */
+    var `banned`: kotlin.Boolean
+    , 
+    /**
+     * The moderator.
+     */
+    var `by`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBanChange: FfiConverterRustBuffer<BanChange> {
+    override fun read(buf: ByteBuffer): BanChange {
+        return BanChange(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: BanChange) = (
+            FfiConverterString.allocationSize(value.`courseId`) +
+            FfiConverterString.allocationSize(value.`userId`) +
+            FfiConverterBoolean.allocationSize(value.`banned`) +
+            FfiConverterString.allocationSize(value.`by`)
+    )
+
+    override fun write(value: BanChange, buf: ByteBuffer) {
+            FfiConverterString.write(value.`courseId`, buf)
+            FfiConverterString.write(value.`userId`, buf)
+            FfiConverterBoolean.write(value.`banned`, buf)
+            FfiConverterString.write(value.`by`, buf)
+    }
+}
+
+
+
+/**
  * A page of cached history, oldest first.
  */
 data class CachedPage (
@@ -5969,6 +6513,117 @@ public object FfiConverterTypeFileInfo: FfiConverterRustBuffer<FileInfo> {
 
 
 /**
+ * A participant's report of a message, in the course's moderator queue.
+ */
+data class Flag (
+    /**
+     * The flag's id.
+     */
+    var `id`: kotlin.String
+    , 
+    /**
+     * The course.
+     */
+    var `courseId`: kotlin.String
+    , 
+    /**
+     * The reported message.
+     */
+    var `messageId`: kotlin.String
+    , 
+    /**
+     * Who reported it.
+     */
+    var `reporterId`: kotlin.String
+    , 
+    /**
+     * Why.
+     */
+    var `reason`: kotlin.String
+    , 
+    /**
+     * When (RFC 3339).
+     */
+    var `createdAt`: kotlin.String
+    , 
+    /**
+     * Whether a moderator dealt with it.
+     */
+    var `resolved`: kotlin.Boolean
+    , 
+    /**
+     * Who resolved it.
+     */
+    var `resolvedBy`: kotlin.String?
+    , 
+    /**
+     * When (RFC 3339).
+     */
+    var `resolvedAt`: kotlin.String?
+    , 
+    /**
+     * Whether resolving it deleted the message.
+     */
+    var `messageDeleted`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeFlag: FfiConverterRustBuffer<Flag> {
+    override fun read(buf: ByteBuffer): Flag {
+        return Flag(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Flag) = (
+            FfiConverterString.allocationSize(value.`id`) +
+            FfiConverterString.allocationSize(value.`courseId`) +
+            FfiConverterString.allocationSize(value.`messageId`) +
+            FfiConverterString.allocationSize(value.`reporterId`) +
+            FfiConverterString.allocationSize(value.`reason`) +
+            FfiConverterString.allocationSize(value.`createdAt`) +
+            FfiConverterBoolean.allocationSize(value.`resolved`) +
+            FfiConverterOptionalString.allocationSize(value.`resolvedBy`) +
+            FfiConverterOptionalString.allocationSize(value.`resolvedAt`) +
+            FfiConverterBoolean.allocationSize(value.`messageDeleted`)
+    )
+
+    override fun write(value: Flag, buf: ByteBuffer) {
+            FfiConverterString.write(value.`id`, buf)
+            FfiConverterString.write(value.`courseId`, buf)
+            FfiConverterString.write(value.`messageId`, buf)
+            FfiConverterString.write(value.`reporterId`, buf)
+            FfiConverterString.write(value.`reason`, buf)
+            FfiConverterString.write(value.`createdAt`, buf)
+            FfiConverterBoolean.write(value.`resolved`, buf)
+            FfiConverterOptionalString.write(value.`resolvedBy`, buf)
+            FfiConverterOptionalString.write(value.`resolvedAt`, buf)
+            FfiConverterBoolean.write(value.`messageDeleted`, buf)
+    }
+}
+
+
+
+/**
  * A page of history: messages oldest first, and where it stands.
  */
 data class HistoryPage (
@@ -6171,6 +6826,21 @@ data class Message (
      * Reactions by emoji, in the order each emoji was first used.
      */
     var `reactions`: List<Reaction> = listOf() 
+    , 
+    /**
+     * Pinned by a moderator.
+     */
+    var `pinned`: kotlin.Boolean = false 
+    , 
+    /**
+     * When it was pinned (RFC 3339).
+     */
+    var `pinnedAt`: kotlin.String? = null 
+    , 
+    /**
+     * Who pinned it.
+     */
+    var `pinnedBy`: kotlin.String? = null 
     
 ){
     
@@ -6205,6 +6875,9 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterSequenceTypeReaction.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -6226,7 +6899,10 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterOptionalString.allocationSize(value.`clientId`) +
             FfiConverterString.allocationSize(value.`createdAt`) +
             FfiConverterString.allocationSize(value.`updatedAt`) +
-            FfiConverterSequenceTypeReaction.allocationSize(value.`reactions`)
+            FfiConverterSequenceTypeReaction.allocationSize(value.`reactions`) +
+            FfiConverterBoolean.allocationSize(value.`pinned`) +
+            FfiConverterOptionalString.allocationSize(value.`pinnedAt`) +
+            FfiConverterOptionalString.allocationSize(value.`pinnedBy`)
     )
 
     override fun write(value: Message, buf: ByteBuffer) {
@@ -6248,6 +6924,72 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterString.write(value.`createdAt`, buf)
             FfiConverterString.write(value.`updatedAt`, buf)
             FfiConverterSequenceTypeReaction.write(value.`reactions`, buf)
+            FfiConverterBoolean.write(value.`pinned`, buf)
+            FfiConverterOptionalString.write(value.`pinnedAt`, buf)
+            FfiConverterOptionalString.write(value.`pinnedBy`, buf)
+    }
+}
+
+
+
+/**
+ * A mute or unmute (`user-muted`).
+ */
+data class MuteChange (
+    /**
+     * The course.
+     */
+    var `courseId`: kotlin.String
+    , 
+    /**
+     * The user.
+     */
+    var `userId`: kotlin.String
+    , 
+    /**
+     * Until when (RFC 3339); `None`: unmuted.
+     */
+    var `mutedUntil`: kotlin.String?
+    , 
+    /**
+     * The moderator.
+     */
+    var `by`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeMuteChange: FfiConverterRustBuffer<MuteChange> {
+    override fun read(buf: ByteBuffer): MuteChange {
+        return MuteChange(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: MuteChange) = (
+            FfiConverterString.allocationSize(value.`courseId`) +
+            FfiConverterString.allocationSize(value.`userId`) +
+            FfiConverterOptionalString.allocationSize(value.`mutedUntil`) +
+            FfiConverterString.allocationSize(value.`by`)
+    )
+
+    override fun write(value: MuteChange, buf: ByteBuffer) {
+            FfiConverterString.write(value.`courseId`, buf)
+            FfiConverterString.write(value.`userId`, buf)
+            FfiConverterOptionalString.write(value.`mutedUntil`, buf)
+            FfiConverterString.write(value.`by`, buf)
     }
 }
 
@@ -6453,6 +7195,85 @@ public object FfiConverterTypeParticipant: FfiConverterRustBuffer<Participant> {
     override fun write(value: Participant, buf: ByteBuffer) {
             FfiConverterString.write(value.`userId`, buf)
             FfiConverterTypeRole.write(value.`role`, buf)
+    }
+}
+
+
+
+/**
+ * A pin or unpin (`message-pinned`).
+ */
+data class PinChange (
+    /**
+     * The message.
+     */
+    var `messageId`: kotlin.String
+    , 
+    /**
+     * Its course.
+     */
+    var `courseId`: kotlin.String
+    , 
+    /**
+     * Pinned (true) or unpinned.
+     */
+    var `pinned`: kotlin.Boolean
+    , 
+    /**
+     * Who pinned it (`None` once unpinned).
+     */
+    var `pinnedBy`: kotlin.String?
+    , 
+    /**
+     * When it was pinned (RFC 3339; `None` once unpinned).
+     */
+    var `pinnedAt`: kotlin.String?
+    , 
+    /**
+     * The course seq of the change.
+     */
+    var `seq`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePinChange: FfiConverterRustBuffer<PinChange> {
+    override fun read(buf: ByteBuffer): PinChange {
+        return PinChange(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PinChange) = (
+            FfiConverterString.allocationSize(value.`messageId`) +
+            FfiConverterString.allocationSize(value.`courseId`) +
+            FfiConverterBoolean.allocationSize(value.`pinned`) +
+            FfiConverterOptionalString.allocationSize(value.`pinnedBy`) +
+            FfiConverterOptionalString.allocationSize(value.`pinnedAt`) +
+            FfiConverterULong.allocationSize(value.`seq`)
+    )
+
+    override fun write(value: PinChange, buf: ByteBuffer) {
+            FfiConverterString.write(value.`messageId`, buf)
+            FfiConverterString.write(value.`courseId`, buf)
+            FfiConverterBoolean.write(value.`pinned`, buf)
+            FfiConverterOptionalString.write(value.`pinnedBy`, buf)
+            FfiConverterOptionalString.write(value.`pinnedAt`, buf)
+            FfiConverterULong.write(value.`seq`, buf)
     }
 }
 
@@ -6681,6 +7502,85 @@ public object FfiConverterTypeReplyPreview: FfiConverterRustBuffer<ReplyPreview>
             FfiConverterTypeSender.write(value.`sender`, buf)
             FfiConverterString.write(value.`message`, buf)
             FfiConverterBoolean.write(value.`isDeleted`, buf)
+    }
+}
+
+
+
+/**
+ * A user's mute and ban in a course.
+ */
+data class Restriction (
+    /**
+     * The course.
+     */
+    var `courseId`: kotlin.String
+    , 
+    /**
+     * The user.
+     */
+    var `userId`: kotlin.String
+    , 
+    /**
+     * Muted until then (RFC 3339), if muted.
+     */
+    var `mutedUntil`: kotlin.String?
+    , 
+    /**
+     * Banned from the course's chat.
+     */
+    var `banned`: kotlin.Boolean
+    , 
+    /**
+     * The moderator who last changed it.
+     */
+    var `updatedBy`: kotlin.String
+    , 
+    /**
+     * When (RFC 3339).
+     */
+    var `updatedAt`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeRestriction: FfiConverterRustBuffer<Restriction> {
+    override fun read(buf: ByteBuffer): Restriction {
+        return Restriction(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterBoolean.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Restriction) = (
+            FfiConverterString.allocationSize(value.`courseId`) +
+            FfiConverterString.allocationSize(value.`userId`) +
+            FfiConverterOptionalString.allocationSize(value.`mutedUntil`) +
+            FfiConverterBoolean.allocationSize(value.`banned`) +
+            FfiConverterString.allocationSize(value.`updatedBy`) +
+            FfiConverterString.allocationSize(value.`updatedAt`)
+    )
+
+    override fun write(value: Restriction, buf: ByteBuffer) {
+            FfiConverterString.write(value.`courseId`, buf)
+            FfiConverterString.write(value.`userId`, buf)
+            FfiConverterOptionalString.write(value.`mutedUntil`, buf)
+            FfiConverterBoolean.write(value.`banned`, buf)
+            FfiConverterString.write(value.`updatedBy`, buf)
+            FfiConverterString.write(value.`updatedAt`, buf)
     }
 }
 
@@ -6974,6 +7874,28 @@ sealed class ChatException: kotlin.Exception() {
     }
     
     /**
+     * `MUTED`: a moderator muted the caller in this course (the reason says until when).
+     */
+    class Muted(
+        
+        val `reason`: kotlin.String
+        ) : ChatException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
+     * `BANNED`: a moderator banned the caller from this course's chat.
+     */
+    class Banned(
+        
+        val `reason`: kotlin.String
+        ) : ChatException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+    /**
      * `NOT_FOUND`: the course, message, user, participant or file does not exist.
      */
     class NotFound(
@@ -7116,27 +8038,33 @@ public object FfiConverterTypeChatError : FfiConverterRustBuffer<ChatException> 
             5 -> ChatException.ChatDisabled(
                 FfiConverterString.read(buf),
                 )
-            6 -> ChatException.NotFound(
+            6 -> ChatException.Muted(
                 FfiConverterString.read(buf),
                 )
-            7 -> ChatException.PayloadTooLarge(
+            7 -> ChatException.Banned(
+                FfiConverterString.read(buf),
+                )
+            8 -> ChatException.NotFound(
+                FfiConverterString.read(buf),
+                )
+            9 -> ChatException.PayloadTooLarge(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            8 -> ChatException.UnsupportedMediaType(
+            10 -> ChatException.UnsupportedMediaType(
                 FfiConverterString.read(buf),
                 )
-            9 -> ChatException.RateLimited(
+            11 -> ChatException.RateLimited(
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
                 )
-            10 -> ChatException.Internal(
+            12 -> ChatException.Internal(
                 FfiConverterString.read(buf),
                 )
-            11 -> ChatException.Offline(
+            13 -> ChatException.Offline(
                 FfiConverterString.read(buf),
                 )
-            12 -> ChatException.Network(
+            14 -> ChatException.Network(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -7166,6 +8094,16 @@ public object FfiConverterTypeChatError : FfiConverterRustBuffer<ChatException> 
                 + FfiConverterString.allocationSize(value.`reason`)
             )
             is ChatException.ChatDisabled -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ChatException.Muted -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+            is ChatException.Banned -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`reason`)
@@ -7237,40 +8175,50 @@ public object FfiConverterTypeChatError : FfiConverterRustBuffer<ChatException> 
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is ChatException.NotFound -> {
+            is ChatException.Muted -> {
                 buf.putInt(6)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
-            is ChatException.PayloadTooLarge -> {
+            is ChatException.Banned -> {
                 buf.putInt(7)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ChatException.NotFound -> {
+                buf.putInt(8)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ChatException.PayloadTooLarge -> {
+                buf.putInt(9)
                 FfiConverterString.write(value.`reason`, buf)
                 FfiConverterULong.write(value.`limit`, buf)
                 Unit
             }
             is ChatException.UnsupportedMediaType -> {
-                buf.putInt(8)
+                buf.putInt(10)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is ChatException.RateLimited -> {
-                buf.putInt(9)
+                buf.putInt(11)
                 FfiConverterString.write(value.`reason`, buf)
                 FfiConverterULong.write(value.`retryAfterMs`, buf)
                 Unit
             }
             is ChatException.Internal -> {
-                buf.putInt(10)
+                buf.putInt(12)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is ChatException.Offline -> {
-                buf.putInt(11)
+                buf.putInt(13)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is ChatException.Network -> {
-                buf.putInt(12)
+                buf.putInt(14)
                 FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
@@ -7538,6 +8486,66 @@ sealed class ClientEvent {
         companion object
     }
     
+    /**
+     * A moderator pinned or unpinned a message (the cache holds it so).
+     */
+    data class MessagePinned(
+        val `pin`: uniffi.chat_ffi.PinChange) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A moderator muted (`muted_until` set) or unmuted a user in a course.
+     */
+    data class UserMuted(
+        val `mute`: uniffi.chat_ffi.MuteChange) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A moderator banned or unbanned a user from a course's chat.
+     */
+    data class UserBanned(
+        val `ban`: uniffi.chat_ffi.BanChange) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A participant flagged a message (moderators only).
+     */
+    data class MessageFlagged(
+        val `flag`: uniffi.chat_ffi.Flag) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * A moderator resolved a flag (moderators only).
+     */
+    data class FlagResolved(
+        val `flag`: uniffi.chat_ffi.Flag) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -7634,6 +8642,21 @@ public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
             19 -> ClientEvent.ServerError(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
+                )
+            20 -> ClientEvent.MessagePinned(
+                FfiConverterTypePinChange.read(buf),
+                )
+            21 -> ClientEvent.UserMuted(
+                FfiConverterTypeMuteChange.read(buf),
+                )
+            22 -> ClientEvent.UserBanned(
+                FfiConverterTypeBanChange.read(buf),
+                )
+            23 -> ClientEvent.MessageFlagged(
+                FfiConverterTypeFlag.read(buf),
+                )
+            24 -> ClientEvent.FlagResolved(
+                FfiConverterTypeFlag.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
@@ -7797,6 +8820,41 @@ public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
                 + FfiConverterString.allocationSize(value.`reason`)
             )
         }
+        is ClientEvent.MessagePinned -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypePinChange.allocationSize(value.`pin`)
+            )
+        }
+        is ClientEvent.UserMuted -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeMuteChange.allocationSize(value.`mute`)
+            )
+        }
+        is ClientEvent.UserBanned -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeBanChange.allocationSize(value.`ban`)
+            )
+        }
+        is ClientEvent.MessageFlagged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeFlag.allocationSize(value.`flag`)
+            )
+        }
+        is ClientEvent.FlagResolved -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeFlag.allocationSize(value.`flag`)
+            )
+        }
     }
 
     override fun write(value: ClientEvent, buf: ByteBuffer) {
@@ -7918,6 +8976,31 @@ public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
                 buf.putInt(19)
                 FfiConverterString.write(value.`code`, buf)
                 FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+            is ClientEvent.MessagePinned -> {
+                buf.putInt(20)
+                FfiConverterTypePinChange.write(value.`pin`, buf)
+                Unit
+            }
+            is ClientEvent.UserMuted -> {
+                buf.putInt(21)
+                FfiConverterTypeMuteChange.write(value.`mute`, buf)
+                Unit
+            }
+            is ClientEvent.UserBanned -> {
+                buf.putInt(22)
+                FfiConverterTypeBanChange.write(value.`ban`, buf)
+                Unit
+            }
+            is ClientEvent.MessageFlagged -> {
+                buf.putInt(23)
+                FfiConverterTypeFlag.write(value.`flag`, buf)
+                Unit
+            }
+            is ClientEvent.FlagResolved -> {
+                buf.putInt(24)
+                FfiConverterTypeFlag.write(value.`flag`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -8262,6 +9345,66 @@ sealed class Event {
         companion object
     }
     
+    /**
+     * `message-pinned`: pinned or unpinned (a seq'd change, replayed on resume).
+     */
+    data class MessagePinned(
+        val `pin`: uniffi.chat_ffi.PinChange) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * `user-muted`: muted until `muted_until`, or unmuted (`None`).
+     */
+    data class UserMuted(
+        val `mute`: uniffi.chat_ffi.MuteChange) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * `user-banned`: banned or unbanned.
+     */
+    data class UserBanned(
+        val `ban`: uniffi.chat_ffi.BanChange) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * `message-flagged` (moderators only).
+     */
+    data class MessageFlagged(
+        val `flag`: uniffi.chat_ffi.Flag) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * `flag-resolved` (moderators only).
+     */
+    data class FlagResolved(
+        val `flag`: uniffi.chat_ffi.Flag) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -8326,6 +9469,21 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 FfiConverterULong.read(buf),
+                )
+            11 -> Event.MessagePinned(
+                FfiConverterTypePinChange.read(buf),
+                )
+            12 -> Event.UserMuted(
+                FfiConverterTypeMuteChange.read(buf),
+                )
+            13 -> Event.UserBanned(
+                FfiConverterTypeBanChange.read(buf),
+                )
+            14 -> Event.MessageFlagged(
+                FfiConverterTypeFlag.read(buf),
+                )
+            15 -> Event.FlagResolved(
+                FfiConverterTypeFlag.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
@@ -8421,6 +9579,41 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterULong.allocationSize(value.`seq`)
             )
         }
+        is Event.MessagePinned -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypePinChange.allocationSize(value.`pin`)
+            )
+        }
+        is Event.UserMuted -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeMuteChange.allocationSize(value.`mute`)
+            )
+        }
+        is Event.UserBanned -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeBanChange.allocationSize(value.`ban`)
+            )
+        }
+        is Event.MessageFlagged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeFlag.allocationSize(value.`flag`)
+            )
+        }
+        is Event.FlagResolved -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeFlag.allocationSize(value.`flag`)
+            )
+        }
     }
 
     override fun write(value: Event, buf: ByteBuffer) {
@@ -8492,6 +9685,31 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 FfiConverterString.write(value.`userId`, buf)
                 FfiConverterString.write(value.`emoji`, buf)
                 FfiConverterULong.write(value.`seq`, buf)
+                Unit
+            }
+            is Event.MessagePinned -> {
+                buf.putInt(11)
+                FfiConverterTypePinChange.write(value.`pin`, buf)
+                Unit
+            }
+            is Event.UserMuted -> {
+                buf.putInt(12)
+                FfiConverterTypeMuteChange.write(value.`mute`, buf)
+                Unit
+            }
+            is Event.UserBanned -> {
+                buf.putInt(13)
+                FfiConverterTypeBanChange.write(value.`ban`, buf)
+                Unit
+            }
+            is Event.MessageFlagged -> {
+                buf.putInt(14)
+                FfiConverterTypeFlag.write(value.`flag`, buf)
+                Unit
+            }
+            is Event.FlagResolved -> {
+                buf.putInt(15)
+                FfiConverterTypeFlag.write(value.`flag`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -9381,6 +10599,62 @@ public object FfiConverterSequenceTypeMessagePlugin: FfiConverterRustBuffer<List
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeAuditEntry: FfiConverterRustBuffer<List<AuditEntry>> {
+    override fun read(buf: ByteBuffer): List<AuditEntry> {
+        val len = buf.getInt()
+        return List<AuditEntry>(len) {
+            FfiConverterTypeAuditEntry.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<AuditEntry>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeAuditEntry.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<AuditEntry>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeAuditEntry.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeFlag: FfiConverterRustBuffer<List<Flag>> {
+    override fun read(buf: ByteBuffer): List<Flag> {
+        val len = buf.getInt()
+        return List<Flag>(len) {
+            FfiConverterTypeFlag.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Flag>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeFlag.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Flag>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeFlag.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeMessage: FfiConverterRustBuffer<List<Message>> {
     override fun read(buf: ByteBuffer): List<Message> {
         val len = buf.getInt()
@@ -9511,6 +10785,34 @@ public object FfiConverterSequenceTypeReadBy: FfiConverterRustBuffer<List<ReadBy
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeReadBy.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeRestriction: FfiConverterRustBuffer<List<Restriction>> {
+    override fun read(buf: ByteBuffer): List<Restriction> {
+        val len = buf.getInt()
+        return List<Restriction>(len) {
+            FfiConverterTypeRestriction.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Restriction>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeRestriction.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Restriction>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeRestriction.write(it, buf)
         }
     }
 }
