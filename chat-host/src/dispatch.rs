@@ -39,6 +39,20 @@ pub enum ClientEvent {
     AddReaction(ReactionData),
     /// `remove-reaction` `{messageId, emoji}`.
     RemoveReaction(ReactionData),
+    /// `pin-message` `{messageId}` (moderators).
+    PinMessage(MessageOnly),
+    /// `unpin-message` `{messageId}` (moderators).
+    UnpinMessage(MessageOnly),
+    /// `flag-message` `{messageId, reason}`.
+    FlagMessage(FlagData),
+    /// `mute-user` `{courseId, userId, durationSeconds}` (moderators).
+    MuteUser(MuteData),
+    /// `unmute-user` `{courseId, userId}` (moderators).
+    UnmuteUser(UserInCourse),
+    /// `ban-user` `{courseId, userId}` (moderators).
+    BanUser(UserInCourse),
+    /// `unban-user` `{courseId, userId}` (moderators).
+    UnbanUser(UserInCourse),
     /// Any other name (refused as `unknown event "name"`).
     #[serde(other)]
     Unknown,
@@ -124,6 +138,31 @@ pub struct ReactionData {
     emoji: String,
 }
 
+/// The data of `flag-message`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagData {
+    message_id: String,
+    reason: String,
+}
+
+/// The data of `mute-user`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MuteData {
+    course_id: String,
+    user_id: String,
+    duration_seconds: u64,
+}
+
+/// The data of an event about a user in a course (`unmute-user`, `ban-user`, `unban-user`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInCourse {
+    course_id: String,
+    user_id: String,
+}
+
 /// The data of `typing`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -162,7 +201,9 @@ impl ClientEvent {
     /// seq live events follow, the store's epoch; with `sinceSeq` also `recovered`), `leave-course` →
     /// `{"courseId"}`, `send-message` / `edit-message` → the message, `delete-message` → the
     /// tombstone, `typing` → `{"courseId", "isTyping"}`, `mark-read` → the receipt,
-    /// `add-reaction` / `remove-reaction` → the message with its reactions.
+    /// `add-reaction` / `remove-reaction` → the message with its reactions, `pin-message` /
+    /// `unpin-message` → the message, `flag-message` → the flag, `mute-user` / `ban-user` → the
+    /// restriction, `unmute-user` / `unban-user` → `{"courseId", "userId"}`.
     pub async fn run(self, conn: &Connection) -> Result<Value, Error> {
         let engine = conn.engine();
         let actor = conn.actor();
@@ -193,6 +234,28 @@ impl ClientEvent {
             }
             ClientEvent::RemoveReaction(r) => {
                 encode(&engine.unreact(actor, &r.message_id, &r.emoji).await?)
+            }
+            ClientEvent::PinMessage(m) => encode(&engine.pin(actor, &m.message_id).await?),
+            ClientEvent::UnpinMessage(m) => encode(&engine.unpin(actor, &m.message_id).await?),
+            ClientEvent::FlagMessage(f) => {
+                encode(&engine.flag(actor, &f.message_id, &f.reason).await?)
+            }
+            ClientEvent::MuteUser(m) => {
+                let duration = std::time::Duration::from_secs(m.duration_seconds);
+                encode(
+                    &engine
+                        .mute(actor, &m.course_id, &m.user_id, duration)
+                        .await?,
+                )
+            }
+            ClientEvent::UnmuteUser(u) => {
+                engine.unmute(actor, &u.course_id, &u.user_id).await?;
+                Ok(json!({"courseId": u.course_id, "userId": u.user_id}))
+            }
+            ClientEvent::BanUser(u) => encode(&engine.ban(actor, &u.course_id, &u.user_id).await?),
+            ClientEvent::UnbanUser(u) => {
+                engine.unban(actor, &u.course_id, &u.user_id).await?;
+                Ok(json!({"courseId": u.course_id, "userId": u.user_id}))
             }
             ClientEvent::Unknown => Err(Error::Validation("unknown event".into())),
         }
@@ -239,6 +302,9 @@ pub fn error_json(err: &Error) -> Value {
     let mut v = json!({"code": err.code().as_str(), "message": err.public_message()});
     if let Error::RateLimited { retry_after } = err {
         v["retryAfter"] = json!(retry_after.as_secs_f64().ceil().max(1.0) as u64);
+    }
+    if let Error::Muted { until } = err {
+        v["mutedUntil"] = json!(until);
     }
     v
 }

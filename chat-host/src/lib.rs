@@ -34,6 +34,7 @@ pub mod engineio;
 pub mod error;
 pub(crate) mod frames;
 pub mod http;
+pub(crate) mod moderation;
 pub mod multipart;
 pub mod response;
 pub mod rest;

@@ -36,7 +36,15 @@ pub fn error(err: &Error) -> Response<Body> {
     if code == ErrorCode::Internal {
         tracing::error!(error = %err, "internal error");
     }
-    let mut resp = fail(code, &err.public_message());
+    let mut resp = match err {
+        // A mute says when it ends.
+        Error::Muted { until } => json_response(
+            StatusCode::FORBIDDEN,
+            &json!({"success": false, "message": err.public_message(), "code": code.as_str(),
+                    "mutedUntil": until}),
+        ),
+        _ => fail(code, &err.public_message()),
+    };
     if let Error::RateLimited { retry_after } = err {
         let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
         resp.headers_mut()

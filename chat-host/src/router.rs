@@ -20,6 +20,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use crate::http::{percent_decode, Fail};
+use crate::moderation;
 use crate::response::{self, Body};
 use crate::rest::{self, Answer};
 use crate::socketio::client_bundle;
@@ -119,6 +120,44 @@ enum Endpoint<'a> {
     Online {
         course_id: &'a str,
     },
+    Pin {
+        message_id: &'a str,
+    },
+    Unpin {
+        message_id: &'a str,
+    },
+    Pinned {
+        course_id: &'a str,
+    },
+    Mute {
+        course_id: &'a str,
+        user_id: &'a str,
+    },
+    Unmute {
+        course_id: &'a str,
+        user_id: &'a str,
+    },
+    Ban {
+        course_id: &'a str,
+        user_id: &'a str,
+    },
+    Unban {
+        course_id: &'a str,
+        user_id: &'a str,
+    },
+    Restrictions {
+        course_id: &'a str,
+    },
+    Flag {
+        message_id: &'a str,
+    },
+    Flags {
+        course_id: &'a str,
+    },
+    ResolveFlag {
+        flag_id: &'a str,
+    },
+    Audit,
     Status,
     File {
         file_id: &'a str,
@@ -148,6 +187,28 @@ impl<'a> Endpoint<'a> {
             (&Method::PUT, ["react", message_id]) => Endpoint::React { message_id },
             (&Method::DELETE, ["react", message_id]) => Endpoint::Unreact { message_id },
             (&Method::GET, ["online", course_id]) => Endpoint::Online { course_id },
+            (&Method::PUT, ["pin", message_id]) => Endpoint::Pin { message_id },
+            (&Method::DELETE, ["pin", message_id]) => Endpoint::Unpin { message_id },
+            (&Method::GET, ["course", course_id, "pinned"]) => Endpoint::Pinned { course_id },
+            (&Method::PUT, ["course", course_id, "mute", user_id]) => {
+                Endpoint::Mute { course_id, user_id }
+            }
+            (&Method::DELETE, ["course", course_id, "mute", user_id]) => {
+                Endpoint::Unmute { course_id, user_id }
+            }
+            (&Method::PUT, ["course", course_id, "ban", user_id]) => {
+                Endpoint::Ban { course_id, user_id }
+            }
+            (&Method::DELETE, ["course", course_id, "ban", user_id]) => {
+                Endpoint::Unban { course_id, user_id }
+            }
+            (&Method::GET, ["course", course_id, "restrictions"]) => {
+                Endpoint::Restrictions { course_id }
+            }
+            (&Method::POST, ["flag", message_id]) => Endpoint::Flag { message_id },
+            (&Method::GET, ["course", course_id, "flags"]) => Endpoint::Flags { course_id },
+            (&Method::POST, ["flags", flag_id, "resolve"]) => Endpoint::ResolveFlag { flag_id },
+            (&Method::GET, ["audit"]) => Endpoint::Audit,
             (&Method::PUT, ["status"]) => Endpoint::Status,
             (&Method::GET, ["files", file_id]) => Endpoint::File { file_id },
             (&Method::PUT, ["courses", course_id]) => Endpoint::PutCourse { course_id },
@@ -231,6 +292,30 @@ async fn api(state: AppState, req: Request<Incoming>) -> Answer {
         Endpoint::React { message_id } => rest::react(state, actor, req, message_id).await,
         Endpoint::Unreact { message_id } => rest::unreact(state, actor, req, message_id).await,
         Endpoint::Online { course_id } => rest::online(state, actor, course_id).await,
+        Endpoint::Pin { message_id } => moderation::pin(state, actor, message_id).await,
+        Endpoint::Unpin { message_id } => moderation::unpin(state, actor, message_id).await,
+        Endpoint::Pinned { course_id } => moderation::pinned(state, actor, course_id).await,
+        Endpoint::Mute { course_id, user_id } => {
+            moderation::mute(state, actor, req, course_id, user_id).await
+        }
+        Endpoint::Unmute { course_id, user_id } => {
+            moderation::unmute(state, actor, course_id, user_id).await
+        }
+        Endpoint::Ban { course_id, user_id } => {
+            moderation::ban(state, actor, course_id, user_id).await
+        }
+        Endpoint::Unban { course_id, user_id } => {
+            moderation::unban(state, actor, course_id, user_id).await
+        }
+        Endpoint::Restrictions { course_id } => {
+            moderation::restrictions(state, actor, course_id).await
+        }
+        Endpoint::Flag { message_id } => moderation::flag(state, actor, req, message_id).await,
+        Endpoint::Flags { course_id } => moderation::flags(state, actor, &req, course_id).await,
+        Endpoint::ResolveFlag { flag_id } => {
+            moderation::resolve_flag(state, actor, req, flag_id).await
+        }
+        Endpoint::Audit => moderation::audit(state, actor, &req).await,
         Endpoint::Status => rest::status(state, actor, req).await,
         Endpoint::File { file_id } => rest::file(state, actor, file_id).await,
         Endpoint::PutCourse { course_id } => rest::put_course(state, actor, req, course_id).await,

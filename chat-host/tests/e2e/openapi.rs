@@ -58,6 +58,18 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/chat/react/{messageId}"),
     ("DELETE", "/api/v1/chat/react/{messageId}"),
     ("GET", "/api/v1/chat/online/{courseId}"),
+    ("PUT", "/api/v1/chat/pin/{messageId}"),
+    ("DELETE", "/api/v1/chat/pin/{messageId}"),
+    ("GET", "/api/v1/chat/course/{courseId}/pinned"),
+    ("PUT", "/api/v1/chat/course/{courseId}/mute/{userId}"),
+    ("DELETE", "/api/v1/chat/course/{courseId}/mute/{userId}"),
+    ("PUT", "/api/v1/chat/course/{courseId}/ban/{userId}"),
+    ("DELETE", "/api/v1/chat/course/{courseId}/ban/{userId}"),
+    ("GET", "/api/v1/chat/course/{courseId}/restrictions"),
+    ("POST", "/api/v1/chat/flag/{messageId}"),
+    ("GET", "/api/v1/chat/course/{courseId}/flags"),
+    ("POST", "/api/v1/chat/flags/{flagId}/resolve"),
+    ("GET", "/api/v1/chat/audit"),
     ("PUT", "/api/v1/chat/status"),
     ("GET", "/api/v1/chat/files/{fileId}"),
     ("PUT", "/api/v1/chat/courses/{courseId}"),
@@ -159,9 +171,101 @@ async fn every_documented_route_answers_as_documented() {
                     t.replace("{courseId}", COURSE)
                         .replace("{messageId}", &mid)
                         .replace("{fileId}", &fid)
+                        .replace("{flagId}", missing)
                         .replace("{userId}", "u2"),
                     Some(json_body(&json!({}))),
                 ),
+                ("PUT", "/api/v1/chat/pin/{messageId}", s)
+                | ("DELETE", "/api/v1/chat/pin/{messageId}", s) => {
+                    let p = |id: &str| format!("/api/v1/chat/pin/{id}");
+                    let long = "m".repeat(200);
+                    match s {
+                        200 => (Some(&w.i1), p(&mid), Some(json_body(&json!({})))),
+                        400 => (Some(&w.i1), p(&long), Some(json_body(&json!({})))),
+                        403 => (Some(&w.u2), p(&mid), Some(json_body(&json!({})))),
+                        404 => (Some(&w.i1), p(missing), Some(json_body(&json!({})))),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
+                }
+                ("GET", "/api/v1/chat/course/{courseId}/pinned", s)
+                | ("GET", "/api/v1/chat/course/{courseId}/restrictions", s)
+                | ("GET", "/api/v1/chat/course/{courseId}/flags", s) => {
+                    let p = |c: &str| t.replace("{courseId}", c);
+                    // Reading pins takes a reader; restrictions and flags take a moderator.
+                    let reader = if t.ends_with("pinned") { &w.u2 } else { &w.i1 };
+                    let outsider = if t.ends_with("pinned") { &w.x1 } else { &w.u2 };
+                    match s {
+                        200 => (Some(reader), p(COURSE), None),
+                        400 => (Some(reader), format!("{}?status=maybe", p(COURSE)), None),
+                        403 => (Some(outsider), p(COURSE), None),
+                        404 => (Some(reader), p("nope"), None),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
+                }
+                ("PUT", "/api/v1/chat/course/{courseId}/mute/{userId}", s)
+                | ("DELETE", "/api/v1/chat/course/{courseId}/mute/{userId}", s)
+                | ("PUT", "/api/v1/chat/course/{courseId}/ban/{userId}", s)
+                | ("DELETE", "/api/v1/chat/course/{courseId}/ban/{userId}", s) => {
+                    let p = |c: &str, u: &str| t.replace("{courseId}", c).replace("{userId}", u);
+                    let minute = Some(json_body(&json!({"durationSeconds": 60})));
+                    match s {
+                        200 => (Some(&w.i1), p(COURSE, "x9"), minute),
+                        // Zero seconds, or restricting oneself.
+                        400 => (
+                            Some(&w.i1),
+                            p(COURSE, "i1"),
+                            Some(json_body(&json!({"durationSeconds": 0}))),
+                        ),
+                        403 => (Some(&w.u2), p(COURSE, "x9"), minute),
+                        404 => (Some(&w.i1), p("nope", "x9"), minute),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
+                }
+                ("POST", "/api/v1/chat/flag/{messageId}", s) => {
+                    let p = |id: &str| format!("/api/v1/chat/flag/{id}");
+                    let spam = || Some(json_body(&json!({"reason": "spam"})));
+                    match s {
+                        201 => (Some(&w.u2), p(&mid), spam()),
+                        400 => (
+                            Some(&w.u2),
+                            p(&mid),
+                            Some(json_body(&json!({"reason": ""}))),
+                        ),
+                        403 => (Some(&w.x1), p(&mid), spam()),
+                        404 => (Some(&w.u2), p(missing), spam()),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
+                }
+                ("POST", "/api/v1/chat/flags/{flagId}/resolve", s) => {
+                    let flag = w
+                        .post(
+                            &w.admin,
+                            &format!("/api/v1/chat/flag/{mid}"),
+                            json!({"reason": "probe"}),
+                        )
+                        .await
+                        .data();
+                    let fid = flag["id"].as_str().unwrap_or(missing).to_string();
+                    let p = |id: &str| format!("/api/v1/chat/flags/{id}/resolve");
+                    let keep = || Some(json_body(&json!({"deleteMessage": false})));
+                    match s {
+                        200 => (Some(&w.i1), p(&fid), keep()),
+                        400 => (
+                            Some(&w.i1),
+                            p(&fid),
+                            Some(json_body(&json!({"deleteMessage": 5}))),
+                        ),
+                        403 => (Some(&w.u2), p(&fid), keep()),
+                        404 => (Some(&w.i1), p(missing), keep()),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
+                }
+                ("GET", "/api/v1/chat/audit", s) => match s {
+                    200 => (Some(&w.admin), "/api/v1/chat/audit?limit=5".into(), None),
+                    400 => (Some(&w.admin), "/api/v1/chat/audit?limit=0".into(), None),
+                    403 => (Some(&w.i1), t.into(), None),
+                    _ => panic!("no probe for {method} {t} {s}"),
+                },
                 ("POST", _, 201) => (
                     Some(&w.u1),
                     t.into(),

@@ -115,6 +115,41 @@ for (const mode of MODES) {
       assert.ok(a);
     });
 
+    it("moderation: pins reach the room, mutes refuse with MUTED, flags reach moderators only", async () => {
+      const { sa, sb, b, ti, courseId } = await room();
+      const si = await sock(ti);
+      await ok(sa, "join-course", { courseId });
+      await ok(sb, "join-course", { courseId });
+      await ok(si, "join-course", { courseId });
+      const sent = await ok(sb, "send-message", { courseId, message: "pin me" });
+      const pinnedEv = next(sa, "message-pinned", (p) => p.messageId === sent.id);
+      const denied = await call(sa, "pin-message", { messageId: sent.id });
+      assert.equal(denied.error.code, "FORBIDDEN");
+      const pinned = await ok(si, "pin-message", { messageId: sent.id });
+      assert.equal(pinned.pinned, true);
+      const ev = await pinnedEv;
+      assert.equal(ev.pinned, true);
+      assert.equal(ev.seq, sent.seq + 1);
+
+      const mutedEv = next(sa, "user-muted", (m) => m.userId === b);
+      const r = await ok(si, "mute-user", { courseId, userId: b, durationSeconds: 60 });
+      assert.equal(r.userId, b);
+      assert.equal((await mutedEv).mutedUntil, r.mutedUntil);
+      const refused = await call(sb, "send-message", { courseId, message: "hello?" });
+      assert.equal(refused.error.code, "MUTED");
+      assert.equal(refused.error.mutedUntil, r.mutedUntil);
+      await ok(si, "unmute-user", { courseId, userId: b });
+      await ok(sb, "send-message", { courseId, message: "back" });
+
+      const flagged = next(si, "message-flagged", (f) => f.messageId === sent.id);
+      let leaked = false;
+      sb.on("message-flagged", () => { leaked = true; });
+      const flag = await ok(sa, "flag-message", { messageId: sent.id, reason: "spam" });
+      assert.deepEqual(await flagged, flag);
+      await sleep(200);
+      assert.equal(leaked, false, "students do not see flags");
+    });
+
     it("a failed event is a failed ack, or an error event without an ack", async () => {
       const { sa, courseId } = await room();
       const res = await call(sa, "send-message", { courseId, message: "   " });
