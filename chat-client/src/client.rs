@@ -1003,6 +1003,10 @@ impl Inner {
                 self.emit(ClientEvent::FlagResolved(f));
                 Ok(())
             }
+            Event::ThreadUpdated(t) => {
+                self.emit(ClientEvent::ThreadUpdated(t));
+                Ok(())
+            }
             Event::UserJoined(j) => {
                 self.emit(ClientEvent::UserJoined {
                     course_id: j.course_id,

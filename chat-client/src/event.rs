@@ -97,6 +97,9 @@ pub enum ClientEvent {
     MessageFlagged(chat_core::Flag),
     /// A moderator resolved a flag (only moderators receive this).
     FlagResolved(chat_core::Flag),
+    /// A thread got a reply: its root's new `replyCount` and `lastReplyAt` (live only; the
+    /// reply itself is a `NewMessage` with `thread_id`).
+    ThreadUpdated(chat_core::event::ThreadUpdated),
     /// A message written here entered the outbox (or was retried): pending.
     SendPending(OutboxEntry),
     /// The server stored a message of the outbox: it left the outbox and is in the cache.

@@ -85,6 +85,22 @@ pub struct UserBanned {
     pub by: String,
 }
 
+/// `thread-updated` data: a thread got a reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadUpdated {
+    /// The course.
+    pub course_id: String,
+    /// The thread's root message.
+    pub thread_id: String,
+    /// Its replies now, deleted ones included.
+    pub reply_count: u64,
+    /// When the latest reply was sent.
+    pub last_reply_at: Timestamp,
+    /// The latest reply.
+    pub last_reply_id: String,
+}
+
 /// `user-joined` / `user-left` data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -152,6 +168,8 @@ pub enum Event {
     MessageFlagged(Flag),
     /// `flag-resolved`: a flag dealt with, to the course's moderators only.
     FlagResolved(Flag),
+    /// `thread-updated`: a thread's root has a new reply (after the reply's `new-message`).
+    ThreadUpdated(ThreadUpdated),
 }
 
 impl Event {
@@ -173,6 +191,7 @@ impl Event {
             Event::UserBanned(_) => "user-banned",
             Event::MessageFlagged(_) => "message-flagged",
             Event::FlagResolved(_) => "flag-resolved",
+            Event::ThreadUpdated(_) => "thread-updated",
         }
     }
 
@@ -190,6 +209,7 @@ impl Event {
             Event::UserMuted(m) => &m.course_id,
             Event::UserBanned(b) => &b.course_id,
             Event::MessageFlagged(f) | Event::FlagResolved(f) => &f.course_id,
+            Event::ThreadUpdated(t) => &t.course_id,
         }
     }
 
@@ -232,6 +252,7 @@ impl Event {
             "user-banned" => Event::UserBanned(serde_json::from_value(data)?),
             "message-flagged" => Event::MessageFlagged(serde_json::from_value(data)?),
             "flag-resolved" => Event::FlagResolved(serde_json::from_value(data)?),
+            "thread-updated" => Event::ThreadUpdated(serde_json::from_value(data)?),
             other => {
                 return Err(serde_json::Error::custom(format!(
                     "unknown event {other:?}"
@@ -263,6 +284,7 @@ impl Serialize for DataRef<'_> {
             Event::UserMuted(m) => m.serialize(s),
             Event::UserBanned(b) => b.serialize(s),
             Event::MessageFlagged(f) | Event::FlagResolved(f) => f.serialize(s),
+            Event::ThreadUpdated(t) => t.serialize(s),
         }
     }
 }

@@ -52,7 +52,8 @@ pub use event::{Envelope, Event};
 pub use history::{HistoryPage, HistoryQuery, Pagination};
 pub use model::{
     Actor, AuditEntry, Course, FileInfo, Flag, FlagResolution, Message, MessageType, Participant,
-    Reaction, ReadBy, ReadReceipt, ReplyPreview, Restriction, Role, Sender, Timestamp, User,
+    Reaction, ReadBy, ReadReceipt, ReplyPreview, Restriction, Role, Sender, ThreadPage, Timestamp,
+    User,
 };
 pub use plugin::{Draft, DraftKind, Plugin, PluginError, Verdict};
 pub use store::Store;

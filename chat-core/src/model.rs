@@ -390,6 +390,21 @@ pub struct Message {
     /// Who pinned it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pinned_by: Option<String>,
+    /// The id of the thread's root when this message is a reply in a thread (left out of the
+    /// JSON otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// On a thread's root: how many replies it has, deleted ones included (left out while
+    /// there are none). Filled in when the message is read, never stored with it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reply_count: u64,
+    /// On a thread's root: when its latest reply was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reply_at: Option<Timestamp>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Message {
@@ -542,6 +557,18 @@ pub struct AuditEntry {
     pub detail: Option<String>,
     /// When.
     pub at: Timestamp,
+}
+
+/// A thread's root with a page of its replies, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadPage {
+    /// The root, with `replyCount` and `lastReplyAt`.
+    pub root: Message,
+    /// Replies created after the page's `after` seq, oldest first.
+    pub replies: Vec<Message>,
+    /// Whether more replies follow the last one (ask again with `after` its `seq`).
+    pub has_more: bool,
 }
 
 /// A read receipt: `userId` has read `messageId` (and everything before it).

@@ -16,7 +16,8 @@ use chat_core::engine::Resume;
 use chat_core::model::{AuditEntry, Flag, Restriction};
 use chat_core::store::memory::MemoryStore;
 use chat_core::store::{
-    Change, CourseRecord, Inserted, ReadAdvance, ReadMark, StoredFile, StoredUser, Update,
+    Change, CourseRecord, Inserted, ReadAdvance, ReadMark, StoredFile, StoredUser, ThreadSummary,
+    Update,
 };
 use chat_core::{Engine, Event, Events, Message, Participant, Role, Store, Timestamp};
 use common::*;
@@ -178,6 +179,21 @@ impl Store for Counting {
     }
     async fn file(&self, id: &str) -> chat_core::Result<Option<StoredFile>> {
         self.inner.file(id).await
+    }
+    async fn thread_summaries(
+        &self,
+        c: &str,
+        roots: &[String],
+    ) -> chat_core::Result<Vec<ThreadSummary>> {
+        self.inner.thread_summaries(c, roots).await
+    }
+    async fn thread_replies(
+        &self,
+        root: &str,
+        after: u64,
+        limit: usize,
+    ) -> chat_core::Result<Vec<Message>> {
+        self.inner.thread_replies(root, after, limit).await
     }
     async fn pinned(&self, c: &str) -> chat_core::Result<Vec<Message>> {
         self.inner.pinned(c).await

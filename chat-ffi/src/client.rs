@@ -12,7 +12,7 @@ use tokio::runtime::{Handle, Runtime};
 
 use crate::error::{ChatError, ListenerError};
 use crate::types::{
-    BanChange, Flag, Message, MessageType, MuteChange, PinChange, ReadReceipt, User,
+    BanChange, Flag, Message, MessageType, MuteChange, PinChange, ReadReceipt, ThreadChange, User,
 };
 
 /// Where the connection to the server stands.
@@ -192,6 +192,8 @@ pub enum ClientEvent {
     MessageFlagged { flag: Flag },
     /// A moderator resolved a flag (moderators only).
     FlagResolved { flag: Flag },
+    /// A thread got a reply (its root's new count).
+    ThreadUpdated { thread: ThreadChange },
 }
 
 impl From<cc::ClientEvent> for ClientEvent {
@@ -305,6 +307,7 @@ impl From<cc::ClientEvent> for ClientEvent {
             E::UserBanned(b) => ClientEvent::UserBanned { ban: b.into() },
             E::MessageFlagged(f) => ClientEvent::MessageFlagged { flag: f.into() },
             E::FlagResolved(f) => ClientEvent::FlagResolved { flag: f.into() },
+            E::ThreadUpdated(t) => ClientEvent::ThreadUpdated { thread: t.into() },
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::event::Event;
 use crate::plugin::{MessagePlugin, PluginAdapter};
 use crate::types::{
     Actor, AuditEntry, Course, CourseUpdate, FileData, Flag, HistoryPage, HistoryQuery, Message,
-    Participant, ReadReceipt, Restriction, Role, SendMessage, User,
+    Participant, ReadReceipt, Restriction, Role, SendMessage, ThreadPage, User,
 };
 
 /// How long `close()` waits for background work (listener and plugin calls) to finish.
@@ -304,6 +304,21 @@ impl ChatEngine {
     ) -> Result<Message, ChatError> {
         let actor = actor_of(actor);
         self.with(|e| async move { e.unreact(&actor, &message_id, &emoji).await })
+            .map(Into::into)
+    }
+
+    /// A thread: its root (with `reply_count`, `last_reply_at`) and its replies created after
+    /// seq `after`, oldest first, at most `limit` (default 50, at most 100). Naming a reply
+    /// answers its thread.
+    pub fn thread(
+        &self,
+        actor: Actor,
+        message_id: String,
+        after: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<ThreadPage, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.thread(&actor, &message_id, after, limit).await })
             .map(Into::into)
     }
 

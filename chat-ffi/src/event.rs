@@ -3,7 +3,7 @@
 
 use chat_core as core;
 
-use crate::types::{BanChange, Flag, Message, MuteChange, PinChange, User};
+use crate::types::{BanChange, Flag, Message, MuteChange, PinChange, ThreadChange, User};
 
 /// A server event of the contract (the names in comments are the contract's event names).
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Enum)]
@@ -64,6 +64,8 @@ pub enum Event {
     MessageFlagged { flag: Flag },
     /// `flag-resolved` (moderators only).
     FlagResolved { flag: Flag },
+    /// `thread-updated`: a thread got a reply.
+    ThreadUpdated { thread: ThreadChange },
 }
 
 impl From<&core::Event> for Event {
@@ -120,6 +122,7 @@ impl From<&core::Event> for Event {
             E::UserBanned(b) => Event::UserBanned { ban: b.into() },
             E::MessageFlagged(f) => Event::MessageFlagged { flag: f.into() },
             E::FlagResolved(f) => Event::FlagResolved { flag: f.into() },
+            E::ThreadUpdated(t) => Event::ThreadUpdated { thread: t.into() },
         }
     }
 }
@@ -143,6 +146,7 @@ pub fn event_name(event: &Event) -> String {
         Event::UserBanned { .. } => "user-banned",
         Event::MessageFlagged { .. } => "message-flagged",
         Event::FlagResolved { .. } => "flag-resolved",
+        Event::ThreadUpdated { .. } => "thread-updated",
     }
     .to_string()
 }

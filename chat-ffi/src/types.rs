@@ -381,6 +381,15 @@ pub struct Message {
     /// Who pinned it.
     #[uniffi(default = None)]
     pub pinned_by: Option<String>,
+    /// The thread's root, when this message is a reply in a thread.
+    #[uniffi(default = None)]
+    pub thread_id: Option<String>,
+    /// On a thread's root: its replies, deleted ones included.
+    #[uniffi(default = 0)]
+    pub reply_count: u64,
+    /// On a thread's root: when the latest reply was sent (RFC 3339).
+    #[uniffi(default = None)]
+    pub last_reply_at: Option<String>,
 }
 
 impl From<core::Message> for Message {
@@ -407,6 +416,9 @@ impl From<core::Message> for Message {
             pinned: m.pinned,
             pinned_at: m.pinned_at.map(|t| t.to_string()),
             pinned_by: m.pinned_by,
+            thread_id: m.thread_id,
+            reply_count: m.reply_count,
+            last_reply_at: m.last_reply_at.map(|t| t.to_string()),
         }
     }
 }
@@ -457,6 +469,9 @@ pub struct SendMessage {
     /// The id of a message of the same course this one answers.
     #[uniffi(default)]
     pub reply_to: Option<String>,
+    /// The root of the thread this message is a reply in (a message of the same course).
+    #[uniffi(default)]
+    pub thread_id: Option<String>,
     /// The client's idempotency key: the same key returns the original message.
     #[uniffi(default)]
     pub client_id: Option<String>,
@@ -472,6 +487,7 @@ impl From<SendMessage> for core::SendMessage {
             message: s.message,
             message_type: s.message_type.map(Into::into),
             reply_to: s.reply_to,
+            thread_id: s.thread_id,
             client_id: s.client_id,
             attachment: s.attachment.map(|a| core::Attachment {
                 name: a.name,
@@ -737,6 +753,54 @@ impl From<core::AuditEntry> for AuditEntry {
             message_id: e.message_id,
             detail: e.detail,
             at: e.at.to_string(),
+        }
+    }
+}
+
+/// A thread's root and a page of its replies, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ThreadPage {
+    /// The root, with `reply_count` and `last_reply_at`.
+    pub root: Message,
+    /// The replies of the page.
+    pub replies: Vec<Message>,
+    /// Whether more replies follow (ask again with `after` the last reply's `seq`).
+    pub has_more: bool,
+}
+
+impl From<core::ThreadPage> for ThreadPage {
+    fn from(p: core::ThreadPage) -> Self {
+        ThreadPage {
+            root: p.root.into(),
+            replies: p.replies.into_iter().map(Into::into).collect(),
+            has_more: p.has_more,
+        }
+    }
+}
+
+/// A thread's new count (`thread-updated`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ThreadChange {
+    /// The course.
+    pub course_id: String,
+    /// The thread's root.
+    pub thread_id: String,
+    /// Its replies now.
+    pub reply_count: u64,
+    /// When the latest reply was sent (RFC 3339).
+    pub last_reply_at: String,
+    /// The latest reply.
+    pub last_reply_id: String,
+}
+
+impl From<core::event::ThreadUpdated> for ThreadChange {
+    fn from(t: core::event::ThreadUpdated) -> Self {
+        ThreadChange {
+            course_id: t.course_id,
+            thread_id: t.thread_id,
+            reply_count: t.reply_count,
+            last_reply_at: t.last_reply_at.to_string(),
+            last_reply_id: t.last_reply_id,
         }
     }
 }

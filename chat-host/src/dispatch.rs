@@ -39,6 +39,8 @@ pub enum ClientEvent {
     AddReaction(ReactionData),
     /// `remove-reaction` `{messageId, emoji}`.
     RemoveReaction(ReactionData),
+    /// `get-thread` `{messageId, after?, limit?}`.
+    GetThread(ThreadQuery),
     /// `pin-message` `{messageId}` (moderators).
     PinMessage(MessageOnly),
     /// `unpin-message` `{messageId}` (moderators).
@@ -92,6 +94,9 @@ pub struct SendFields {
     /// The message answered.
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// The root of the thread the message is a reply in.
+    #[serde(default)]
+    pub thread_id: Option<String>,
     /// The idempotency key.
     #[serde(default)]
     pub client_id: Option<String>,
@@ -109,6 +114,7 @@ impl SendFields {
             message: self.message.unwrap_or_default(),
             message_type,
             reply_to: self.reply_to.filter(|r| !r.is_empty()),
+            thread_id: self.thread_id.filter(|t| !t.is_empty()),
             client_id: self.client_id.filter(|c| !c.is_empty()),
             attachment: None,
         })
@@ -136,6 +142,17 @@ pub struct MessageOnly {
 pub struct ReactionData {
     message_id: String,
     emoji: String,
+}
+
+/// The data of `get-thread`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThreadQuery {
+    message_id: String,
+    #[serde(default)]
+    after: Option<u64>,
+    #[serde(default)]
+    limit: Option<u32>,
 }
 
 /// The data of `flag-message`.
@@ -201,7 +218,8 @@ impl ClientEvent {
     /// seq live events follow, the store's epoch; with `sinceSeq` also `recovered`), `leave-course` →
     /// `{"courseId"}`, `send-message` / `edit-message` → the message, `delete-message` → the
     /// tombstone, `typing` → `{"courseId", "isTyping"}`, `mark-read` → the receipt,
-    /// `add-reaction` / `remove-reaction` → the message with its reactions, `pin-message` /
+    /// `add-reaction` / `remove-reaction` → the message with its reactions, `get-thread` →
+    /// `{"root", "replies", "hasMore"}`, `pin-message` /
     /// `unpin-message` → the message, `flag-message` → the flag, `mute-user` / `ban-user` → the
     /// restriction, `unmute-user` / `unban-user` → `{"courseId", "userId"}`.
     pub async fn run(self, conn: &Connection) -> Result<Value, Error> {
@@ -235,6 +253,11 @@ impl ClientEvent {
             ClientEvent::RemoveReaction(r) => {
                 encode(&engine.unreact(actor, &r.message_id, &r.emoji).await?)
             }
+            ClientEvent::GetThread(q) => encode(
+                &engine
+                    .thread(actor, &q.message_id, q.after, q.limit)
+                    .await?,
+            ),
             ClientEvent::PinMessage(m) => encode(&engine.pin(actor, &m.message_id).await?),
             ClientEvent::UnpinMessage(m) => encode(&engine.unpin(actor, &m.message_id).await?),
             ClientEvent::FlagMessage(f) => {

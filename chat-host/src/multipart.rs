@@ -59,6 +59,7 @@ pub async fn parse_send(
             "message" => fields.message = Some(text),
             "messageType" => fields.message_type = Some(text),
             "replyTo" => fields.reply_to = Some(text),
+            "threadId" => fields.thread_id = Some(text),
             "clientId" => fields.client_id = Some(text),
             _ => {} // unknown fields are ignored, like the Node backend did
         }

@@ -120,6 +120,29 @@ pub(crate) async fn unreact(
     Ok(response::ok(StatusCode::OK, "Reaction removed", &message))
 }
 
+/// `GET /thread/{messageId}?after&limit`: the thread's root and a page of its replies.
+pub(crate) async fn thread(
+    state: &AppState,
+    actor: &Actor,
+    req: &Request<Incoming>,
+    message_id: &str,
+) -> Answer {
+    let bad = |what: &str| Fail(response::fail(ErrorCode::Validation, what));
+    let (mut after, mut limit) = (None, None);
+    for (k, v) in query_pairs(req.uri().query().unwrap_or("")) {
+        match k.as_str() {
+            "after" => after = Some(v.parse().map_err(|_| bad("after must be a seq"))?),
+            "limit" => limit = Some(v.parse().map_err(|_| bad("limit must be a number"))?),
+            _ => {}
+        }
+    }
+    let page = state
+        .engine()
+        .thread(actor, message_id, after, limit)
+        .await?;
+    Ok(response::ok(StatusCode::OK, "Thread retrieved", &page))
+}
+
 /// `PUT /read/{messageId}`.
 pub(crate) async fn mark_read(state: &AppState, actor: &Actor, message_id: &str) -> Answer {
     let receipt = state.engine().mark_read(actor, message_id).await?;

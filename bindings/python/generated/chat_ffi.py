@@ -648,6 +648,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_subscribe() != 64586:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_thread() != 57913:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_typing() != 58517:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_unban() != 56440:
@@ -899,6 +901,9 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_set_status.restype = ctype
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_subscribe.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_subscribe.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_thread.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_thread.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_typing.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_typing.restype = ctypes.c_uint16
@@ -1373,6 +1378,15 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_subscribe.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_subscribe.restype = ctypes.c_uint64
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_thread.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_thread.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_typing.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -2505,7 +2519,7 @@ class Message:
     """
     A chat message, as stored and as shown.
 """
-    def __init__(self, *, id:str, course_id:str, seq:int, change_seq:int, sender:Sender, message:str, message_type:MessageType, file:typing.Optional[FileInfo], reply_to:typing.Optional[ReplyPreview], read_by:typing.List[ReadBy], is_edited:bool, edited_at:typing.Optional[str], is_deleted:bool, deleted_at:typing.Optional[str], client_id:typing.Optional[str], created_at:str, updated_at:str, reactions:typing.List[Reaction] = _DEFAULT, pinned:bool = False, pinned_at:typing.Optional[str] = _DEFAULT, pinned_by:typing.Optional[str] = _DEFAULT):
+    def __init__(self, *, id:str, course_id:str, seq:int, change_seq:int, sender:Sender, message:str, message_type:MessageType, file:typing.Optional[FileInfo], reply_to:typing.Optional[ReplyPreview], read_by:typing.List[ReadBy], is_edited:bool, edited_at:typing.Optional[str], is_deleted:bool, deleted_at:typing.Optional[str], client_id:typing.Optional[str], created_at:str, updated_at:str, reactions:typing.List[Reaction] = _DEFAULT, pinned:bool = False, pinned_at:typing.Optional[str] = _DEFAULT, pinned_by:typing.Optional[str] = _DEFAULT, thread_id:typing.Optional[str] = _DEFAULT, reply_count:int = 0, last_reply_at:typing.Optional[str] = _DEFAULT):
         self.id = id
         self.course_id = course_id
         self.seq = seq
@@ -2536,12 +2550,21 @@ class Message:
             self.pinned_by = None
         else:
             self.pinned_by = pinned_by
+        if thread_id is _DEFAULT:
+            self.thread_id = None
+        else:
+            self.thread_id = thread_id
+        self.reply_count = reply_count
+        if last_reply_at is _DEFAULT:
+            self.last_reply_at = None
+        else:
+            self.last_reply_at = last_reply_at
         
         
 
     
     def __str__(self):
-        return "Message(id={}, course_id={}, seq={}, change_seq={}, sender={}, message={}, message_type={}, file={}, reply_to={}, read_by={}, is_edited={}, edited_at={}, is_deleted={}, deleted_at={}, client_id={}, created_at={}, updated_at={}, reactions={}, pinned={}, pinned_at={}, pinned_by={})".format(self.id, self.course_id, self.seq, self.change_seq, self.sender, self.message, self.message_type, self.file, self.reply_to, self.read_by, self.is_edited, self.edited_at, self.is_deleted, self.deleted_at, self.client_id, self.created_at, self.updated_at, self.reactions, self.pinned, self.pinned_at, self.pinned_by)
+        return "Message(id={}, course_id={}, seq={}, change_seq={}, sender={}, message={}, message_type={}, file={}, reply_to={}, read_by={}, is_edited={}, edited_at={}, is_deleted={}, deleted_at={}, client_id={}, created_at={}, updated_at={}, reactions={}, pinned={}, pinned_at={}, pinned_by={}, thread_id={}, reply_count={}, last_reply_at={})".format(self.id, self.course_id, self.seq, self.change_seq, self.sender, self.message, self.message_type, self.file, self.reply_to, self.read_by, self.is_edited, self.edited_at, self.is_deleted, self.deleted_at, self.client_id, self.created_at, self.updated_at, self.reactions, self.pinned, self.pinned_at, self.pinned_by, self.thread_id, self.reply_count, self.last_reply_at)
     def __eq__(self, other):
         if self.id != other.id:
             return False
@@ -2585,6 +2608,12 @@ class Message:
             return False
         if self.pinned_by != other.pinned_by:
             return False
+        if self.thread_id != other.thread_id:
+            return False
+        if self.reply_count != other.reply_count:
+            return False
+        if self.last_reply_at != other.last_reply_at:
+            return False
         return True
 
 class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
@@ -2612,6 +2641,9 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
             pinned=_UniffiFfiConverterBoolean.read(buf),
             pinned_at=_UniffiFfiConverterOptionalString.read(buf),
             pinned_by=_UniffiFfiConverterOptionalString.read(buf),
+            thread_id=_UniffiFfiConverterOptionalString.read(buf),
+            reply_count=_UniffiFfiConverterUInt64.read(buf),
+            last_reply_at=_UniffiFfiConverterOptionalString.read(buf),
         )
 
     @staticmethod
@@ -2637,6 +2669,9 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
         _UniffiFfiConverterBoolean.check_lower(value.pinned)
         _UniffiFfiConverterOptionalString.check_lower(value.pinned_at)
         _UniffiFfiConverterOptionalString.check_lower(value.pinned_by)
+        _UniffiFfiConverterOptionalString.check_lower(value.thread_id)
+        _UniffiFfiConverterUInt64.check_lower(value.reply_count)
+        _UniffiFfiConverterOptionalString.check_lower(value.last_reply_at)
 
     @staticmethod
     def write(value, buf):
@@ -2661,6 +2696,9 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
         _UniffiFfiConverterBoolean.write(value.pinned, buf)
         _UniffiFfiConverterOptionalString.write(value.pinned_at, buf)
         _UniffiFfiConverterOptionalString.write(value.pinned_by, buf)
+        _UniffiFfiConverterOptionalString.write(value.thread_id, buf)
+        _UniffiFfiConverterUInt64.write(value.reply_count, buf)
+        _UniffiFfiConverterOptionalString.write(value.last_reply_at, buf)
 
 class _UniffiFfiConverterSequenceTypeMessage(_UniffiConverterRustBuffer):
     @classmethod
@@ -3975,11 +4013,12 @@ class SendMessage:
     """
     A new message to send.
 """
-    def __init__(self, *, course_id:str, message:str, message_type:typing.Optional[MessageType] = None, reply_to:typing.Optional[str] = None, client_id:typing.Optional[str] = None, attachment:typing.Optional[Attachment] = None):
+    def __init__(self, *, course_id:str, message:str, message_type:typing.Optional[MessageType] = None, reply_to:typing.Optional[str] = None, thread_id:typing.Optional[str] = None, client_id:typing.Optional[str] = None, attachment:typing.Optional[Attachment] = None):
         self.course_id = course_id
         self.message = message
         self.message_type = message_type
         self.reply_to = reply_to
+        self.thread_id = thread_id
         self.client_id = client_id
         self.attachment = attachment
         
@@ -3987,7 +4026,7 @@ class SendMessage:
 
     
     def __str__(self):
-        return "SendMessage(course_id={}, message={}, message_type={}, reply_to={}, client_id={}, attachment={})".format(self.course_id, self.message, self.message_type, self.reply_to, self.client_id, self.attachment)
+        return "SendMessage(course_id={}, message={}, message_type={}, reply_to={}, thread_id={}, client_id={}, attachment={})".format(self.course_id, self.message, self.message_type, self.reply_to, self.thread_id, self.client_id, self.attachment)
     def __eq__(self, other):
         if self.course_id != other.course_id:
             return False
@@ -3996,6 +4035,8 @@ class SendMessage:
         if self.message_type != other.message_type:
             return False
         if self.reply_to != other.reply_to:
+            return False
+        if self.thread_id != other.thread_id:
             return False
         if self.client_id != other.client_id:
             return False
@@ -4011,6 +4052,7 @@ class _UniffiFfiConverterTypeSendMessage(_UniffiConverterRustBuffer):
             message=_UniffiFfiConverterString.read(buf),
             message_type=_UniffiFfiConverterOptionalTypeMessageType.read(buf),
             reply_to=_UniffiFfiConverterOptionalString.read(buf),
+            thread_id=_UniffiFfiConverterOptionalString.read(buf),
             client_id=_UniffiFfiConverterOptionalString.read(buf),
             attachment=_UniffiFfiConverterOptionalTypeAttachment.read(buf),
         )
@@ -4021,6 +4063,7 @@ class _UniffiFfiConverterTypeSendMessage(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.check_lower(value.message)
         _UniffiFfiConverterOptionalTypeMessageType.check_lower(value.message_type)
         _UniffiFfiConverterOptionalString.check_lower(value.reply_to)
+        _UniffiFfiConverterOptionalString.check_lower(value.thread_id)
         _UniffiFfiConverterOptionalString.check_lower(value.client_id)
         _UniffiFfiConverterOptionalTypeAttachment.check_lower(value.attachment)
 
@@ -4030,8 +4073,111 @@ class _UniffiFfiConverterTypeSendMessage(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.message, buf)
         _UniffiFfiConverterOptionalTypeMessageType.write(value.message_type, buf)
         _UniffiFfiConverterOptionalString.write(value.reply_to, buf)
+        _UniffiFfiConverterOptionalString.write(value.thread_id, buf)
         _UniffiFfiConverterOptionalString.write(value.client_id, buf)
         _UniffiFfiConverterOptionalTypeAttachment.write(value.attachment, buf)
+
+@dataclass
+class ThreadChange:
+    """
+    A thread's new count (`thread-updated`).
+"""
+    def __init__(self, *, course_id:str, thread_id:str, reply_count:int, last_reply_at:str, last_reply_id:str):
+        self.course_id = course_id
+        self.thread_id = thread_id
+        self.reply_count = reply_count
+        self.last_reply_at = last_reply_at
+        self.last_reply_id = last_reply_id
+        
+        
+
+    
+    def __str__(self):
+        return "ThreadChange(course_id={}, thread_id={}, reply_count={}, last_reply_at={}, last_reply_id={})".format(self.course_id, self.thread_id, self.reply_count, self.last_reply_at, self.last_reply_id)
+    def __eq__(self, other):
+        if self.course_id != other.course_id:
+            return False
+        if self.thread_id != other.thread_id:
+            return False
+        if self.reply_count != other.reply_count:
+            return False
+        if self.last_reply_at != other.last_reply_at:
+            return False
+        if self.last_reply_id != other.last_reply_id:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeThreadChange(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ThreadChange(
+            course_id=_UniffiFfiConverterString.read(buf),
+            thread_id=_UniffiFfiConverterString.read(buf),
+            reply_count=_UniffiFfiConverterUInt64.read(buf),
+            last_reply_at=_UniffiFfiConverterString.read(buf),
+            last_reply_id=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.course_id)
+        _UniffiFfiConverterString.check_lower(value.thread_id)
+        _UniffiFfiConverterUInt64.check_lower(value.reply_count)
+        _UniffiFfiConverterString.check_lower(value.last_reply_at)
+        _UniffiFfiConverterString.check_lower(value.last_reply_id)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.course_id, buf)
+        _UniffiFfiConverterString.write(value.thread_id, buf)
+        _UniffiFfiConverterUInt64.write(value.reply_count, buf)
+        _UniffiFfiConverterString.write(value.last_reply_at, buf)
+        _UniffiFfiConverterString.write(value.last_reply_id, buf)
+
+@dataclass
+class ThreadPage:
+    """
+    A thread's root and a page of its replies, oldest first.
+"""
+    def __init__(self, *, root:Message, replies:typing.List[Message], has_more:bool):
+        self.root = root
+        self.replies = replies
+        self.has_more = has_more
+        
+        
+
+    
+    def __str__(self):
+        return "ThreadPage(root={}, replies={}, has_more={})".format(self.root, self.replies, self.has_more)
+    def __eq__(self, other):
+        if self.root != other.root:
+            return False
+        if self.replies != other.replies:
+            return False
+        if self.has_more != other.has_more:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeThreadPage(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return ThreadPage(
+            root=_UniffiFfiConverterTypeMessage.read(buf),
+            replies=_UniffiFfiConverterSequenceTypeMessage.read(buf),
+            has_more=_UniffiFfiConverterBoolean.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeMessage.check_lower(value.root)
+        _UniffiFfiConverterSequenceTypeMessage.check_lower(value.replies)
+        _UniffiFfiConverterBoolean.check_lower(value.has_more)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeMessage.write(value.root, buf)
+        _UniffiFfiConverterSequenceTypeMessage.write(value.replies, buf)
+        _UniffiFfiConverterBoolean.write(value.has_more, buf)
 
 @dataclass
 class User:
@@ -5949,6 +6095,33 @@ class ClientEvent:
                 return False
             return True
 
+    @dataclass
+    class THREAD_UPDATED:
+        """
+        A thread got a reply (its root's new count).
+"""
+        
+        def __init__(self, thread:ThreadChange):
+            self.thread = thread
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "ClientEvent.THREAD_UPDATED(thread={})".format(self.thread)
+        def __eq__(self, other):
+            if not isinstance(other, ClientEvent):
+                return NotImplemented
+            if not other.is_THREAD_UPDATED():
+                return False
+            if self.thread != other.thread:
+                return False
+            return True
+
     
 
     # For each variant, we have `is_NAME` and `is_name` methods for easily checking
@@ -6049,6 +6222,10 @@ class ClientEvent:
         return isinstance(self, ClientEvent.FLAG_RESOLVED)
     def is_flag_resolved(self) -> bool:
         return isinstance(self, ClientEvent.FLAG_RESOLVED)
+    def is_THREAD_UPDATED(self) -> bool:
+        return isinstance(self, ClientEvent.THREAD_UPDATED)
+    def is_thread_updated(self) -> bool:
+        return isinstance(self, ClientEvent.THREAD_UPDATED)
     
 
 # Now, a little trick - we make each nested variant class be a subclass of the main
@@ -6078,6 +6255,7 @@ ClientEvent.USER_MUTED = type("ClientEvent.USER_MUTED", (ClientEvent.USER_MUTED,
 ClientEvent.USER_BANNED = type("ClientEvent.USER_BANNED", (ClientEvent.USER_BANNED, ClientEvent,), {})  # type: ignore
 ClientEvent.MESSAGE_FLAGGED = type("ClientEvent.MESSAGE_FLAGGED", (ClientEvent.MESSAGE_FLAGGED, ClientEvent,), {})  # type: ignore
 ClientEvent.FLAG_RESOLVED = type("ClientEvent.FLAG_RESOLVED", (ClientEvent.FLAG_RESOLVED, ClientEvent,), {})  # type: ignore
+ClientEvent.THREAD_UPDATED = type("ClientEvent.THREAD_UPDATED", (ClientEvent.THREAD_UPDATED, ClientEvent,), {})  # type: ignore
 
 
 
@@ -6206,6 +6384,10 @@ class _UniffiFfiConverterTypeClientEvent(_UniffiConverterRustBuffer):
             return ClientEvent.FLAG_RESOLVED(
                 _UniffiFfiConverterTypeFlag.read(buf),
             )
+        if variant == 25:
+            return ClientEvent.THREAD_UPDATED(
+                _UniffiFfiConverterTypeThreadChange.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -6305,6 +6487,9 @@ class _UniffiFfiConverterTypeClientEvent(_UniffiConverterRustBuffer):
             return
         if value.is_FLAG_RESOLVED():
             _UniffiFfiConverterTypeFlag.check_lower(value.flag)
+            return
+        if value.is_THREAD_UPDATED():
+            _UniffiFfiConverterTypeThreadChange.check_lower(value.thread)
             return
         raise ValueError(value)
 
@@ -6406,6 +6591,9 @@ class _UniffiFfiConverterTypeClientEvent(_UniffiConverterRustBuffer):
         if value.is_FLAG_RESOLVED():
             buf.write_i32(24)
             _UniffiFfiConverterTypeFlag.write(value.flag, buf)
+        if value.is_THREAD_UPDATED():
+            buf.write_i32(25)
+            _UniffiFfiConverterTypeThreadChange.write(value.thread, buf)
 
 
 
@@ -6922,6 +7110,33 @@ class Event:
                 return False
             return True
 
+    @dataclass
+    class THREAD_UPDATED:
+        """
+        `thread-updated`: a thread got a reply.
+"""
+        
+        def __init__(self, thread:ThreadChange):
+            self.thread = thread
+            
+            
+            pass
+
+    
+            
+            
+    
+        def __str__(self):
+            return "Event.THREAD_UPDATED(thread={})".format(self.thread)
+        def __eq__(self, other):
+            if not isinstance(other, Event):
+                return NotImplemented
+            if not other.is_THREAD_UPDATED():
+                return False
+            if self.thread != other.thread:
+                return False
+            return True
+
     
 
     # For each variant, we have `is_NAME` and `is_name` methods for easily checking
@@ -6986,6 +7201,10 @@ class Event:
         return isinstance(self, Event.FLAG_RESOLVED)
     def is_flag_resolved(self) -> bool:
         return isinstance(self, Event.FLAG_RESOLVED)
+    def is_THREAD_UPDATED(self) -> bool:
+        return isinstance(self, Event.THREAD_UPDATED)
+    def is_thread_updated(self) -> bool:
+        return isinstance(self, Event.THREAD_UPDATED)
     
 
 # Now, a little trick - we make each nested variant class be a subclass of the main
@@ -7006,6 +7225,7 @@ Event.USER_MUTED = type("Event.USER_MUTED", (Event.USER_MUTED, Event,), {})  # t
 Event.USER_BANNED = type("Event.USER_BANNED", (Event.USER_BANNED, Event,), {})  # type: ignore
 Event.MESSAGE_FLAGGED = type("Event.MESSAGE_FLAGGED", (Event.MESSAGE_FLAGGED, Event,), {})  # type: ignore
 Event.FLAG_RESOLVED = type("Event.FLAG_RESOLVED", (Event.FLAG_RESOLVED, Event,), {})  # type: ignore
+Event.THREAD_UPDATED = type("Event.THREAD_UPDATED", (Event.THREAD_UPDATED, Event,), {})  # type: ignore
 
 
 
@@ -7093,6 +7313,10 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
             return Event.FLAG_RESOLVED(
                 _UniffiFfiConverterTypeFlag.read(buf),
             )
+        if variant == 16:
+            return Event.THREAD_UPDATED(
+                _UniffiFfiConverterTypeThreadChange.read(buf),
+            )
         raise InternalError("Raw enum value doesn't match any cases")
 
     @staticmethod
@@ -7160,6 +7384,9 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
             return
         if value.is_FLAG_RESOLVED():
             _UniffiFfiConverterTypeFlag.check_lower(value.flag)
+            return
+        if value.is_THREAD_UPDATED():
+            _UniffiFfiConverterTypeThreadChange.check_lower(value.thread)
             return
         raise ValueError(value)
 
@@ -7229,6 +7456,9 @@ class _UniffiFfiConverterTypeEvent(_UniffiConverterRustBuffer):
         if value.is_FLAG_RESOLVED():
             buf.write_i32(15)
             _UniffiFfiConverterTypeFlag.write(value.flag, buf)
+        if value.is_THREAD_UPDATED():
+            buf.write_i32(16)
+            _UniffiFfiConverterTypeThreadChange.write(value.thread, buf)
 
 
 
@@ -9054,6 +9284,13 @@ class ChatEngineProtocol(typing.Protocol):
         first. Events go to `listener`, called on a Rust thread.
 """
         raise NotImplementedError
+    def thread(self, actor: Actor,message_id: str,after: typing.Optional[int],limit: typing.Optional[int]) -> ThreadPage:
+        """
+        A thread: its root (with `reply_count`, `last_reply_at`) and its replies created after
+        seq `after`, oldest first, at most `limit` (default 50, at most 100). Naming a reply
+        answers its thread.
+"""
+        raise NotImplementedError
     def typing(self, actor: Actor,course_id: str,is_typing: bool) -> None:
         """
         Starts or stops a typing indicator without a connection.
@@ -9824,6 +10061,35 @@ class ChatEngine(ChatEngineProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def thread(self, actor: Actor,message_id: str,after: typing.Optional[int],limit: typing.Optional[int]) -> ThreadPage:
+        """
+        A thread: its root (with `reply_count`, `last_reply_at`) and its replies created after
+        seq `after`, oldest first, at most `limit` (default 50, at most 100). Naming a reply
+        answers its thread.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(message_id)
+
+        _UniffiFfiConverterOptionalUInt64.check_lower(after)
+
+        _UniffiFfiConverterOptionalUInt32.check_lower(limit)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(message_id),
+            _UniffiFfiConverterOptionalUInt64.lower(after),
+            _UniffiFfiConverterOptionalUInt32.lower(limit),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypeThreadPage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_thread,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def typing(self, actor: Actor,course_id: str,is_typing: bool) -> None:
         """
         Starts or stops a typing indicator without a connection.
@@ -10540,6 +10806,8 @@ __all__ = [
     "ReadReceipt",
     "Restriction",
     "SendMessage",
+    "ThreadChange",
+    "ThreadPage",
     "User",
     "event_name",
     "ChatClient",

@@ -490,3 +490,26 @@ def test_moderation_pins_mutes_bans_flags_and_the_audit_log(engine, course):
     assert actions == ["resolve-flag", "delete-message", "unban", "ban", "unmute", "mute", "unpin", "pin"]
     conn.close()
     mod.close()
+
+
+def test_threads_gather_replies_with_counts_and_an_event(engine, course):
+    root = send(engine, ADA, "question")
+    rec = Recorder()
+    conn = engine.connect(BOB, rec)
+    conn.join(course)
+    first = send(engine, BOB, "answer", thread_id=root.id)
+    assert first.thread_id == root.id
+    ev = rec.wait_name("thread-updated")[0]
+    assert (ev.thread.thread_id, ev.thread.reply_count, ev.thread.last_reply_id) == (root.id, 1, first.id)
+    second = send(engine, ADA, "thanks", thread_id=first.id)  # naming a reply: the same thread
+    assert second.thread_id == root.id
+    page = engine.thread(BOB, root.id, None, 1)
+    assert page.root.reply_count == 2 and page.root.last_reply_at == second.created_at
+    assert [m.id for m in page.replies] == [first.id] and page.has_more
+    rest = engine.thread(BOB, root.id, first.seq, None)
+    assert [m.id for m in rest.replies] == [second.id] and not rest.has_more
+    with pytest.raises(cf.ChatError.Validation):
+        send(engine, BOB, "x", thread_id="nope")
+    with pytest.raises(cf.ChatError.NotEnrolled):
+        engine.thread(EVE, root.id, None, None)
+    conn.close()

@@ -1596,6 +1596,13 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
     func subscribe(actor: Actor, courseId: String, sinceSeq: UInt64?, listener: EventListener) throws  -> ChatSubscription
     
     /**
+     * A thread: its root (with `reply_count`, `last_reply_at`) and its replies created after
+     * seq `after`, oldest first, at most `limit` (default 50, at most 100). Naming a reply
+     * answers its thread.
+     */
+    func thread(actor: Actor, messageId: String, after: UInt64?, limit: UInt32?) throws  -> ThreadPage
+    
+    /**
      * Starts or stops a typing indicator without a connection.
      */
     func typing(actor: Actor, courseId: String, isTyping: Bool) throws 
@@ -2139,6 +2146,24 @@ open func subscribe(actor: Actor, courseId: String, sinceSeq: UInt64?, listener:
         FfiConverterString.lower(courseId),
         FfiConverterOptionUInt64.lower(sinceSeq),
         FfiConverterTypeEventListener_lower(listener),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * A thread: its root (with `reply_count`, `last_reply_at`) and its replies created after
+     * seq `after`, oldest first, at most `limit` (default 50, at most 100). Naming a reply
+     * answers its thread.
+     */
+open func thread(actor: Actor, messageId: String, after: UInt64?, limit: UInt32?)throws  -> ThreadPage  {
+    return try  FfiConverterTypeThreadPage_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_thread(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(messageId),
+        FfiConverterOptionUInt64.lower(after),
+        FfiConverterOptionUInt32.lower(limit),uniffiCallStatus
     )
 })
 }
@@ -4752,6 +4777,18 @@ public struct Message: Equatable, Hashable {
      * Who pinned it.
      */
     public var pinnedBy: String?
+    /**
+     * The thread's root, when this message is a reply in a thread.
+     */
+    public var threadId: String?
+    /**
+     * On a thread's root: its replies, deleted ones included.
+     */
+    public var replyCount: UInt64
+    /**
+     * On a thread's root: when the latest reply was sent (RFC 3339).
+     */
+    public var lastReplyAt: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4818,7 +4855,16 @@ public struct Message: Equatable, Hashable {
          */pinnedAt: String? = nil, 
         /**
          * Who pinned it.
-         */pinnedBy: String? = nil) {
+         */pinnedBy: String? = nil, 
+        /**
+         * The thread's root, when this message is a reply in a thread.
+         */threadId: String? = nil, 
+        /**
+         * On a thread's root: its replies, deleted ones included.
+         */replyCount: UInt64 = UInt64(0), 
+        /**
+         * On a thread's root: when the latest reply was sent (RFC 3339).
+         */lastReplyAt: String? = nil) {
         self.id = id
         self.courseId = courseId
         self.seq = seq
@@ -4840,6 +4886,9 @@ public struct Message: Equatable, Hashable {
         self.pinned = pinned
         self.pinnedAt = pinnedAt
         self.pinnedBy = pinnedBy
+        self.threadId = threadId
+        self.replyCount = replyCount
+        self.lastReplyAt = lastReplyAt
     }
 
     
@@ -4878,7 +4927,10 @@ public struct FfiConverterTypeMessage: FfiConverterRustBuffer {
                 reactions: FfiConverterSequenceTypeReaction.read(from: &buf), 
                 pinned: FfiConverterBool.read(from: &buf), 
                 pinnedAt: FfiConverterOptionString.read(from: &buf), 
-                pinnedBy: FfiConverterOptionString.read(from: &buf)
+                pinnedBy: FfiConverterOptionString.read(from: &buf), 
+                threadId: FfiConverterOptionString.read(from: &buf), 
+                replyCount: FfiConverterUInt64.read(from: &buf), 
+                lastReplyAt: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -4904,6 +4956,9 @@ public struct FfiConverterTypeMessage: FfiConverterRustBuffer {
         FfiConverterBool.write(value.pinned, into: &buf)
         FfiConverterOptionString.write(value.pinnedAt, into: &buf)
         FfiConverterOptionString.write(value.pinnedBy, into: &buf)
+        FfiConverterOptionString.write(value.threadId, into: &buf)
+        FfiConverterUInt64.write(value.replyCount, into: &buf)
+        FfiConverterOptionString.write(value.lastReplyAt, into: &buf)
     }
 }
 
@@ -5864,6 +5919,10 @@ public struct SendMessage: Equatable, Hashable {
      */
     public var replyTo: String?
     /**
+     * The root of the thread this message is a reply in (a message of the same course).
+     */
+    public var threadId: String?
+    /**
      * The client's idempotency key: the same key returns the original message.
      */
     public var clientId: String?
@@ -5888,6 +5947,9 @@ public struct SendMessage: Equatable, Hashable {
          * The id of a message of the same course this one answers.
          */replyTo: String? = nil, 
         /**
+         * The root of the thread this message is a reply in (a message of the same course).
+         */threadId: String? = nil, 
+        /**
          * The client's idempotency key: the same key returns the original message.
          */clientId: String? = nil, 
         /**
@@ -5897,6 +5959,7 @@ public struct SendMessage: Equatable, Hashable {
         self.message = message
         self.messageType = messageType
         self.replyTo = replyTo
+        self.threadId = threadId
         self.clientId = clientId
         self.attachment = attachment
     }
@@ -5921,6 +5984,7 @@ public struct FfiConverterTypeSendMessage: FfiConverterRustBuffer {
                 message: FfiConverterString.read(from: &buf), 
                 messageType: FfiConverterOptionTypeMessageType.read(from: &buf), 
                 replyTo: FfiConverterOptionString.read(from: &buf), 
+                threadId: FfiConverterOptionString.read(from: &buf), 
                 clientId: FfiConverterOptionString.read(from: &buf), 
                 attachment: FfiConverterOptionTypeAttachment.read(from: &buf)
         )
@@ -5931,6 +5995,7 @@ public struct FfiConverterTypeSendMessage: FfiConverterRustBuffer {
         FfiConverterString.write(value.message, into: &buf)
         FfiConverterOptionTypeMessageType.write(value.messageType, into: &buf)
         FfiConverterOptionString.write(value.replyTo, into: &buf)
+        FfiConverterOptionString.write(value.threadId, into: &buf)
         FfiConverterOptionString.write(value.clientId, into: &buf)
         FfiConverterOptionTypeAttachment.write(value.attachment, into: &buf)
     }
@@ -6038,6 +6103,184 @@ public func FfiConverterTypeSender_lift(_ buf: RustBuffer) throws -> Sender {
 #endif
 public func FfiConverterTypeSender_lower(_ value: Sender) -> RustBuffer {
     return FfiConverterTypeSender.lower(value)
+}
+
+
+/**
+ * A thread's new count (`thread-updated`).
+ */
+public struct ThreadChange: Equatable, Hashable {
+    /**
+     * The course.
+     */
+    public var courseId: String
+    /**
+     * The thread's root.
+     */
+    public var threadId: String
+    /**
+     * Its replies now.
+     */
+    public var replyCount: UInt64
+    /**
+     * When the latest reply was sent (RFC 3339).
+     */
+    public var lastReplyAt: String
+    /**
+     * The latest reply.
+     */
+    public var lastReplyId: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The course.
+         */courseId: String, 
+        /**
+         * The thread's root.
+         */threadId: String, 
+        /**
+         * Its replies now.
+         */replyCount: UInt64, 
+        /**
+         * When the latest reply was sent (RFC 3339).
+         */lastReplyAt: String, 
+        /**
+         * The latest reply.
+         */lastReplyId: String) {
+        self.courseId = courseId
+        self.threadId = threadId
+        self.replyCount = replyCount
+        self.lastReplyAt = lastReplyAt
+        self.lastReplyId = lastReplyId
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ThreadChange: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeThreadChange: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ThreadChange {
+        return
+            try ThreadChange(
+                courseId: FfiConverterString.read(from: &buf), 
+                threadId: FfiConverterString.read(from: &buf), 
+                replyCount: FfiConverterUInt64.read(from: &buf), 
+                lastReplyAt: FfiConverterString.read(from: &buf), 
+                lastReplyId: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ThreadChange, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.courseId, into: &buf)
+        FfiConverterString.write(value.threadId, into: &buf)
+        FfiConverterUInt64.write(value.replyCount, into: &buf)
+        FfiConverterString.write(value.lastReplyAt, into: &buf)
+        FfiConverterString.write(value.lastReplyId, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeThreadChange_lift(_ buf: RustBuffer) throws -> ThreadChange {
+    return try FfiConverterTypeThreadChange.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeThreadChange_lower(_ value: ThreadChange) -> RustBuffer {
+    return FfiConverterTypeThreadChange.lower(value)
+}
+
+
+/**
+ * A thread's root and a page of its replies, oldest first.
+ */
+public struct ThreadPage: Equatable, Hashable {
+    /**
+     * The root, with `reply_count` and `last_reply_at`.
+     */
+    public var root: Message
+    /**
+     * The replies of the page.
+     */
+    public var replies: [Message]
+    /**
+     * Whether more replies follow (ask again with `after` the last reply's `seq`).
+     */
+    public var hasMore: Bool
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The root, with `reply_count` and `last_reply_at`.
+         */root: Message, 
+        /**
+         * The replies of the page.
+         */replies: [Message], 
+        /**
+         * Whether more replies follow (ask again with `after` the last reply's `seq`).
+         */hasMore: Bool) {
+        self.root = root
+        self.replies = replies
+        self.hasMore = hasMore
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ThreadPage: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeThreadPage: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ThreadPage {
+        return
+            try ThreadPage(
+                root: FfiConverterTypeMessage.read(from: &buf), 
+                replies: FfiConverterSequenceTypeMessage.read(from: &buf), 
+                hasMore: FfiConverterBool.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ThreadPage, into buf: inout [UInt8]) {
+        FfiConverterTypeMessage.write(value.root, into: &buf)
+        FfiConverterSequenceTypeMessage.write(value.replies, into: &buf)
+        FfiConverterBool.write(value.hasMore, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeThreadPage_lift(_ buf: RustBuffer) throws -> ThreadPage {
+    return try FfiConverterTypeThreadPage.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeThreadPage_lower(_ value: ThreadPage) -> RustBuffer {
+    return FfiConverterTypeThreadPage.lower(value)
 }
 
 
@@ -6560,6 +6803,11 @@ public enum ClientEvent: Equatable, Hashable {
      */
     case flagResolved(flag: Flag
     )
+    /**
+     * A thread got a reply (its root's new count).
+     */
+    case threadUpdated(thread: ThreadChange
+    )
 
 
 
@@ -6651,6 +6899,9 @@ public struct FfiConverterTypeClientEvent: FfiConverterRustBuffer {
         )
         
         case 24: return .flagResolved(flag: try FfiConverterTypeFlag.read(from: &buf)
+        )
+        
+        case 25: return .threadUpdated(thread: try FfiConverterTypeThreadChange.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -6803,6 +7054,11 @@ public struct FfiConverterTypeClientEvent: FfiConverterRustBuffer {
         case let .flagResolved(flag):
             writeInt(&buf, Int32(24))
             FfiConverterTypeFlag.write(flag, into: &buf)
+            
+        
+        case let .threadUpdated(thread):
+            writeInt(&buf, Int32(25))
+            FfiConverterTypeThreadChange.write(thread, into: &buf)
             
         }
     }
@@ -7093,6 +7349,11 @@ public enum Event: Equatable, Hashable {
      */
     case flagResolved(flag: Flag
     )
+    /**
+     * `thread-updated`: a thread got a reply.
+     */
+    case threadUpdated(thread: ThreadChange
+    )
 
 
 
@@ -7157,6 +7418,9 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         )
         
         case 15: return .flagResolved(flag: try FfiConverterTypeFlag.read(from: &buf)
+        )
+        
+        case 16: return .threadUpdated(thread: try FfiConverterTypeThreadChange.read(from: &buf)
         )
         
         default: throw UniffiInternalError.unexpectedEnumCase
@@ -7259,6 +7523,11 @@ public struct FfiConverterTypeEvent: FfiConverterRustBuffer {
         case let .flagResolved(flag):
             writeInt(&buf, Int32(15))
             FfiConverterTypeFlag.write(flag, into: &buf)
+            
+        
+        case let .threadUpdated(thread):
+            writeInt(&buf, Int32(16))
+            FfiConverterTypeThreadChange.write(thread, into: &buf)
             
         }
     }
@@ -8614,6 +8883,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_subscribe() != 64586) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_thread() != 57913) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_typing() != 58517) {

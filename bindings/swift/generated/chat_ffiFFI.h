@@ -709,6 +709,11 @@ RustBuffer uniffi_chat_ffi_fn_method_chatengine_set_status(uint64_t ptr, RustBuf
 uint64_t uniffi_chat_ffi_fn_method_chatengine_subscribe(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer since_seq, uint64_t listener, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_THREAD
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_THREAD
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_thread(uint64_t ptr, RustBuffer actor, RustBuffer message_id, RustBuffer after, RustBuffer limit, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_TYPING
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_TYPING
 void uniffi_chat_ffi_fn_method_chatengine_typing(uint64_t ptr, RustBuffer actor, RustBuffer course_id, int8_t is_typing, RustCallStatus *_Nonnull out_status
@@ -1447,6 +1452,12 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_set_status(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_SUBSCRIBE
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_SUBSCRIBE
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_subscribe(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_THREAD
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_THREAD
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_thread(void
     
 );
 #endif

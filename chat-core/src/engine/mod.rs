@@ -11,6 +11,7 @@
 //! - [`courses`]: provisioning, enrolment, and the access checks every operation starts with;
 //! - [`writes`]: sends, edits, deletions, read receipts (each a durable write, then its event);
 //! - [`reactions`]: emoji reactions on messages (seq'd changes like edits);
+//! - [`threads`]: replies gathered under a root message, thread pages and counts;
 //! - [`moderation`]: pins, mutes, bans, flags and the audit log (instructors and admins);
 //! - [`reads`]: history pages, replays of the change log, files, and filling `readBy`;
 //! - [`connection`]: the handle a socket holds; [`rooms`]: joining and leaving rooms,
@@ -45,6 +46,7 @@ mod node;
 mod reactions;
 mod reads;
 mod rooms;
+mod threads;
 mod uncancellable;
 mod users;
 mod writes;

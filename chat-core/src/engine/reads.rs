@@ -182,6 +182,7 @@ impl Engine {
                 }
             }
         }
+        self.fill_threads(course_id, &mut messages).await?;
         Ok(messages)
     }
 

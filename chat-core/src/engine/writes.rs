@@ -32,8 +32,11 @@ pub struct SendMessage {
     pub message: String,
     /// The type; derived from the file when absent.
     pub message_type: Option<MessageType>,
-    /// The id of a message of the same course this one answers.
+    /// The id of a message of the same course this one answers (a quote).
     pub reply_to: Option<String>,
+    /// The id of the root of the thread this message is a reply in (a message of the same
+    /// course; naming a reply puts the message in that reply's thread).
+    pub thread_id: Option<String>,
     /// The client's idempotency key.
     pub client_id: Option<String>,
     /// A file to upload with the message.
@@ -112,6 +115,22 @@ impl Engine {
             }
             None => None,
         };
+        let thread_id = match &req.thread_id {
+            Some(id) => {
+                check_id("threadId", id)?;
+                match self.inner.store.message(id).await? {
+                    Some(m) if m.course_id == course.id && !m.is_deleted => {
+                        Some(m.thread_id.unwrap_or(m.id))
+                    }
+                    _ => {
+                        return Err(Error::validation(
+                            "threadId must name a message of this course",
+                        ))
+                    }
+                }
+            }
+            None => None,
+        };
         self.inner
             .cluster
             .rate_limits
@@ -168,6 +187,9 @@ impl Engine {
                 pinned: false,
                 pinned_at: None,
                 pinned_by: None,
+                thread_id,
+                reply_count: 0,
+                last_reply_at: None,
             };
             let hub = engine.ready_hub(&course.id).await;
             let outcome = match hub {
@@ -178,6 +200,9 @@ impl Engine {
                         }
                         let env = Envelope::new(Event::NewMessage(m.clone()));
                         engine.publish_change(&hub, m.seq, env);
+                        if let Some(root) = &m.thread_id {
+                            engine.thread_updated(&m.course_id, root, &m.id).await;
+                        }
                         return Ok(Inserted::New(m));
                     }
                     Ok(duplicate) => Ok(duplicate),

@@ -41,6 +41,9 @@ pub fn message(course: &str, sender: &str, text: &str, client_id: Option<&str>) 
         pinned: false,
         pinned_at: None,
         pinned_by: None,
+        thread_id: None,
+        reply_count: 0,
+        last_reply_at: None,
     }
 }
 
@@ -70,12 +73,89 @@ where
     updates(&make().await).await;
     reactions(&make().await).await;
     pins(&make().await).await;
+    threads(&make().await).await;
     restrictions(&make().await).await;
     flags(&make().await).await;
     audit(&make().await).await;
     timeline(&make().await).await;
     receipts(&make().await).await;
     epochs(&make().await, &make().await).await;
+}
+
+/// Replies are indexed under their root in the write that stores them: counted, last reply
+/// time, and paged oldest first in their current state.
+async fn threads(store: &dyn Store) {
+    let root = insert(store, message("c1", "u1", "question", None)).await;
+    let other = insert(store, message("c1", "u1", "another", None)).await;
+    let reply = |text: &str, to: &Message| {
+        let mut m = message("c1", "u2", text, None);
+        m.thread_id = Some(to.id.clone());
+        m
+    };
+    let mut replies = Vec::new();
+    for text in ["a1", "a2", "a3"] {
+        replies.push(insert(store, reply(text, &root)).await);
+    }
+    insert(store, reply("b1", &other)).await;
+    let roots = [root.id.clone(), other.id.clone(), replies[0].id.clone()];
+    let mut summaries = store.thread_summaries("c1", &roots).await.unwrap();
+    summaries.sort_by_key(|s| s.reply_count);
+    assert_eq!(
+        summaries.len(),
+        2,
+        "a message without replies has no summary"
+    );
+    assert_eq!(
+        (summaries[0].root_id.as_str(), summaries[0].reply_count),
+        (other.id.as_str(), 1)
+    );
+    assert_eq!(
+        (summaries[1].root_id.as_str(), summaries[1].reply_count),
+        (root.id.as_str(), 3)
+    );
+    assert_eq!(summaries[1].last_reply_at, replies[2].created_at);
+    assert!(store.thread_summaries("c1", &[]).await.unwrap().is_empty());
+
+    let page = store.thread_replies(&root.id, 0, 2).await.unwrap();
+    assert_eq!(
+        page.iter().map(|m| m.message.as_str()).collect::<Vec<_>>(),
+        ["a1", "a2"]
+    );
+    let rest = store
+        .thread_replies(&root.id, page[1].seq, 10)
+        .await
+        .unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].id, replies[2].id);
+    // Replies are read in their current state; a deleted one stays, counted, as a tombstone.
+    let tomb = replies[0].clone().into_tombstone(Timestamp::now());
+    store
+        .update_message(Update {
+            kind: ChangeKind::Deleted,
+            message: tomb,
+            expected_change_seq: replies[0].change_seq,
+            reaction: None,
+        })
+        .await
+        .unwrap();
+    let all = store.thread_replies(&root.id, 0, 10).await.unwrap();
+    assert!(all[0].is_deleted && all[0].message.is_empty());
+    assert_eq!(all[0].thread_id.as_deref(), Some(root.id.as_str()));
+    let again = store
+        .thread_summaries("c1", std::slice::from_ref(&root.id))
+        .await
+        .unwrap();
+    assert_eq!(again[0].reply_count, 3);
+    assert!(store
+        .thread_replies(&root.id, 0, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .thread_replies("nope", 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn set_pin(store: &dyn Store, m: &Message, pin: bool) -> Message {

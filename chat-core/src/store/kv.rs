@@ -20,6 +20,7 @@
 //! | `w\0{course}\0{user}` / `r\0{course}\0{user}\0{seq}` | read watermark / its history |
 //! | `f\0{file}` | [`StoredFile`] |
 //! | `P\0{course}\0{seq}` | id of the pinned message created at `seq` |
+//! | `T\0{root}\0{seq}` | id of the thread reply created at `seq` |
 //! | `b\0{course}\0{user}` | [`Restriction`] |
 //! | `g\0{flag}` / `G\0{course}\0{flag}` | [`Flag`] / the course's flags |
 //! | `i\0{message}\0{reporter}` | id of the reporter's latest flag of the message |
@@ -38,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Change, ChangeKind, CourseRecord, Inserted, ReadAdvance, ReadMark, Store, StoredFile,
-    StoredUser, Update,
+    StoredUser, ThreadSummary, Update,
 };
 use crate::error::{Error, Result};
 use crate::model::{AuditEntry, Flag, Message, Participant, Restriction, Role, Timestamp};
@@ -394,6 +395,9 @@ impl<B: KvBackend> Store for KvStore<B> {
                 if let Some(k) = dedup_key {
                     batch.push((k, Some(id.to_vec())));
                 }
+                if let Some(root) = &change.message.thread_id {
+                    batch.push((key(b'T', &[root.as_bytes(), &num(seq)]), Some(id.to_vec())));
+                }
                 // The sender has read their own message (and everything before it).
                 let sender = change.message.sender.id.as_bytes();
                 let at = change.message.created_at;
@@ -661,6 +665,60 @@ impl<B: KvBackend> Store for KvStore<B> {
 
     async fn file(&self, id: &str) -> Result<Option<StoredFile>> {
         self.get(&key(b'f', &[id.as_bytes()]))
+    }
+
+    async fn thread_summaries(
+        &self,
+        _course_id: &str,
+        root_ids: &[String],
+    ) -> Result<Vec<ThreadSummary>> {
+        let mut out = Vec::new();
+        for root in root_ids {
+            let (from, to) = under(b'T', &[root.as_bytes()]);
+            let (mut count, mut last) = (0u64, None);
+            self.kv.scan(&from, &to, false, &mut |_, v| {
+                count += 1;
+                last = Some(v.to_vec());
+                true
+            })?;
+            let Some(last) = last else { continue };
+            let id = String::from_utf8(last).map_err(Error::corrupt)?;
+            let reply = self
+                .load_message(&id)?
+                .ok_or_else(|| Error::corrupt("thread index points to a missing message"))?;
+            out.push(ThreadSummary {
+                root_id: root.clone(),
+                reply_count: count,
+                last_reply_at: reply.created_at,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn thread_replies(
+        &self,
+        root_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        let (_, to) = under(b'T', &[root_id.as_bytes()]);
+        let from = key(b'T', &[root_id.as_bytes(), &num(after.saturating_add(1))]);
+        let mut ids = Vec::new();
+        if limit > 0 {
+            self.kv.scan(&from, &to, false, &mut |_, v| {
+                ids.push(v.to_vec());
+                ids.len() < limit
+            })?;
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = String::from_utf8(id).map_err(Error::corrupt)?;
+            out.push(
+                self.load_message(&id)?
+                    .ok_or_else(|| Error::corrupt("thread index points to a missing message"))?,
+            );
+        }
+        Ok(out)
     }
 
     async fn pinned(&self, course_id: &str) -> Result<Vec<Message>> {

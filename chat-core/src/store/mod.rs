@@ -197,6 +197,17 @@ pub struct StoredFile {
     pub created_at: Timestamp,
 }
 
+/// How many replies a thread has and when the latest was sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadSummary {
+    /// The thread's root message.
+    pub root_id: String,
+    /// Its replies, deleted ones included.
+    pub reply_count: u64,
+    /// When the latest reply was sent.
+    pub last_reply_at: Timestamp,
+}
+
 /// What the engine needs from a database. Every write returns only once it is durable.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -279,6 +290,19 @@ pub trait Store: Send + Sync + 'static {
     async fn put_file(&self, file: &StoredFile) -> Result<()>;
     /// A file's metadata.
     async fn file(&self, id: &str) -> Result<Option<StoredFile>>;
+
+    /// The summaries of the threads rooted at `root_ids` (messages of `course_id`); roots
+    /// without replies are left out. [`insert_message`](Self::insert_message) indexes a message
+    /// with a `thread_id` under its root in the same write.
+    async fn thread_summaries(
+        &self,
+        course_id: &str,
+        root_ids: &[String],
+    ) -> Result<Vec<ThreadSummary>>;
+    /// The replies of the thread rooted at `root_id` created after seq `after`, oldest first, at
+    /// most `limit`, each in its current state.
+    async fn thread_replies(&self, root_id: &str, after: u64, limit: usize)
+        -> Result<Vec<Message>>;
 
     /// The pinned messages of a course (those whose current state has `pinned`), in creation
     /// order. [`update_message`](Self::update_message) keeps what this reads in step.

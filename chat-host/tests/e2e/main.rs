@@ -11,5 +11,6 @@ mod openapi;
 mod reactions;
 mod rest;
 mod socketio;
+mod threads;
 mod webhook;
 mod ws;

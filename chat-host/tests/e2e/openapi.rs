@@ -58,6 +58,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/chat/react/{messageId}"),
     ("DELETE", "/api/v1/chat/react/{messageId}"),
     ("GET", "/api/v1/chat/online/{courseId}"),
+    ("GET", "/api/v1/chat/thread/{messageId}"),
     ("PUT", "/api/v1/chat/pin/{messageId}"),
     ("DELETE", "/api/v1/chat/pin/{messageId}"),
     ("GET", "/api/v1/chat/course/{courseId}/pinned"),
@@ -175,6 +176,16 @@ async fn every_documented_route_answers_as_documented() {
                         .replace("{userId}", "u2"),
                     Some(json_body(&json!({}))),
                 ),
+                ("GET", "/api/v1/chat/thread/{messageId}", s) => {
+                    let p = |id: &str, q: &str| format!("/api/v1/chat/thread/{id}{q}");
+                    match s {
+                        200 => (Some(&w.u2), p(&mid, "?limit=5"), None),
+                        400 => (Some(&w.u2), p(&mid, "?limit=0"), None),
+                        403 => (Some(&w.x1), p(&mid, ""), None),
+                        404 => (Some(&w.u2), p(missing, ""), None),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
+                }
                 ("PUT", "/api/v1/chat/pin/{messageId}", s)
                 | ("DELETE", "/api/v1/chat/pin/{messageId}", s) => {
                     let p = |id: &str| format!("/api/v1/chat/pin/{id}");

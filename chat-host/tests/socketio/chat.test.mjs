@@ -150,6 +150,25 @@ for (const mode of MODES) {
       assert.equal(leaked, false, "students do not see flags");
     });
 
+    it("threads: a reply with threadId, thread-updated to the room, get-thread pages", async () => {
+      const { sa, sb, courseId } = await room();
+      await ok(sa, "join-course", { courseId });
+      await ok(sb, "join-course", { courseId });
+      const root = await ok(sa, "send-message", { courseId, message: "question" });
+      const updated = next(sa, "thread-updated", (t) => t.threadId === root.id);
+      const reply = await ok(sb, "send-message", { courseId, message: "answer", threadId: root.id });
+      assert.equal(reply.threadId, root.id);
+      const t = await updated;
+      assert.equal(t.replyCount, 1);
+      assert.equal(t.lastReplyId, reply.id);
+      const page = await ok(sa, "get-thread", { messageId: root.id });
+      assert.equal(page.root.replyCount, 1);
+      assert.deepEqual(page.replies.map((m) => m.id), [reply.id]);
+      assert.equal(page.hasMore, false);
+      const bad = await call(sa, "send-message", { courseId, message: "x", threadId: "nope" });
+      assert.equal(bad.error.code, "VALIDATION");
+    });
+
     it("a failed event is a failed ack, or an error event without an ack", async () => {
       const { sa, courseId } = await room();
       const res = await call(sa, "send-message", { courseId, message: "   " });

@@ -122,6 +122,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "moderation",
         include_str!("../../../migrations/postgres/0003_moderation.sql"),
     ),
+    (
+        4,
+        "threads",
+        include_str!("../../../migrations/postgres/0004_threads.sql"),
+    ),
 ];
 
 /// The schema a store uses unless told otherwise.

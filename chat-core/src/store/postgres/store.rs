@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::model::{AuditEntry, Flag, Message, Participant, Restriction, Role, Timestamp};
 use crate::store::{
     Change, ChangeKind, CourseRecord, Inserted, ReadAdvance, ReadMark, Store, StoredFile,
-    StoredUser, Update,
+    StoredUser, ThreadSummary, Update,
 };
 
 impl PgStore {
@@ -184,8 +184,8 @@ impl Store for PgStore {
         let stored = sqlx::query(
             "WITH m AS ( \
                  INSERT INTO chat_messages \
-                     (id, course_id, seq, position, sender_id, client_id, change_seq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $3) \
+                     (id, course_id, seq, position, sender_id, client_id, change_seq, thread_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $3, $9) \
                  ON CONFLICT (course_id, sender_id, client_id) DO NOTHING \
                  RETURNING course_id, seq, sender_id \
              ), l AS ( \
@@ -211,6 +211,7 @@ impl Store for PgStore {
         .bind(&client_id)
         .bind(enc(&message)?)
         .bind(at)
+        .bind(&message.thread_id)
         .fetch_one(&mut *tx)
         .await
         .map_err(db("store message"))?;
@@ -579,6 +580,60 @@ impl Store for PgStore {
             .map_err(db("read file"))?
             .map(|row| decode_col(&row, 0))
             .transpose()
+    }
+
+    async fn thread_summaries(
+        &self,
+        course_id: &str,
+        root_ids: &[String],
+    ) -> Result<Vec<ThreadSummary>> {
+        if root_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The latest reply's creation snapshot (its `new` change) says when it was sent.
+        let rows = sqlx::query(
+            "SELECT t.thread_id, t.n, c.message FROM ( \
+                 SELECT thread_id, count(*) AS n, max(seq) AS last FROM chat_messages \
+                 WHERE course_id = $1 AND thread_id = ANY($2) GROUP BY thread_id \
+             ) t JOIN chat_changes c ON c.course_id = $1 AND c.seq = t.last",
+        )
+        .bind(course_id)
+        .bind(root_ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read thread summaries"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let last: Message = decode_col(row, 2)?;
+            out.push(ThreadSummary {
+                root_id: get(row, 0)?,
+                reply_count: get_u64(row, 1)?,
+                last_reply_at: last.created_at,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn thread_replies(
+        &self,
+        root_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Message>> {
+        sqlx::query(
+            "SELECT c.message FROM chat_messages m \
+             JOIN chat_changes c ON c.course_id = m.course_id AND c.seq = m.change_seq \
+             WHERE m.thread_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3",
+        )
+        .bind(root_id)
+        .bind(bound(after))
+        .bind(row_limit(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read thread"))?
+        .iter()
+        .map(|row| decode_col(row, 0))
+        .collect()
     }
 
     async fn pinned(&self, course_id: &str) -> Result<Vec<Message>> {

@@ -879,6 +879,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_subscribe(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_thread(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_typing(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_unban(
@@ -1094,6 +1096,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_subscribe(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`sinceSeq`: RustBuffer.ByValue,`listener`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_chat_ffi_fn_method_chatengine_thread(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,`after`: RustBuffer.ByValue,`limit`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_typing(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`isTyping`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_chat_ffi_fn_method_chatengine_unban(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`userId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1443,6 +1447,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_subscribe() and 0xFFFF) != 64586) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_thread() and 0xFFFF) != 57913) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_typing() and 0xFFFF) != 58517) {
@@ -3355,6 +3362,13 @@ public interface ChatEngineInterface {
     fun `subscribe`(`actor`: Actor, `courseId`: kotlin.String, `sinceSeq`: kotlin.ULong?, `listener`: EventListener): ChatSubscription
     
     /**
+     * A thread: its root (with `reply_count`, `last_reply_at`) and its replies created after
+     * seq `after`, oldest first, at most `limit` (default 50, at most 100). Naming a reply
+     * answers its thread.
+     */
+    fun `thread`(`actor`: Actor, `messageId`: kotlin.String, `after`: kotlin.ULong?, `limit`: kotlin.UInt?): ThreadPage
+    
+    /**
      * Starts or stops a typing indicator without a connection.
      */
     fun `typing`(`actor`: Actor, `courseId`: kotlin.String, `isTyping`: kotlin.Boolean)
@@ -4056,6 +4070,29 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
         FfiConverterString.lower(`courseId`),
         FfiConverterOptionalULong.lower(`sinceSeq`),
         FfiConverterTypeEventListener.lower(`listener`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * A thread: its root (with `reply_count`, `last_reply_at`) and its replies created after
+     * seq `after`, oldest first, at most `limit` (default 50, at most 100). Naming a reply
+     * answers its thread.
+     */
+    @Throws(ChatException::class)override fun `thread`(`actor`: Actor, `messageId`: kotlin.String, `after`: kotlin.ULong?, `limit`: kotlin.UInt?): ThreadPage {
+            return FfiConverterTypeThreadPage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_thread(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`messageId`),
+        FfiConverterOptionalULong.lower(`after`),
+        FfiConverterOptionalUInt.lower(`limit`),_status)
 }
     }
     )
@@ -6841,6 +6878,21 @@ data class Message (
      * Who pinned it.
      */
     var `pinnedBy`: kotlin.String? = null 
+    , 
+    /**
+     * The thread's root, when this message is a reply in a thread.
+     */
+    var `threadId`: kotlin.String? = null 
+    , 
+    /**
+     * On a thread's root: its replies, deleted ones included.
+     */
+    var `replyCount`: kotlin.ULong = 0uL 
+    , 
+    /**
+     * On a thread's root: when the latest reply was sent (RFC 3339).
+     */
+    var `lastReplyAt`: kotlin.String? = null 
     
 ){
     
@@ -6878,6 +6930,9 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -6902,7 +6957,10 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterSequenceTypeReaction.allocationSize(value.`reactions`) +
             FfiConverterBoolean.allocationSize(value.`pinned`) +
             FfiConverterOptionalString.allocationSize(value.`pinnedAt`) +
-            FfiConverterOptionalString.allocationSize(value.`pinnedBy`)
+            FfiConverterOptionalString.allocationSize(value.`pinnedBy`) +
+            FfiConverterOptionalString.allocationSize(value.`threadId`) +
+            FfiConverterULong.allocationSize(value.`replyCount`) +
+            FfiConverterOptionalString.allocationSize(value.`lastReplyAt`)
     )
 
     override fun write(value: Message, buf: ByteBuffer) {
@@ -6927,6 +6985,9 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterBoolean.write(value.`pinned`, buf)
             FfiConverterOptionalString.write(value.`pinnedAt`, buf)
             FfiConverterOptionalString.write(value.`pinnedBy`, buf)
+            FfiConverterOptionalString.write(value.`threadId`, buf)
+            FfiConverterULong.write(value.`replyCount`, buf)
+            FfiConverterOptionalString.write(value.`lastReplyAt`, buf)
     }
 }
 
@@ -7611,6 +7672,11 @@ data class SendMessage (
     var `replyTo`: kotlin.String? = null 
     , 
     /**
+     * The root of the thread this message is a reply in (a message of the same course).
+     */
+    var `threadId`: kotlin.String? = null 
+    , 
+    /**
      * The client's idempotency key: the same key returns the original message.
      */
     var `clientId`: kotlin.String? = null 
@@ -7640,6 +7706,7 @@ public object FfiConverterTypeSendMessage: FfiConverterRustBuffer<SendMessage> {
             FfiConverterOptionalTypeMessageType.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
             FfiConverterOptionalTypeAttachment.read(buf),
         )
     }
@@ -7649,6 +7716,7 @@ public object FfiConverterTypeSendMessage: FfiConverterRustBuffer<SendMessage> {
             FfiConverterString.allocationSize(value.`message`) +
             FfiConverterOptionalTypeMessageType.allocationSize(value.`messageType`) +
             FfiConverterOptionalString.allocationSize(value.`replyTo`) +
+            FfiConverterOptionalString.allocationSize(value.`threadId`) +
             FfiConverterOptionalString.allocationSize(value.`clientId`) +
             FfiConverterOptionalTypeAttachment.allocationSize(value.`attachment`)
     )
@@ -7658,6 +7726,7 @@ public object FfiConverterTypeSendMessage: FfiConverterRustBuffer<SendMessage> {
             FfiConverterString.write(value.`message`, buf)
             FfiConverterOptionalTypeMessageType.write(value.`messageType`, buf)
             FfiConverterOptionalString.write(value.`replyTo`, buf)
+            FfiConverterOptionalString.write(value.`threadId`, buf)
             FfiConverterOptionalString.write(value.`clientId`, buf)
             FfiConverterOptionalTypeAttachment.write(value.`attachment`, buf)
     }
@@ -7723,6 +7792,132 @@ public object FfiConverterTypeSender: FfiConverterRustBuffer<Sender> {
             FfiConverterString.write(value.`name`, buf)
             FfiConverterOptionalString.write(value.`avatar`, buf)
             FfiConverterTypeRole.write(value.`role`, buf)
+    }
+}
+
+
+
+/**
+ * A thread's new count (`thread-updated`).
+ */
+data class ThreadChange (
+    /**
+     * The course.
+     */
+    var `courseId`: kotlin.String
+    , 
+    /**
+     * The thread's root.
+     */
+    var `threadId`: kotlin.String
+    , 
+    /**
+     * Its replies now.
+     */
+    var `replyCount`: kotlin.ULong
+    , 
+    /**
+     * When the latest reply was sent (RFC 3339).
+     */
+    var `lastReplyAt`: kotlin.String
+    , 
+    /**
+     * The latest reply.
+     */
+    var `lastReplyId`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeThreadChange: FfiConverterRustBuffer<ThreadChange> {
+    override fun read(buf: ByteBuffer): ThreadChange {
+        return ThreadChange(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterULong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ThreadChange) = (
+            FfiConverterString.allocationSize(value.`courseId`) +
+            FfiConverterString.allocationSize(value.`threadId`) +
+            FfiConverterULong.allocationSize(value.`replyCount`) +
+            FfiConverterString.allocationSize(value.`lastReplyAt`) +
+            FfiConverterString.allocationSize(value.`lastReplyId`)
+    )
+
+    override fun write(value: ThreadChange, buf: ByteBuffer) {
+            FfiConverterString.write(value.`courseId`, buf)
+            FfiConverterString.write(value.`threadId`, buf)
+            FfiConverterULong.write(value.`replyCount`, buf)
+            FfiConverterString.write(value.`lastReplyAt`, buf)
+            FfiConverterString.write(value.`lastReplyId`, buf)
+    }
+}
+
+
+
+/**
+ * A thread's root and a page of its replies, oldest first.
+ */
+data class ThreadPage (
+    /**
+     * The root, with `reply_count` and `last_reply_at`.
+     */
+    var `root`: Message
+    , 
+    /**
+     * The replies of the page.
+     */
+    var `replies`: List<Message>
+    , 
+    /**
+     * Whether more replies follow (ask again with `after` the last reply's `seq`).
+     */
+    var `hasMore`: kotlin.Boolean
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeThreadPage: FfiConverterRustBuffer<ThreadPage> {
+    override fun read(buf: ByteBuffer): ThreadPage {
+        return ThreadPage(
+            FfiConverterTypeMessage.read(buf),
+            FfiConverterSequenceTypeMessage.read(buf),
+            FfiConverterBoolean.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ThreadPage) = (
+            FfiConverterTypeMessage.allocationSize(value.`root`) +
+            FfiConverterSequenceTypeMessage.allocationSize(value.`replies`) +
+            FfiConverterBoolean.allocationSize(value.`hasMore`)
+    )
+
+    override fun write(value: ThreadPage, buf: ByteBuffer) {
+            FfiConverterTypeMessage.write(value.`root`, buf)
+            FfiConverterSequenceTypeMessage.write(value.`replies`, buf)
+            FfiConverterBoolean.write(value.`hasMore`, buf)
     }
 }
 
@@ -8546,6 +8741,18 @@ sealed class ClientEvent {
         companion object
     }
     
+    /**
+     * A thread got a reply (its root's new count).
+     */
+    data class ThreadUpdated(
+        val `thread`: uniffi.chat_ffi.ThreadChange) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -8657,6 +8864,9 @@ public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
                 )
             24 -> ClientEvent.FlagResolved(
                 FfiConverterTypeFlag.read(buf),
+                )
+            25 -> ClientEvent.ThreadUpdated(
+                FfiConverterTypeThreadChange.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
@@ -8855,6 +9065,13 @@ public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
                 + FfiConverterTypeFlag.allocationSize(value.`flag`)
             )
         }
+        is ClientEvent.ThreadUpdated -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeThreadChange.allocationSize(value.`thread`)
+            )
+        }
     }
 
     override fun write(value: ClientEvent, buf: ByteBuffer) {
@@ -9001,6 +9218,11 @@ public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
             is ClientEvent.FlagResolved -> {
                 buf.putInt(24)
                 FfiConverterTypeFlag.write(value.`flag`, buf)
+                Unit
+            }
+            is ClientEvent.ThreadUpdated -> {
+                buf.putInt(25)
+                FfiConverterTypeThreadChange.write(value.`thread`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -9405,6 +9627,18 @@ sealed class Event {
         companion object
     }
     
+    /**
+     * `thread-updated`: a thread got a reply.
+     */
+    data class ThreadUpdated(
+        val `thread`: uniffi.chat_ffi.ThreadChange) : Event()
+        
+    {
+        
+
+        companion object
+    }
+    
 
     
 
@@ -9484,6 +9718,9 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 )
             15 -> Event.FlagResolved(
                 FfiConverterTypeFlag.read(buf),
+                )
+            16 -> Event.ThreadUpdated(
+                FfiConverterTypeThreadChange.read(buf),
                 )
             else -> throw RuntimeException("invalid enum value, something is very wrong!!")
         }
@@ -9614,6 +9851,13 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
                 + FfiConverterTypeFlag.allocationSize(value.`flag`)
             )
         }
+        is Event.ThreadUpdated -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeThreadChange.allocationSize(value.`thread`)
+            )
+        }
     }
 
     override fun write(value: Event, buf: ByteBuffer) {
@@ -9710,6 +9954,11 @@ public object FfiConverterTypeEvent : FfiConverterRustBuffer<Event>{
             is Event.FlagResolved -> {
                 buf.putInt(15)
                 FfiConverterTypeFlag.write(value.`flag`, buf)
+                Unit
+            }
+            is Event.ThreadUpdated -> {
+                buf.putInt(16)
+                FfiConverterTypeThreadChange.write(value.`thread`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
