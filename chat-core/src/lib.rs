@@ -23,7 +23,7 @@
 //! - [`blob`]: uploaded bytes, content sniffing and the file policy;
 //! - [`plugin`]: moderation and notification hooks; [`word_filter`]: the built-in one, masking or
 //!   refusing listed words (`Config::blocked_words`);
-//! - [`history`]: history pages;
+//! - [`history`]: history pages; [`search`]: the full-text index that follows the change log;
 //! - `hub`, `typing`: a course's fan-out on this node, typing expiry (internal);
 //! - [`config`], [`error`]: limits and the one error type.
 
@@ -37,6 +37,7 @@ pub mod history;
 mod hub;
 pub mod model;
 pub mod plugin;
+pub mod search;
 pub mod store;
 pub mod stream;
 mod typing;

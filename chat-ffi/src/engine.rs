@@ -21,7 +21,7 @@ use crate::event::Event;
 use crate::plugin::{MessagePlugin, PluginAdapter};
 use crate::types::{
     Actor, AuditEntry, Course, CourseUpdate, FileData, Flag, HistoryPage, HistoryQuery, Message,
-    Participant, ReadReceipt, Restriction, Role, SendMessage, ThreadPage, User,
+    Participant, ReadReceipt, Restriction, Role, SearchHit, SendMessage, ThreadPage, User,
 };
 
 /// How long `close()` waits for background work (listener and plugin calls) to finish.
@@ -320,6 +320,22 @@ impl ChatEngine {
         let actor = actor_of(actor);
         self.with(|e| async move { e.thread(&actor, &message_id, after, limit).await })
             .map(Into::into)
+    }
+
+    /// The messages of a course matching every word of `q`, best first, at most `limit`
+    /// (default 20, at most 50), created before seq `before` when given, with highlighted
+    /// snippets.
+    pub fn search(
+        &self,
+        actor: Actor,
+        course_id: String,
+        q: String,
+        limit: Option<u32>,
+        before: Option<u64>,
+    ) -> Result<Vec<SearchHit>, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.search(&actor, &course_id, &q, limit, before).await })
+            .map(|v| v.into_iter().map(Into::into).collect())
     }
 
     /// Pins a message (the course's instructors and admins); the message.

@@ -804,3 +804,24 @@ impl From<core::event::ThreadUpdated> for ThreadChange {
         }
     }
 }
+
+/// One hit of a search.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct SearchHit {
+    /// The message (its `read_by` is left empty).
+    pub message: Message,
+    /// Its relevance (higher is better).
+    pub score: f32,
+    /// The text around the matched words, HTML-escaped, matches in `<b>…</b>`.
+    pub highlight: String,
+}
+
+impl From<core::search::SearchHit> for SearchHit {
+    fn from(h: core::search::SearchHit) -> Self {
+        SearchHit {
+            message: h.message.into(),
+            score: h.score,
+            highlight: h.highlight,
+        }
+    }
+}

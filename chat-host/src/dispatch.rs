@@ -41,6 +41,8 @@ pub enum ClientEvent {
     RemoveReaction(ReactionData),
     /// `get-thread` `{messageId, after?, limit?}`.
     GetThread(ThreadQuery),
+    /// `search-messages` `{courseId, q, limit?, before?}`.
+    SearchMessages(SearchQuery),
     /// `pin-message` `{messageId}` (moderators).
     PinMessage(MessageOnly),
     /// `unpin-message` `{messageId}` (moderators).
@@ -155,6 +157,18 @@ pub struct ThreadQuery {
     limit: Option<u32>,
 }
 
+/// The data of `search-messages`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SearchQuery {
+    course_id: String,
+    q: String,
+    #[serde(default)]
+    limit: Option<u32>,
+    #[serde(default)]
+    before: Option<u64>,
+}
+
 /// The data of `flag-message`.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -219,7 +233,7 @@ impl ClientEvent {
     /// `{"courseId"}`, `send-message` / `edit-message` → the message, `delete-message` → the
     /// tombstone, `typing` → `{"courseId", "isTyping"}`, `mark-read` → the receipt,
     /// `add-reaction` / `remove-reaction` → the message with its reactions, `get-thread` →
-    /// `{"root", "replies", "hasMore"}`, `pin-message` /
+    /// `{"root", "replies", "hasMore"}`, `search-messages` → the hits, `pin-message` /
     /// `unpin-message` → the message, `flag-message` → the flag, `mute-user` / `ban-user` → the
     /// restriction, `unmute-user` / `unban-user` → `{"courseId", "userId"}`.
     pub async fn run(self, conn: &Connection) -> Result<Value, Error> {
@@ -256,6 +270,11 @@ impl ClientEvent {
             ClientEvent::GetThread(q) => encode(
                 &engine
                     .thread(actor, &q.message_id, q.after, q.limit)
+                    .await?,
+            ),
+            ClientEvent::SearchMessages(q) => encode(
+                &engine
+                    .search(actor, &q.course_id, &q.q, q.limit, q.before)
                     .await?,
             ),
             ClientEvent::PinMessage(m) => encode(&engine.pin(actor, &m.message_id).await?),

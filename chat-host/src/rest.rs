@@ -143,6 +143,30 @@ pub(crate) async fn thread(
     Ok(response::ok(StatusCode::OK, "Thread retrieved", &page))
 }
 
+/// `GET /course/{courseId}/search?q&limit&before`: ranked hits with highlighted snippets.
+pub(crate) async fn search(
+    state: &AppState,
+    actor: &Actor,
+    req: &Request<Incoming>,
+    course_id: &str,
+) -> Answer {
+    let bad = |what: &str| Fail(response::fail(ErrorCode::Validation, what));
+    let (mut q, mut limit, mut before) = (String::new(), None, None);
+    for (k, v) in query_pairs(req.uri().query().unwrap_or("")) {
+        match k.as_str() {
+            "q" => q = v,
+            "limit" => limit = Some(v.parse().map_err(|_| bad("limit must be a number"))?),
+            "before" => before = Some(v.parse().map_err(|_| bad("before must be a seq"))?),
+            _ => {}
+        }
+    }
+    let hits = state
+        .engine()
+        .search(actor, course_id, &q, limit, before)
+        .await?;
+    Ok(response::ok(StatusCode::OK, "Search results", &hits))
+}
+
 /// `PUT /read/{messageId}`.
 pub(crate) async fn mark_read(state: &AppState, actor: &Actor, message_id: &str) -> Answer {
     let receipt = state.engine().mark_read(actor, message_id).await?;

@@ -123,6 +123,9 @@ enum Endpoint<'a> {
     Thread {
         message_id: &'a str,
     },
+    Search {
+        course_id: &'a str,
+    },
     Pin {
         message_id: &'a str,
     },
@@ -191,6 +194,7 @@ impl<'a> Endpoint<'a> {
             (&Method::DELETE, ["react", message_id]) => Endpoint::Unreact { message_id },
             (&Method::GET, ["online", course_id]) => Endpoint::Online { course_id },
             (&Method::GET, ["thread", message_id]) => Endpoint::Thread { message_id },
+            (&Method::GET, ["course", course_id, "search"]) => Endpoint::Search { course_id },
             (&Method::PUT, ["pin", message_id]) => Endpoint::Pin { message_id },
             (&Method::DELETE, ["pin", message_id]) => Endpoint::Unpin { message_id },
             (&Method::GET, ["course", course_id, "pinned"]) => Endpoint::Pinned { course_id },
@@ -297,6 +301,7 @@ async fn api(state: AppState, req: Request<Incoming>) -> Answer {
         Endpoint::Unreact { message_id } => rest::unreact(state, actor, req, message_id).await,
         Endpoint::Online { course_id } => rest::online(state, actor, course_id).await,
         Endpoint::Thread { message_id } => rest::thread(state, actor, &req, message_id).await,
+        Endpoint::Search { course_id } => rest::search(state, actor, &req, course_id).await,
         Endpoint::Pin { message_id } => moderation::pin(state, actor, message_id).await,
         Endpoint::Unpin { message_id } => moderation::unpin(state, actor, message_id).await,
         Endpoint::Pinned { course_id } => moderation::pinned(state, actor, course_id).await,

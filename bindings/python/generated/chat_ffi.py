@@ -642,6 +642,8 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_restrictions() != 25807:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_search() != 61993:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_send() != 48701:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_set_status() != 64472:
@@ -892,6 +894,9 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_resolve_flag.restype = cty
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_restrictions.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_restrictions.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_search.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_search.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_send.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_send.restype = ctypes.c_uint16
@@ -1355,6 +1360,16 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_restrictions.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_restrictions.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_search.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_search.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_send.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -3957,6 +3972,60 @@ class _UniffiFfiConverterTypeRestriction(_UniffiConverterRustBuffer):
         _UniffiFfiConverterBoolean.write(value.banned, buf)
         _UniffiFfiConverterString.write(value.updated_by, buf)
         _UniffiFfiConverterString.write(value.updated_at, buf)
+
+class _UniffiFfiConverterFloat32(_UniffiConverterPrimitiveFloat):
+    @staticmethod
+    def read(buf):
+        return buf.read_float()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_float(value)
+
+@dataclass
+class SearchHit:
+    """
+    One hit of a search.
+"""
+    def __init__(self, *, message:Message, score:float, highlight:str):
+        self.message = message
+        self.score = score
+        self.highlight = highlight
+        
+        
+
+    
+    def __str__(self):
+        return "SearchHit(message={}, score={}, highlight={})".format(self.message, self.score, self.highlight)
+    def __eq__(self, other):
+        if self.message != other.message:
+            return False
+        if self.score != other.score:
+            return False
+        if self.highlight != other.highlight:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeSearchHit(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return SearchHit(
+            message=_UniffiFfiConverterTypeMessage.read(buf),
+            score=_UniffiFfiConverterFloat32.read(buf),
+            highlight=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterTypeMessage.check_lower(value.message)
+        _UniffiFfiConverterFloat32.check_lower(value.score)
+        _UniffiFfiConverterString.check_lower(value.highlight)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterTypeMessage.write(value.message, buf)
+        _UniffiFfiConverterFloat32.write(value.score, buf)
+        _UniffiFfiConverterString.write(value.highlight, buf)
 
 class _UniffiFfiConverterOptionalTypeMessageType(_UniffiConverterRustBuffer):
     @classmethod
@@ -9000,6 +9069,29 @@ class _UniffiFfiConverterSequenceTypeRestriction(_UniffiConverterRustBuffer):
             _UniffiFfiConverterTypeRestriction.read(buf) for i in range(count)
         ]
 
+class _UniffiFfiConverterSequenceTypeSearchHit(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeSearchHit.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeSearchHit.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeSearchHit.read(buf) for i in range(count)
+        ]
+
 
 class ChatSubscriptionProtocol(typing.Protocol):
     """
@@ -9266,6 +9358,13 @@ class ChatEngineProtocol(typing.Protocol):
     def restrictions(self, actor: Actor,course_id: str) -> typing.List[Restriction]:
         """
         The mutes and bans in force in a course (moderators).
+"""
+        raise NotImplementedError
+    def search(self, actor: Actor,course_id: str,q: str,limit: typing.Optional[int],before: typing.Optional[int]) -> typing.List[SearchHit]:
+        """
+        The messages of a course matching every word of `q`, best first, at most `limit`
+        (default 20, at most 50), created before seq `before` when given, with highlighted
+        snippets.
 """
         raise NotImplementedError
     def send(self, actor: Actor,request: SendMessage) -> Message:
@@ -9988,6 +10087,38 @@ class ChatEngine(ChatEngineProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_restrictions,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def search(self, actor: Actor,course_id: str,q: str,limit: typing.Optional[int],before: typing.Optional[int]) -> typing.List[SearchHit]:
+        """
+        The messages of a course matching every word of `q`, best first, at most `limit`
+        (default 20, at most 50), created before seq `before` when given, with highlighted
+        snippets.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(course_id)
+
+        _UniffiFfiConverterString.check_lower(q)
+
+        _UniffiFfiConverterOptionalUInt32.check_lower(limit)
+
+        _UniffiFfiConverterOptionalUInt64.check_lower(before)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(course_id),
+            _UniffiFfiConverterString.lower(q),
+            _UniffiFfiConverterOptionalUInt32.lower(limit),
+            _UniffiFfiConverterOptionalUInt64.lower(before),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeSearchHit.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_search,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -10805,6 +10936,7 @@ __all__ = [
     "PinChange",
     "ReadReceipt",
     "Restriction",
+    "SearchHit",
     "SendMessage",
     "ThreadChange",
     "ThreadPage",

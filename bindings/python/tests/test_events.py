@@ -513,3 +513,22 @@ def test_threads_gather_replies_with_counts_and_an_event(engine, course):
     with pytest.raises(cf.ChatError.NotEnrolled):
         engine.thread(EVE, root.id, None, None)
     conn.close()
+
+
+def test_search_ranks_highlights_and_follows_edits(engine, course):
+    a = send(engine, ADA, "the borrow checker again")
+    b = send(engine, BOB, "borrow borrow borrow")
+    send(engine, BOB, "nothing to see")
+    hits = engine.search(ADA, course, "borrow", None, None)
+    assert [h.message.id for h in hits] == [b.id, a.id]
+    assert hits[0].score >= hits[1].score
+    assert hits[1].highlight == "the <b>borrow</b> checker again"
+    engine.edit(ADA, a.id, "the compiler again")
+    assert [h.message.id for h in engine.search(ADA, course, "borrow", None, None)] == [b.id]
+    engine.delete(BOB, b.id)
+    assert engine.search(ADA, course, "borrow", None, None) == []
+    assert engine.search(BOB, course, "compiler", 1, None)[0].message.id == a.id
+    with pytest.raises(cf.ChatError.Validation):
+        engine.search(ADA, course, "", None, None)
+    with pytest.raises(cf.ChatError.NotEnrolled):
+        engine.search(EVE, course, "compiler", None, None)

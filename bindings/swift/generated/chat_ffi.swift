@@ -519,6 +519,22 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterFloat: FfiConverterPrimitive {
+    typealias FfiType = Float
+    typealias SwiftType = Float
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Float {
+        return try lift(readFloat(&buf))
+    }
+
+    public static func write(_ value: Float, into buf: inout [UInt8]) {
+        writeFloat(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterBool : FfiConverter {
     typealias FfiType = Int8
     typealias SwiftType = Bool
@@ -1580,6 +1596,13 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
     func restrictions(actor: Actor, courseId: String) throws  -> [Restriction]
     
     /**
+     * The messages of a course matching every word of `q`, best first, at most `limit`
+     * (default 20, at most 50), created before seq `before` when given, with highlighted
+     * snippets.
+     */
+    func search(actor: Actor, courseId: String, q: String, limit: UInt32?, before: UInt64?) throws  -> [SearchHit]
+    
+    /**
      * Sends a message; returns it once durable (or the original, for a repeated `client_id`).
      */
     func send(actor: Actor, request: SendMessage) throws  -> Message
@@ -2101,6 +2124,25 @@ open func restrictions(actor: Actor, courseId: String)throws  -> [Restriction]  
             self.uniffiCloneHandle(),
         FfiConverterTypeActor_lower(actor),
         FfiConverterString.lower(courseId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The messages of a course matching every word of `q`, best first, at most `limit`
+     * (default 20, at most 50), created before seq `before` when given, with highlighted
+     * snippets.
+     */
+open func search(actor: Actor, courseId: String, q: String, limit: UInt32?, before: UInt64?)throws  -> [SearchHit]  {
+    return try  FfiConverterSequenceTypeSearchHit.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_search(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(courseId),
+        FfiConverterString.lower(q),
+        FfiConverterOptionUInt32.lower(limit),
+        FfiConverterOptionUInt64.lower(before),uniffiCallStatus
     )
 })
 }
@@ -5899,6 +5941,85 @@ public func FfiConverterTypeRestriction_lower(_ value: Restriction) -> RustBuffe
 
 
 /**
+ * One hit of a search.
+ */
+public struct SearchHit: Equatable, Hashable {
+    /**
+     * The message (its `read_by` is left empty).
+     */
+    public var message: Message
+    /**
+     * Its relevance (higher is better).
+     */
+    public var score: Float
+    /**
+     * The text around the matched words, HTML-escaped, matches in `<b>…</b>`.
+     */
+    public var highlight: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The message (its `read_by` is left empty).
+         */message: Message, 
+        /**
+         * Its relevance (higher is better).
+         */score: Float, 
+        /**
+         * The text around the matched words, HTML-escaped, matches in `<b>…</b>`.
+         */highlight: String) {
+        self.message = message
+        self.score = score
+        self.highlight = highlight
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension SearchHit: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeSearchHit: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SearchHit {
+        return
+            try SearchHit(
+                message: FfiConverterTypeMessage.read(from: &buf), 
+                score: FfiConverterFloat.read(from: &buf), 
+                highlight: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: SearchHit, into buf: inout [UInt8]) {
+        FfiConverterTypeMessage.write(value.message, into: &buf)
+        FfiConverterFloat.write(value.score, into: &buf)
+        FfiConverterString.write(value.highlight, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSearchHit_lift(_ buf: RustBuffer) throws -> SearchHit {
+    return try FfiConverterTypeSearchHit.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeSearchHit_lower(_ value: SearchHit) -> RustBuffer {
+    return FfiConverterTypeSearchHit.lower(value)
+}
+
+
+/**
  * A new message to send.
  */
 public struct SendMessage: Equatable, Hashable {
@@ -8614,6 +8735,31 @@ fileprivate struct FfiConverterSequenceTypeRestriction: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypeSearchHit: FfiConverterRustBuffer {
+    typealias SwiftType = [SearchHit]
+
+    public static func write(_ value: [SearchHit], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeSearchHit.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [SearchHit] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [SearchHit]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeSearchHit.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeUser: FfiConverterRustBuffer {
     typealias SwiftType = [User]
 
@@ -8874,6 +9020,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_restrictions() != 25807) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_search() != 61993) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_send() != 48701) {

@@ -694,6 +694,11 @@ RustBuffer uniffi_chat_ffi_fn_method_chatengine_resolve_flag(uint64_t ptr, RustB
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_restrictions(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_SEARCH
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_SEARCH
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_search(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer q, RustBuffer limit, RustBuffer before, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_SEND
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_SEND
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_send(uint64_t ptr, RustBuffer actor, RustBuffer request, RustCallStatus *_Nonnull out_status
@@ -1434,6 +1439,12 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_resolve_flag(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_RESTRICTIONS
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_RESTRICTIONS
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_restrictions(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_SEARCH
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_SEARCH
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_search(void
     
 );
 #endif

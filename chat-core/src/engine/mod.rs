@@ -11,6 +11,7 @@
 //! - [`courses`]: provisioning, enrolment, and the access checks every operation starts with;
 //! - [`writes`]: sends, edits, deletions, read receipts (each a durable write, then its event);
 //! - [`reactions`]: emoji reactions on messages (seq'd changes like edits);
+//! - [`searches`]: full-text search over a course (the index is [`crate::search`]);
 //! - [`threads`]: replies gathered under a root message, thread pages and counts;
 //! - [`moderation`]: pins, mutes, bans, flags and the audit log (instructors and admins);
 //! - [`reads`]: history pages, replays of the change log, files, and filling `readBy`;
@@ -34,6 +35,7 @@ use crate::error::{Error, Result};
 use crate::hub::Hub;
 use crate::model::Actor;
 use crate::plugin::{Plugin, Plugins};
+use crate::search::SearchIndex;
 use crate::store::{Store, StoredUser};
 use crate::stream::{Events, StreamShared};
 use crate::typing::TypingState;
@@ -46,6 +48,7 @@ mod node;
 mod reactions;
 mod reads;
 mod rooms;
+mod searches;
 mod threads;
 mod uncancellable;
 mod users;
@@ -54,6 +57,7 @@ mod writes;
 pub use connection::{Connection, Joined, Resume};
 pub use courses::CourseUpdate;
 pub use moderation::{MAX_AUDIT_PAGE, MAX_MUTE, MAX_PINS, MAX_REASON_CHARS};
+pub use searches::{MAX_QUERY_CHARS, MAX_SEARCH_LIMIT};
 pub use writes::{Attachment, SendMessage};
 
 /// Builds an [`Engine`]: storage, limits and plugins.
@@ -65,6 +69,7 @@ pub struct EngineBuilder {
     blobs: Option<Arc<dyn BlobStore>>,
     plugins: Vec<Arc<dyn Plugin>>,
     cluster: Option<Cluster>,
+    search_dir: Option<PathBuf>,
 }
 
 impl EngineBuilder {
@@ -83,6 +88,13 @@ impl EngineBuilder {
     /// Use this store (instead of the data folder's, or memory).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Keep the search index in this folder (default: `search/` in the data folder, or in
+    /// memory without one; an index in memory is rebuilt from the store on first use).
+    pub fn search_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.search_dir = Some(dir.into());
         self
     }
 
@@ -142,6 +154,9 @@ impl EngineBuilder {
             plugins.insert(0, Arc::new(filter));
         }
         let plugins = Arc::new(Plugins::start(plugins, self.config.plugin_queue));
+        let search_dir = self
+            .search_dir
+            .or_else(|| self.data_dir.as_deref().map(SearchIndex::dir_in));
         let epoch = store.epoch().await?;
         let engine = Engine {
             inner: Arc::new(Inner {
@@ -161,6 +176,8 @@ impl EngineBuilder {
                 plugins,
                 cluster: self.cluster.unwrap_or_else(Cluster::single),
                 epoch,
+                search: tokio::sync::OnceCell::new(),
+                search_dir,
                 hubs: Mutex::new(HashMap::new()),
                 typing: TypingState::default(),
                 replays: catch_up::Replays::default(),
@@ -191,6 +208,9 @@ struct Inner {
     cluster: Cluster,
     /// The store's epoch, read at open.
     epoch: String,
+    /// The full-text index, opened at the first search.
+    search: tokio::sync::OnceCell<Arc<SearchIndex>>,
+    search_dir: Option<PathBuf>,
     /// This node's fan-out, per course.
     hubs: Mutex<HashMap<String, Arc<Hub>>>,
     typing: TypingState,

@@ -145,8 +145,16 @@ impl Engine {
         course_id: &str,
         mut messages: Vec<Message>,
     ) -> Result<Vec<Message>> {
+        self.fill_read_by(course_id, &mut messages).await?;
+        self.fill_links(course_id, &mut messages).await?;
+        Ok(messages)
+    }
+
+    /// Fills `readBy` from the read watermarks of the span the messages cover (one read, so
+    /// meant for a page: messages close together).
+    async fn fill_read_by(&self, course_id: &str, messages: &mut [Message]) -> Result<()> {
         let Some(lo) = messages.iter().map(|m| m.seq).min() else {
-            return Ok(messages);
+            return Ok(());
         };
         let hi = messages.iter().map(|m| m.seq).max().unwrap_or(lo);
         let marks = self.inner.store.read_marks(course_id, lo, hi).await?;
@@ -157,8 +165,7 @@ impl Engine {
                 .or_default()
                 .push((m.seq, m.at));
         }
-        let mut previews: HashMap<String, Option<Message>> = HashMap::new();
-        for message in &mut messages {
+        for message in messages.iter_mut() {
             let mut read_by: Vec<ReadBy> = by_user
                 .iter()
                 .filter(|(user, _)| **user != message.sender.id)
@@ -172,6 +179,14 @@ impl Engine {
                 .collect();
             read_by.sort_by(|a, b| a.read_at.cmp(&b.read_at).then(a.user_id.cmp(&b.user_id)));
             message.read_by = read_by;
+        }
+        Ok(())
+    }
+
+    /// Refreshes reply previews and fills thread counts.
+    pub(super) async fn fill_links(&self, course_id: &str, messages: &mut [Message]) -> Result<()> {
+        let mut previews: HashMap<String, Option<Message>> = HashMap::new();
+        for message in messages.iter_mut() {
             if let Some(reply) = &message.reply_to {
                 if !previews.contains_key(&reply.id) {
                     let target = self.inner.store.message(&reply.id).await?;
@@ -182,8 +197,7 @@ impl Engine {
                 }
             }
         }
-        self.fill_threads(course_id, &mut messages).await?;
-        Ok(messages)
+        self.fill_threads(course_id, messages).await
     }
 
     // ---- files -------------------------------------------------------------------------------

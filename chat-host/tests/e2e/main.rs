@@ -10,6 +10,7 @@ mod moderation;
 mod openapi;
 mod reactions;
 mod rest;
+mod search;
 mod socketio;
 mod threads;
 mod webhook;

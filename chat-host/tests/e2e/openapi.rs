@@ -58,6 +58,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/v1/chat/react/{messageId}"),
     ("DELETE", "/api/v1/chat/react/{messageId}"),
     ("GET", "/api/v1/chat/online/{courseId}"),
+    ("GET", "/api/v1/chat/course/{courseId}/search"),
     ("GET", "/api/v1/chat/thread/{messageId}"),
     ("PUT", "/api/v1/chat/pin/{messageId}"),
     ("DELETE", "/api/v1/chat/pin/{messageId}"),
@@ -176,6 +177,16 @@ async fn every_documented_route_answers_as_documented() {
                         .replace("{userId}", "u2"),
                     Some(json_body(&json!({}))),
                 ),
+                ("GET", "/api/v1/chat/course/{courseId}/search", s) => {
+                    let p = |c: &str, q: &str| format!("/api/v1/chat/course/{c}/search{q}");
+                    match s {
+                        200 => (Some(&w.u2), p(COURSE, "?q=documented"), None),
+                        400 => (Some(&w.u2), p(COURSE, "?q="), None),
+                        403 => (Some(&w.x1), p(COURSE, "?q=documented"), None),
+                        404 => (Some(&w.u2), p("nope", "?q=documented"), None),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
+                }
                 ("GET", "/api/v1/chat/thread/{messageId}", s) => {
                     let p = |id: &str, q: &str| format!("/api/v1/chat/thread/{id}{q}");
                     match s {

@@ -169,6 +169,20 @@ for (const mode of MODES) {
       assert.equal(bad.error.code, "VALIDATION");
     });
 
+    it("search-messages answers ranked hits with highlights", async () => {
+      const { sa, courseId } = await room();
+      await ok(sa, "join-course", { courseId });
+      const sent = await ok(sa, "send-message", { courseId, message: "quantum entanglement notes" });
+      await ok(sa, "send-message", { courseId, message: "lunch plans" });
+      const hits = await ok(sa, "search-messages", { courseId, q: "entanglement" });
+      assert.equal(hits.length, 1);
+      assert.equal(hits[0].message.id, sent.id);
+      assert.equal(hits[0].highlight, "quantum <b>entanglement</b> notes");
+      assert.equal(typeof hits[0].score, "number");
+      const bad = await call(sa, "search-messages", { courseId, q: "" });
+      assert.equal(bad.error.code, "VALIDATION");
+    });
+
     it("a failed event is a failed ack, or an error event without an ack", async () => {
       const { sa, courseId } = await room();
       const res = await call(sa, "send-message", { courseId, message: "   " });

@@ -873,6 +873,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_restrictions(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_search(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_send(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_set_status(
@@ -1089,6 +1091,8 @@ internal object UniffiLib {
     external fun uniffi_chat_ffi_fn_method_chatengine_resolve_flag(`ptr`: Long,`actor`: RustBuffer.ByValue,`flagId`: RustBuffer.ByValue,`deleteMessage`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_restrictions(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_search(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`q`: RustBuffer.ByValue,`limit`: RustBuffer.ByValue,`before`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_send(`ptr`: Long,`actor`: RustBuffer.ByValue,`request`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1440,6 +1444,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_restrictions() and 0xFFFF) != 25807) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_search() and 0xFFFF) != 61993) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_send() and 0xFFFF) != 48701) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1752,6 +1759,29 @@ public object FfiConverterULong: FfiConverter<ULong, Long> {
 
     override fun write(value: ULong, buf: ByteBuffer) {
         buf.putLong(value.toLong())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterFloat: FfiConverter<Float, Float> {
+    override fun lift(value: Float): Float {
+        return value
+    }
+
+    override fun read(buf: ByteBuffer): Float {
+        return buf.getFloat()
+    }
+
+    override fun lower(value: Float): Float {
+        return value
+    }
+
+    override fun allocationSize(value: Float) = 4UL
+
+    override fun write(value: Float, buf: ByteBuffer) {
+        buf.putFloat(value)
     }
 }
 
@@ -3346,6 +3376,13 @@ public interface ChatEngineInterface {
     fun `restrictions`(`actor`: Actor, `courseId`: kotlin.String): List<Restriction>
     
     /**
+     * The messages of a course matching every word of `q`, best first, at most `limit`
+     * (default 20, at most 50), created before seq `before` when given, with highlighted
+     * snippets.
+     */
+    fun `search`(`actor`: Actor, `courseId`: kotlin.String, `q`: kotlin.String, `limit`: kotlin.UInt?, `before`: kotlin.ULong?): List<SearchHit>
+    
+    /**
      * Sends a message; returns it once durable (or the original, for a repeated `client_id`).
      */
     fun `send`(`actor`: Actor, `request`: SendMessage): Message
@@ -4010,6 +4047,30 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
         
         FfiConverterTypeActor.lower(`actor`),
         FfiConverterString.lower(`courseId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The messages of a course matching every word of `q`, best first, at most `limit`
+     * (default 20, at most 50), created before seq `before` when given, with highlighted
+     * snippets.
+     */
+    @Throws(ChatException::class)override fun `search`(`actor`: Actor, `courseId`: kotlin.String, `q`: kotlin.String, `limit`: kotlin.UInt?, `before`: kotlin.ULong?): List<SearchHit> {
+            return FfiConverterSequenceTypeSearchHit.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_search(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`courseId`),
+        FfiConverterString.lower(`q`),
+        FfiConverterOptionalUInt.lower(`limit`),
+        FfiConverterOptionalULong.lower(`before`),_status)
 }
     }
     )
@@ -7648,6 +7709,61 @@ public object FfiConverterTypeRestriction: FfiConverterRustBuffer<Restriction> {
 
 
 /**
+ * One hit of a search.
+ */
+data class SearchHit (
+    /**
+     * The message (its `read_by` is left empty).
+     */
+    var `message`: Message
+    , 
+    /**
+     * Its relevance (higher is better).
+     */
+    var `score`: kotlin.Float
+    , 
+    /**
+     * The text around the matched words, HTML-escaped, matches in `<b>…</b>`.
+     */
+    var `highlight`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeSearchHit: FfiConverterRustBuffer<SearchHit> {
+    override fun read(buf: ByteBuffer): SearchHit {
+        return SearchHit(
+            FfiConverterTypeMessage.read(buf),
+            FfiConverterFloat.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: SearchHit) = (
+            FfiConverterTypeMessage.allocationSize(value.`message`) +
+            FfiConverterFloat.allocationSize(value.`score`) +
+            FfiConverterString.allocationSize(value.`highlight`)
+    )
+
+    override fun write(value: SearchHit, buf: ByteBuffer) {
+            FfiConverterTypeMessage.write(value.`message`, buf)
+            FfiConverterFloat.write(value.`score`, buf)
+            FfiConverterString.write(value.`highlight`, buf)
+    }
+}
+
+
+
+/**
  * A new message to send.
  */
 data class SendMessage (
@@ -11062,6 +11178,34 @@ public object FfiConverterSequenceTypeRestriction: FfiConverterRustBuffer<List<R
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeRestriction.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeSearchHit: FfiConverterRustBuffer<List<SearchHit>> {
+    override fun read(buf: ByteBuffer): List<SearchHit> {
+        val len = buf.getInt()
+        return List<SearchHit>(len) {
+            FfiConverterTypeSearchHit.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<SearchHit>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeSearchHit.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<SearchHit>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeSearchHit.write(it, buf)
         }
     }
 }
