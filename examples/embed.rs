@@ -26,6 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             CourseUpdate {
                 name: Some("Rust 101".into()),
                 chat_enabled: Some(true),
+                archived: None,
             },
         )
         .await?;

@@ -69,6 +69,7 @@ fn main() {
                 id: "big".into(),
                 name: "Big".into(),
                 chat_enabled: true,
+                archived: false,
             })
             .await
             .expect("course");

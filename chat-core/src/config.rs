@@ -43,6 +43,9 @@ pub struct Config {
     pub blocked_words: Vec<String>,
     /// What the word filter does with a blocked word (default: mask it).
     pub blocked_words_action: crate::word_filter::WordFilterAction,
+    /// Messages older than this many days are deleted (as tombstones, each a seq'd deletion),
+    /// checked at start and then hourly (default `None`: kept for ever; 1 to 36,500).
+    pub retention_days: Option<u32>,
 }
 
 /// The contract's default file allow-list.
@@ -80,6 +83,7 @@ impl Default for Config {
             file_url_prefix: "/api/v1/chat/files/".to_string(),
             blocked_words: Vec::new(),
             blocked_words_action: crate::word_filter::WordFilterAction::Mask,
+            retention_days: None,
         }
     }
 }
@@ -130,6 +134,11 @@ impl Config {
             )));
         }
         duration("presence_debounce", self.presence_debounce, true)?;
+        if self.retention_days.is_some_and(|d| d == 0 || d > 36_500) {
+            return Err(crate::Error::Validation(
+                "retention_days must be 1 to 36500".into(),
+            ));
+        }
         if let Some(w) = self
             .blocked_words
             .iter()

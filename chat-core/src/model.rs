@@ -223,6 +223,9 @@ pub struct Course {
     pub chat_enabled: bool,
     /// Enrolled user ids, instructors included.
     pub participants: Vec<String>,
+    /// Archived: read-only for good (left out of the JSON unless true).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
 }
 
 /// A participant of a course and their role in it.

@@ -166,9 +166,15 @@ impl SearchIndex {
     pub async fn catch_up(self: &Arc<Self>, store: &dyn Store, course_id: &str) -> Result<()> {
         let head = store.last_seq(course_id).await?;
         let mut w = self.writer.lock().await;
-        let done = w.progress.courses.get(course_id).copied().unwrap_or(0);
-        if done >= head {
+        let mut done = w.progress.courses.get(course_id).copied().unwrap_or(0);
+        if done == head {
             return Ok(());
+        }
+        if done > head {
+            // The course was dropped and made again: what the index holds of it is gone.
+            let course = Term::from_field_text(self.fields.course, course_id);
+            w.writer.lock().delete_term(course);
+            done = 0;
         }
         let writer = w.writer.clone();
         let done = match self.apply(store, course_id, &writer, done, head).await {

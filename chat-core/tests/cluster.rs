@@ -105,6 +105,12 @@ impl Store for Counting {
     async fn course(&self, id: &str) -> chat_core::Result<Option<CourseRecord>> {
         self.inner.course(id).await
     }
+    async fn course_ids(&self) -> chat_core::Result<Vec<String>> {
+        self.inner.course_ids().await
+    }
+    async fn drop_course(&self, c: &str) -> chat_core::Result<Vec<String>> {
+        self.inner.drop_course(c).await
+    }
     async fn put_participant(&self, c: &str, u: &str, role: Role) -> chat_core::Result<()> {
         self.inner.put_participant(c, u, role).await
     }

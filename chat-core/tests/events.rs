@@ -536,6 +536,7 @@ async fn concurrent_sends_reach_a_subscriber(subscriber_queue: usize) {
                 chat_core::CourseUpdate {
                     name: Some(c.into()),
                     chat_enabled: None,
+                    archived: None,
                 },
             )
             .await

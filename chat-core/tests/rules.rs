@@ -35,6 +35,7 @@ async fn provisioning_is_for_admins() {
             CourseUpdate {
                 name: None,
                 chat_enabled: Some(false),
+                archived: None,
             },
         )
         .await
@@ -367,6 +368,7 @@ async fn chat_disabled_stops_sending_editing_typing() {
             CourseUpdate {
                 name: None,
                 chat_enabled: Some(false),
+                archived: None,
             },
         )
         .await

@@ -47,6 +47,9 @@ pub struct EngineConfig {
     /// Refuse a message with a blocked word (`Forbidden`) instead of masking it (default false).
     #[uniffi(default)]
     pub reject_blocked_words: Option<bool>,
+    /// Delete messages older than this many days, as tombstones (default: keep every message).
+    #[uniffi(default)]
+    pub retention_days: Option<u32>,
 }
 
 /// Fields given replace the defaults; the result is checked by [`core::Config::validate`], the
@@ -79,6 +82,7 @@ impl TryFrom<EngineConfig> for core::Config {
             } else {
                 core::word_filter::WordFilterAction::Mask
             },
+            retention_days: c.retention_days,
             ..d
         };
         out.validate()?;

@@ -338,6 +338,38 @@ impl ChatEngine {
             .map(|v| v.into_iter().map(Into::into).collect())
     }
 
+    /// Up to `limit` (1 to 1,000) messages of a course's history from position `from` (0 is the
+    /// oldest), in creation order (the course's instructors and admins): page through with
+    /// `from` += the page's length until a page is empty.
+    pub fn export_page(
+        &self,
+        actor: Actor,
+        course_id: String,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move {
+            e.export_page(&actor, &course_id, from, limit as usize)
+                .await
+        })
+        .map(|v| v.into_iter().map(Into::into).collect())
+    }
+
+    /// Drops an archived course from the store with its files (admins); how many messages it
+    /// had.
+    pub fn drop_course(&self, actor: Actor, course_id: String) -> Result<u64, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.drop_course(&actor, &course_id).await })
+            .map(|d| d.messages)
+    }
+
+    /// Runs a retention pass now (it also runs at open and hourly); how many messages it
+    /// deleted.
+    pub fn run_retention(&self) -> Result<u64, ChatError> {
+        self.with(|e| async move { e.run_retention().await })
+    }
+
     /// Pins a message (the course's instructors and admins); the message.
     pub fn pin(&self, actor: Actor, message_id: String) -> Result<Message, ChatError> {
         let actor = actor_of(actor);

@@ -177,6 +177,9 @@ pub struct Course {
     pub chat_enabled: bool,
     /// Enrolled user ids, instructors included.
     pub participants: Vec<String>,
+    /// Archived: read-only for good.
+    #[uniffi(default = false)]
+    pub archived: bool,
 }
 
 impl From<core::Course> for Course {
@@ -186,6 +189,7 @@ impl From<core::Course> for Course {
             name: c.name,
             chat_enabled: c.chat_enabled,
             participants: c.participants,
+            archived: c.archived,
         }
     }
 }
@@ -200,6 +204,9 @@ pub struct CourseUpdate {
     /// Whether chat is enabled.
     #[uniffi(default)]
     pub chat_enabled: Option<bool>,
+    /// Archive the course (read-only for good) or bring it back.
+    #[uniffi(default)]
+    pub archived: Option<bool>,
 }
 
 impl From<CourseUpdate> for core::CourseUpdate {
@@ -207,6 +214,7 @@ impl From<CourseUpdate> for core::CourseUpdate {
         core::CourseUpdate {
             name: u.name,
             chat_enabled: u.chat_enabled,
+            archived: u.archived,
         }
     }
 }

@@ -263,6 +263,10 @@ pub struct Cli {
     /// `mask` (replace a blocked word with `*`s) or `reject` (refuse the message, 403).
     #[arg(long, env = "CHAT_BLOCKED_WORDS_ACTION", default_value = "mask", value_parser = ["mask", "reject"])]
     pub blocked_words_action: String,
+    /// Delete messages older than this many days (as tombstones; checked at start, then
+    /// hourly). Default: keep every message.
+    #[arg(long, env = "CHAT_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
 }
 
 /// The listed origins, or an empty list (every origin) when the list names `*` or nothing.
@@ -344,6 +348,7 @@ impl Cli {
             } else {
                 chat_core::word_filter::WordFilterAction::Mask
             },
+            retention_days: self.retention_days,
             ..chat_core::Config::default()
         };
         check_engine(&engine)?;
@@ -430,6 +435,16 @@ mod tests {
         assert_eq!(c.engine.rate_limit_burst, 3);
         assert_eq!(c.engine.rate_limit_window, Duration::from_secs(7));
         assert_eq!(c.engine.max_file_bytes, 99);
+    }
+
+    #[test]
+    fn retention_comes_from_its_flag_and_is_checked() {
+        assert_eq!(cli(&[]).engine.retention_days, None);
+        assert_eq!(
+            cli(&["--retention-days", "365"]).engine.retention_days,
+            Some(365)
+        );
+        assert!(refused(&["--retention-days", "0"]).contains("retention_days"));
     }
 
     #[test]

@@ -9,7 +9,6 @@
 //! refuses the page the response.
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{
     HeaderMap, HeaderValue, ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS,
     ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS,
@@ -53,7 +52,7 @@ pub(crate) fn preflight(
     allowed: &[String],
     methods: &'static str,
 ) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(crate::response::full(Bytes::new()));
     *resp.status_mut() = StatusCode::NO_CONTENT;
     let origin = origin(headers, allowed);
     if origin.is_some() {

@@ -26,6 +26,7 @@
 // Input comes from the network: no unwrap outside tests (clippy.toml allows it in tests).
 #![warn(clippy::unwrap_used)]
 
+pub(crate) mod archive;
 pub mod auth;
 pub mod config;
 pub(crate) mod cors;

@@ -13,8 +13,17 @@ use hyper::{Response, StatusCode};
 use serde::Serialize;
 use serde_json::json;
 
-/// The body of every response.
-pub type Body = Full<Bytes>;
+/// The body of every response: whole (almost every answer, made with [`full`]) or streamed
+/// (the export).
+pub type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    use http_body_util::BodyExt;
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// `{"success": true, "message", "data"}` with `status`.
 pub fn ok<T: Serialize>(status: StatusCode, message: &str, data: &T) -> Response<Body> {
@@ -66,7 +75,7 @@ pub fn fail(code: ErrorCode, message: &str) -> Response<Body> {
 /// A JSON response.
 pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(full(body));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(

@@ -7,7 +7,6 @@
 //! under their size cap, before anything is parsed.
 
 use chat_core::{Actor, CourseUpdate, ErrorCode, HistoryQuery, Role};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
@@ -204,7 +203,7 @@ pub(crate) async fn file(state: &AppState, actor: &Actor, file_id: &str) -> Answ
     let (info, bytes) = state.engine().file(actor, file_id).await?;
     let inline = info.mime_type.starts_with("image/") || info.mime_type.starts_with("audio/");
     let disposition = content_disposition(if inline { "inline" } else { "attachment" }, &info.name);
-    let mut resp = Response::new(Full::new(bytes));
+    let mut resp = Response::new(crate::response::full(bytes));
     let h = resp.headers_mut();
     let ctype = HeaderValue::from_str(&info.mime_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
@@ -239,11 +238,13 @@ pub(crate) async fn put_course(
     struct CourseBody {
         name: Option<String>,
         chat_enabled: Option<bool>,
+        archived: Option<bool>,
     }
     let body: CourseBody = json_body(req, state.config().max_body_bytes).await?;
     let update = CourseUpdate {
         name: body.name,
         chat_enabled: body.chat_enabled,
+        archived: body.archived,
     };
     let course = state.engine().put_course(actor, course_id, update).await?;
     Ok(response::ok(StatusCode::OK, "Course saved", &course))

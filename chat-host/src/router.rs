@@ -20,11 +20,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::json;
 
 use crate::http::{percent_decode, Fail};
-use crate::moderation;
 use crate::response::{self, Body};
 use crate::rest::{self, Answer};
 use crate::socketio::client_bundle;
 use crate::state::AppState;
+use crate::{archive, moderation};
 
 /// The prefix of the contract's REST routes.
 pub const API: &str = "/api/v1/chat";
@@ -126,6 +126,12 @@ enum Endpoint<'a> {
     Search {
         course_id: &'a str,
     },
+    Export {
+        course_id: &'a str,
+    },
+    DropCourse {
+        course_id: &'a str,
+    },
     Pin {
         message_id: &'a str,
     },
@@ -195,6 +201,8 @@ impl<'a> Endpoint<'a> {
             (&Method::GET, ["online", course_id]) => Endpoint::Online { course_id },
             (&Method::GET, ["thread", message_id]) => Endpoint::Thread { message_id },
             (&Method::GET, ["course", course_id, "search"]) => Endpoint::Search { course_id },
+            (&Method::GET, ["course", course_id, "export"]) => Endpoint::Export { course_id },
+            (&Method::DELETE, ["courses", course_id]) => Endpoint::DropCourse { course_id },
             (&Method::PUT, ["pin", message_id]) => Endpoint::Pin { message_id },
             (&Method::DELETE, ["pin", message_id]) => Endpoint::Unpin { message_id },
             (&Method::GET, ["course", course_id, "pinned"]) => Endpoint::Pinned { course_id },
@@ -302,6 +310,8 @@ async fn api(state: AppState, req: Request<Incoming>) -> Answer {
         Endpoint::Online { course_id } => rest::online(state, actor, course_id).await,
         Endpoint::Thread { message_id } => rest::thread(state, actor, &req, message_id).await,
         Endpoint::Search { course_id } => rest::search(state, actor, &req, course_id).await,
+        Endpoint::Export { course_id } => archive::export(state, actor, course_id).await,
+        Endpoint::DropCourse { course_id } => archive::drop_course(state, actor, course_id).await,
         Endpoint::Pin { message_id } => moderation::pin(state, actor, message_id).await,
         Endpoint::Unpin { message_id } => moderation::unpin(state, actor, message_id).await,
         Endpoint::Pinned { course_id } => moderation::pinned(state, actor, course_id).await,

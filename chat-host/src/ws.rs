@@ -20,7 +20,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use chat_core::{Actor, Connection, Error, ErrorCode, Events};
 use fastwebsockets::{Frame, OpCode, Payload, WebSocket};
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 use hyper::upgrade::Upgraded;
@@ -84,7 +83,7 @@ pub fn upgrade(state: AppState, mut req: Request<Incoming>) -> Response<Body> {
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }
     });
-    resp.map(|_| Full::new(Bytes::new()))
+    resp.map(|_| crate::response::full(Bytes::new()))
 }
 
 /// When the client last sent anything, in milliseconds since `base`.

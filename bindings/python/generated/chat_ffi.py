@@ -606,9 +606,13 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_delete() != 28325:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_drop_course() != 7582:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_edit() != 12544:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_enroll() != 54783:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_export_page() != 40637:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_file() != 32520:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -641,6 +645,8 @@ def _uniffi_check_api_checksums(lib):
     if lib.uniffi_chat_ffi_checksum_method_chatengine_resolve_flag() != 55144:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_restrictions() != 25807:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_run_retention() != 36994:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_search() != 61993:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -840,12 +846,18 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_course.restype = ctypes.c_
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_delete.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_delete.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_drop_course.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_drop_course.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_edit.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_edit.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_enroll.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_enroll.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_export_page.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_export_page.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_file.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_file.restype = ctypes.c_uint16
@@ -894,6 +906,9 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_resolve_flag.restype = cty
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_restrictions.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_restrictions.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_run_retention.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_run_retention.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_search.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_search.restype = ctypes.c_uint16
@@ -1225,6 +1240,13 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_delete.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_delete.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_drop_course.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_drop_course.restype = ctypes.c_uint64
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_edit.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1242,6 +1264,15 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_enroll.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_enroll.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_export_page.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.c_uint32,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_export_page.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_file.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1360,6 +1391,11 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_restrictions.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_restrictions.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_run_retention.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_run_retention.restype = ctypes.c_uint64
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_search.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -2842,17 +2878,18 @@ class Course:
     """
     A course: one chat room.
 """
-    def __init__(self, *, id:str, name:str, chat_enabled:bool, participants:typing.List[str]):
+    def __init__(self, *, id:str, name:str, chat_enabled:bool, participants:typing.List[str], archived:bool = False):
         self.id = id
         self.name = name
         self.chat_enabled = chat_enabled
         self.participants = participants
+        self.archived = archived
         
         
 
     
     def __str__(self):
-        return "Course(id={}, name={}, chat_enabled={}, participants={})".format(self.id, self.name, self.chat_enabled, self.participants)
+        return "Course(id={}, name={}, chat_enabled={}, participants={}, archived={})".format(self.id, self.name, self.chat_enabled, self.participants, self.archived)
     def __eq__(self, other):
         if self.id != other.id:
             return False
@@ -2861,6 +2898,8 @@ class Course:
         if self.chat_enabled != other.chat_enabled:
             return False
         if self.participants != other.participants:
+            return False
+        if self.archived != other.archived:
             return False
         return True
 
@@ -2872,6 +2911,7 @@ class _UniffiFfiConverterTypeCourse(_UniffiConverterRustBuffer):
             name=_UniffiFfiConverterString.read(buf),
             chat_enabled=_UniffiFfiConverterBoolean.read(buf),
             participants=_UniffiFfiConverterSequenceString.read(buf),
+            archived=_UniffiFfiConverterBoolean.read(buf),
         )
 
     @staticmethod
@@ -2880,6 +2920,7 @@ class _UniffiFfiConverterTypeCourse(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.check_lower(value.name)
         _UniffiFfiConverterBoolean.check_lower(value.chat_enabled)
         _UniffiFfiConverterSequenceString.check_lower(value.participants)
+        _UniffiFfiConverterBoolean.check_lower(value.archived)
 
     @staticmethod
     def write(value, buf):
@@ -2887,6 +2928,7 @@ class _UniffiFfiConverterTypeCourse(_UniffiConverterRustBuffer):
         _UniffiFfiConverterString.write(value.name, buf)
         _UniffiFfiConverterBoolean.write(value.chat_enabled, buf)
         _UniffiFfiConverterSequenceString.write(value.participants, buf)
+        _UniffiFfiConverterBoolean.write(value.archived, buf)
 
 class _UniffiFfiConverterOptionalBoolean(_UniffiConverterRustBuffer):
     @classmethod
@@ -2919,19 +2961,22 @@ class CourseUpdate:
     Changes to a course; absent fields keep their value (on creation: the name defaults to the
     id, chat to enabled).
 """
-    def __init__(self, *, name:typing.Optional[str] = None, chat_enabled:typing.Optional[bool] = None):
+    def __init__(self, *, name:typing.Optional[str] = None, chat_enabled:typing.Optional[bool] = None, archived:typing.Optional[bool] = None):
         self.name = name
         self.chat_enabled = chat_enabled
+        self.archived = archived
         
         
 
     
     def __str__(self):
-        return "CourseUpdate(name={}, chat_enabled={})".format(self.name, self.chat_enabled)
+        return "CourseUpdate(name={}, chat_enabled={}, archived={})".format(self.name, self.chat_enabled, self.archived)
     def __eq__(self, other):
         if self.name != other.name:
             return False
         if self.chat_enabled != other.chat_enabled:
+            return False
+        if self.archived != other.archived:
             return False
         return True
 
@@ -2941,17 +2986,20 @@ class _UniffiFfiConverterTypeCourseUpdate(_UniffiConverterRustBuffer):
         return CourseUpdate(
             name=_UniffiFfiConverterOptionalString.read(buf),
             chat_enabled=_UniffiFfiConverterOptionalBoolean.read(buf),
+            archived=_UniffiFfiConverterOptionalBoolean.read(buf),
         )
 
     @staticmethod
     def check_lower(value):
         _UniffiFfiConverterOptionalString.check_lower(value.name)
         _UniffiFfiConverterOptionalBoolean.check_lower(value.chat_enabled)
+        _UniffiFfiConverterOptionalBoolean.check_lower(value.archived)
 
     @staticmethod
     def write(value, buf):
         _UniffiFfiConverterOptionalString.write(value.name, buf)
         _UniffiFfiConverterOptionalBoolean.write(value.chat_enabled, buf)
+        _UniffiFfiConverterOptionalBoolean.write(value.archived, buf)
 
 
 
@@ -3139,7 +3187,7 @@ class EngineConfig:
     """
     The engine's limits; absent fields take the contract's defaults. Durations in milliseconds.
 """
-    def __init__(self, *, max_message_chars:typing.Optional[int] = None, max_file_bytes:typing.Optional[int] = None, allowed_mime_types:typing.Optional[typing.List[str]] = None, rate_limit_burst:typing.Optional[int] = None, rate_limit_window_ms:typing.Optional[int] = None, typing_ttl_ms:typing.Optional[int] = None, subscriber_queue:typing.Optional[int] = None, plugin_queue:typing.Optional[int] = None, default_page_limit:typing.Optional[int] = None, max_page_limit:typing.Optional[int] = None, file_url_prefix:typing.Optional[str] = None, blocked_words:typing.Optional[typing.List[str]] = None, reject_blocked_words:typing.Optional[bool] = None):
+    def __init__(self, *, max_message_chars:typing.Optional[int] = None, max_file_bytes:typing.Optional[int] = None, allowed_mime_types:typing.Optional[typing.List[str]] = None, rate_limit_burst:typing.Optional[int] = None, rate_limit_window_ms:typing.Optional[int] = None, typing_ttl_ms:typing.Optional[int] = None, subscriber_queue:typing.Optional[int] = None, plugin_queue:typing.Optional[int] = None, default_page_limit:typing.Optional[int] = None, max_page_limit:typing.Optional[int] = None, file_url_prefix:typing.Optional[str] = None, blocked_words:typing.Optional[typing.List[str]] = None, reject_blocked_words:typing.Optional[bool] = None, retention_days:typing.Optional[int] = None):
         self.max_message_chars = max_message_chars
         self.max_file_bytes = max_file_bytes
         self.allowed_mime_types = allowed_mime_types
@@ -3153,12 +3201,13 @@ class EngineConfig:
         self.file_url_prefix = file_url_prefix
         self.blocked_words = blocked_words
         self.reject_blocked_words = reject_blocked_words
+        self.retention_days = retention_days
         
         
 
     
     def __str__(self):
-        return "EngineConfig(max_message_chars={}, max_file_bytes={}, allowed_mime_types={}, rate_limit_burst={}, rate_limit_window_ms={}, typing_ttl_ms={}, subscriber_queue={}, plugin_queue={}, default_page_limit={}, max_page_limit={}, file_url_prefix={}, blocked_words={}, reject_blocked_words={})".format(self.max_message_chars, self.max_file_bytes, self.allowed_mime_types, self.rate_limit_burst, self.rate_limit_window_ms, self.typing_ttl_ms, self.subscriber_queue, self.plugin_queue, self.default_page_limit, self.max_page_limit, self.file_url_prefix, self.blocked_words, self.reject_blocked_words)
+        return "EngineConfig(max_message_chars={}, max_file_bytes={}, allowed_mime_types={}, rate_limit_burst={}, rate_limit_window_ms={}, typing_ttl_ms={}, subscriber_queue={}, plugin_queue={}, default_page_limit={}, max_page_limit={}, file_url_prefix={}, blocked_words={}, reject_blocked_words={}, retention_days={})".format(self.max_message_chars, self.max_file_bytes, self.allowed_mime_types, self.rate_limit_burst, self.rate_limit_window_ms, self.typing_ttl_ms, self.subscriber_queue, self.plugin_queue, self.default_page_limit, self.max_page_limit, self.file_url_prefix, self.blocked_words, self.reject_blocked_words, self.retention_days)
     def __eq__(self, other):
         if self.max_message_chars != other.max_message_chars:
             return False
@@ -3186,6 +3235,8 @@ class EngineConfig:
             return False
         if self.reject_blocked_words != other.reject_blocked_words:
             return False
+        if self.retention_days != other.retention_days:
+            return False
         return True
 
 class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
@@ -3205,6 +3256,7 @@ class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
             file_url_prefix=_UniffiFfiConverterOptionalString.read(buf),
             blocked_words=_UniffiFfiConverterOptionalSequenceString.read(buf),
             reject_blocked_words=_UniffiFfiConverterOptionalBoolean.read(buf),
+            retention_days=_UniffiFfiConverterOptionalUInt32.read(buf),
         )
 
     @staticmethod
@@ -3222,6 +3274,7 @@ class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.check_lower(value.file_url_prefix)
         _UniffiFfiConverterOptionalSequenceString.check_lower(value.blocked_words)
         _UniffiFfiConverterOptionalBoolean.check_lower(value.reject_blocked_words)
+        _UniffiFfiConverterOptionalUInt32.check_lower(value.retention_days)
 
     @staticmethod
     def write(value, buf):
@@ -3238,6 +3291,7 @@ class _UniffiFfiConverterTypeEngineConfig(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.file_url_prefix, buf)
         _UniffiFfiConverterOptionalSequenceString.write(value.blocked_words, buf)
         _UniffiFfiConverterOptionalBoolean.write(value.reject_blocked_words, buf)
+        _UniffiFfiConverterOptionalUInt32.write(value.retention_days, buf)
 
 @dataclass
 class FileData:
@@ -9267,6 +9321,12 @@ class ChatEngineProtocol(typing.Protocol):
         Deletes a message (its sender, the course's instructors, admins); returns the tombstone.
 """
         raise NotImplementedError
+    def drop_course(self, actor: Actor,course_id: str) -> int:
+        """
+        Drops an archived course from the store with its files (admins); how many messages it
+        had.
+"""
+        raise NotImplementedError
     def edit(self, actor: Actor,message_id: str,new_message: str) -> Message:
         """
         Edits a message's text (its sender only).
@@ -9275,6 +9335,13 @@ class ChatEngineProtocol(typing.Protocol):
     def enroll(self, actor: Actor,course_id: str,user_id: str,role: Role) -> Participant:
         """
         Enrolls a user in a course or changes their role (admins only).
+"""
+        raise NotImplementedError
+    def export_page(self, actor: Actor,course_id: str,_from: int,limit: int) -> typing.List[Message]:
+        """
+        Up to `limit` (1 to 1,000) messages of a course's history from position `from` (0 is the
+        oldest), in creation order (the course's instructors and admins): page through with
+        `from` += the page's length until a page is empty.
 """
         raise NotImplementedError
     def file(self, actor: Actor,file_id: str) -> FileData:
@@ -9358,6 +9425,12 @@ class ChatEngineProtocol(typing.Protocol):
     def restrictions(self, actor: Actor,course_id: str) -> typing.List[Restriction]:
         """
         The mutes and bans in force in a course (moderators).
+"""
+        raise NotImplementedError
+    def run_retention(self, ) -> int:
+        """
+        Runs a retention pass now (it also runs at open and hourly); how many messages it
+        deleted.
 """
         raise NotImplementedError
     def search(self, actor: Actor,course_id: str,q: str,limit: typing.Optional[int],before: typing.Optional[int]) -> typing.List[SearchHit]:
@@ -9682,6 +9755,28 @@ class ChatEngine(ChatEngineProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def drop_course(self, actor: Actor,course_id: str) -> int:
+        """
+        Drops an archived course from the store with its files (admins); how many messages it
+        had.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(course_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(course_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_drop_course,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def edit(self, actor: Actor,message_id: str,new_message: str) -> Message:
         """
         Edits a message's text (its sender only).
@@ -9730,6 +9825,35 @@ class ChatEngine(ChatEngineProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_enroll,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def export_page(self, actor: Actor,course_id: str,_from: int,limit: int) -> typing.List[Message]:
+        """
+        Up to `limit` (1 to 1,000) messages of a course's history from position `from` (0 is the
+        oldest), in creation order (the course's instructors and admins): page through with
+        `from` += the page's length until a page is empty.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(course_id)
+
+        _UniffiFfiConverterUInt64.check_lower(_from)
+
+        _UniffiFfiConverterUInt32.check_lower(limit)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(course_id),
+            _UniffiFfiConverterUInt64.lower(_from),
+            _UniffiFfiConverterUInt32.lower(limit),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeMessage.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_export_page,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -10087,6 +10211,22 @@ class ChatEngine(ChatEngineProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_restrictions,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def run_retention(self, ) -> int:
+        """
+        Runs a retention pass now (it also runs at open and hourly); how many messages it
+        deleted.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterUInt64.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_run_retention,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)

@@ -532,3 +532,38 @@ def test_search_ranks_highlights_and_follows_edits(engine, course):
         engine.search(ADA, course, "", None, None)
     with pytest.raises(cf.ChatError.NotEnrolled):
         engine.search(EVE, course, "compiler", None, None)
+
+
+def test_archiving_export_and_drop(engine, course):
+    first = send(engine, ADA, "first")
+    send(engine, BOB, "second")
+    archived = engine.put_course(ADMIN, course, cf.CourseUpdate(archived=True))
+    assert archived.archived
+    with pytest.raises(cf.ChatError.ChatDisabled):
+        send(engine, ADA, "late")
+    with pytest.raises(cf.ChatError.ChatDisabled):
+        engine.react(BOB, first.id, "👍")
+    assert engine.history(ADA, course, cf.HistoryQuery()).pagination.total == 2
+    with pytest.raises(cf.ChatError.Forbidden):
+        engine.export_page(ADA, course, 0, 10)
+    page = engine.export_page(PROF, course, 0, 1)
+    assert [m.message for m in page] == ["first"]
+    assert [m.message for m in engine.export_page(ADMIN, course, 1, 10)] == ["second"]
+    assert engine.export_page(ADMIN, course, 2, 10) == []
+    with pytest.raises(cf.ChatError.Forbidden):
+        engine.drop_course(PROF, course)
+    assert engine.drop_course(ADMIN, course) == 2
+    with pytest.raises(cf.ChatError.NotFound):
+        engine.history(ADA, course, cf.HistoryQuery())
+    assert engine.run_retention() == 0  # no retention period set
+
+
+def test_retention_setting_is_checked():
+    with pytest.raises(cf.ChatError.Validation):
+        cf.ChatEngine.in_memory(cf.EngineConfig(retention_days=0))
+    eng = cf.ChatEngine.in_memory(cf.EngineConfig(retention_days=30))
+    eng.put_course(ADMIN, "c1", cf.CourseUpdate(name="x"))
+    eng.enroll(ADMIN, "c1", "ada", cf.Role.STUDENT)
+    send(eng, ADA, "recent")
+    assert eng.run_retention() == 0  # nothing is 30 days old
+    eng.close()

@@ -1503,6 +1503,12 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
     func delete(actor: Actor, messageId: String) throws  -> Message
     
     /**
+     * Drops an archived course from the store with its files (admins); how many messages it
+     * had.
+     */
+    func dropCourse(actor: Actor, courseId: String) throws  -> UInt64
+    
+    /**
      * Edits a message's text (its sender only).
      */
     func edit(actor: Actor, messageId: String, newMessage: String) throws  -> Message
@@ -1511,6 +1517,13 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
      * Enrolls a user in a course or changes their role (admins only).
      */
     func enroll(actor: Actor, courseId: String, userId: String, role: Role) throws  -> Participant
+    
+    /**
+     * Up to `limit` (1 to 1,000) messages of a course's history from position `from` (0 is the
+     * oldest), in creation order (the course's instructors and admins): page through with
+     * `from` += the page's length until a page is empty.
+     */
+    func exportPage(actor: Actor, courseId: String, from: UInt64, limit: UInt32) throws  -> [Message]
     
     /**
      * A file's metadata and bytes (participants of its course and admins).
@@ -1594,6 +1607,12 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
      * The mutes and bans in force in a course (moderators).
      */
     func restrictions(actor: Actor, courseId: String) throws  -> [Restriction]
+    
+    /**
+     * Runs a retention pass now (it also runs at open and hourly); how many messages it
+     * deleted.
+     */
+    func runRetention() throws  -> UInt64
     
     /**
      * The messages of a course matching every word of `q`, best first, at most `limit`
@@ -1865,6 +1884,21 @@ open func delete(actor: Actor, messageId: String)throws  -> Message  {
 }
     
     /**
+     * Drops an archived course from the store with its files (admins); how many messages it
+     * had.
+     */
+open func dropCourse(actor: Actor, courseId: String)throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_drop_course(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(courseId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Edits a message's text (its sender only).
      */
 open func edit(actor: Actor, messageId: String, newMessage: String)throws  -> Message  {
@@ -1891,6 +1925,24 @@ open func enroll(actor: Actor, courseId: String, userId: String, role: Role)thro
         FfiConverterString.lower(courseId),
         FfiConverterString.lower(userId),
         FfiConverterTypeRole_lower(role),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Up to `limit` (1 to 1,000) messages of a course's history from position `from` (0 is the
+     * oldest), in creation order (the course's instructors and admins): page through with
+     * `from` += the page's length until a page is empty.
+     */
+open func exportPage(actor: Actor, courseId: String, from: UInt64, limit: UInt32)throws  -> [Message]  {
+    return try  FfiConverterSequenceTypeMessage.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_export_page(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(courseId),
+        FfiConverterUInt64.lower(from),
+        FfiConverterUInt32.lower(limit),uniffiCallStatus
     )
 })
 }
@@ -2124,6 +2176,19 @@ open func restrictions(actor: Actor, courseId: String)throws  -> [Restriction]  
             self.uniffiCloneHandle(),
         FfiConverterTypeActor_lower(actor),
         FfiConverterString.lower(courseId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Runs a retention pass now (it also runs at open and hourly); how many messages it
+     * deleted.
+     */
+open func runRetention()throws  -> UInt64  {
+    return try  FfiConverterUInt64.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_run_retention(
+            self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
 }
@@ -3809,6 +3874,10 @@ public struct Course: Equatable, Hashable {
      * Enrolled user ids, instructors included.
      */
     public var participants: [String]
+    /**
+     * Archived: read-only for good.
+     */
+    public var archived: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3824,11 +3893,15 @@ public struct Course: Equatable, Hashable {
          */chatEnabled: Bool, 
         /**
          * Enrolled user ids, instructors included.
-         */participants: [String]) {
+         */participants: [String], 
+        /**
+         * Archived: read-only for good.
+         */archived: Bool = false) {
         self.id = id
         self.name = name
         self.chatEnabled = chatEnabled
         self.participants = participants
+        self.archived = archived
     }
 
     
@@ -3850,7 +3923,8 @@ public struct FfiConverterTypeCourse: FfiConverterRustBuffer {
                 id: FfiConverterString.read(from: &buf), 
                 name: FfiConverterString.read(from: &buf), 
                 chatEnabled: FfiConverterBool.read(from: &buf), 
-                participants: FfiConverterSequenceString.read(from: &buf)
+                participants: FfiConverterSequenceString.read(from: &buf), 
+                archived: FfiConverterBool.read(from: &buf)
         )
     }
 
@@ -3859,6 +3933,7 @@ public struct FfiConverterTypeCourse: FfiConverterRustBuffer {
         FfiConverterString.write(value.name, into: &buf)
         FfiConverterBool.write(value.chatEnabled, into: &buf)
         FfiConverterSequenceString.write(value.participants, into: &buf)
+        FfiConverterBool.write(value.archived, into: &buf)
     }
 }
 
@@ -3891,6 +3966,10 @@ public struct CourseUpdate: Equatable, Hashable {
      * Whether chat is enabled.
      */
     public var chatEnabled: Bool?
+    /**
+     * Archive the course (read-only for good) or bring it back.
+     */
+    public var archived: Bool?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -3900,9 +3979,13 @@ public struct CourseUpdate: Equatable, Hashable {
          */name: String? = nil, 
         /**
          * Whether chat is enabled.
-         */chatEnabled: Bool? = nil) {
+         */chatEnabled: Bool? = nil, 
+        /**
+         * Archive the course (read-only for good) or bring it back.
+         */archived: Bool? = nil) {
         self.name = name
         self.chatEnabled = chatEnabled
+        self.archived = archived
     }
 
     
@@ -3922,13 +4005,15 @@ public struct FfiConverterTypeCourseUpdate: FfiConverterRustBuffer {
         return
             try CourseUpdate(
                 name: FfiConverterOptionString.read(from: &buf), 
-                chatEnabled: FfiConverterOptionBool.read(from: &buf)
+                chatEnabled: FfiConverterOptionBool.read(from: &buf), 
+                archived: FfiConverterOptionBool.read(from: &buf)
         )
     }
 
     public static func write(_ value: CourseUpdate, into buf: inout [UInt8]) {
         FfiConverterOptionString.write(value.name, into: &buf)
         FfiConverterOptionBool.write(value.chatEnabled, into: &buf)
+        FfiConverterOptionBool.write(value.archived, into: &buf)
     }
 }
 
@@ -4123,6 +4208,10 @@ public struct EngineConfig: Equatable, Hashable {
      * Refuse a message with a blocked word (`Forbidden`) instead of masking it (default false).
      */
     public var rejectBlockedWords: Bool?
+    /**
+     * Delete messages older than this many days, as tombstones (default: keep every message).
+     */
+    public var retentionDays: UInt32?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4165,7 +4254,10 @@ public struct EngineConfig: Equatable, Hashable {
          */blockedWords: [String]? = nil, 
         /**
          * Refuse a message with a blocked word (`Forbidden`) instead of masking it (default false).
-         */rejectBlockedWords: Bool? = nil) {
+         */rejectBlockedWords: Bool? = nil, 
+        /**
+         * Delete messages older than this many days, as tombstones (default: keep every message).
+         */retentionDays: UInt32? = nil) {
         self.maxMessageChars = maxMessageChars
         self.maxFileBytes = maxFileBytes
         self.allowedMimeTypes = allowedMimeTypes
@@ -4179,6 +4271,7 @@ public struct EngineConfig: Equatable, Hashable {
         self.fileUrlPrefix = fileUrlPrefix
         self.blockedWords = blockedWords
         self.rejectBlockedWords = rejectBlockedWords
+        self.retentionDays = retentionDays
     }
 
     
@@ -4209,7 +4302,8 @@ public struct FfiConverterTypeEngineConfig: FfiConverterRustBuffer {
                 maxPageLimit: FfiConverterOptionUInt32.read(from: &buf), 
                 fileUrlPrefix: FfiConverterOptionString.read(from: &buf), 
                 blockedWords: FfiConverterOptionSequenceString.read(from: &buf), 
-                rejectBlockedWords: FfiConverterOptionBool.read(from: &buf)
+                rejectBlockedWords: FfiConverterOptionBool.read(from: &buf), 
+                retentionDays: FfiConverterOptionUInt32.read(from: &buf)
         )
     }
 
@@ -4227,6 +4321,7 @@ public struct FfiConverterTypeEngineConfig: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.fileUrlPrefix, into: &buf)
         FfiConverterOptionSequenceString.write(value.blockedWords, into: &buf)
         FfiConverterOptionBool.write(value.rejectBlockedWords, into: &buf)
+        FfiConverterOptionUInt32.write(value.retentionDays, into: &buf)
     }
 }
 
@@ -8968,10 +9063,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_method_chatengine_delete() != 28325) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_method_chatengine_drop_course() != 7582) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_method_chatengine_edit() != 12544) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_enroll() != 54783) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_export_page() != 40637) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_file() != 32520) {
@@ -9020,6 +9121,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_restrictions() != 25807) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_run_retention() != 36994) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_search() != 61993) {

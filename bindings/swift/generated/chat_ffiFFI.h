@@ -604,6 +604,11 @@ RustBuffer uniffi_chat_ffi_fn_method_chatengine_course(uint64_t ptr, RustBuffer 
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_delete(uint64_t ptr, RustBuffer actor, RustBuffer message_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_DROP_COURSE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_DROP_COURSE
+uint64_t uniffi_chat_ffi_fn_method_chatengine_drop_course(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_EDIT
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_EDIT
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_edit(uint64_t ptr, RustBuffer actor, RustBuffer message_id, RustBuffer new_message, RustCallStatus *_Nonnull out_status
@@ -612,6 +617,11 @@ RustBuffer uniffi_chat_ffi_fn_method_chatengine_edit(uint64_t ptr, RustBuffer ac
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_ENROLL
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_ENROLL
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_enroll(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer user_id, RustBuffer role, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_EXPORT_PAGE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_EXPORT_PAGE
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_export_page(uint64_t ptr, RustBuffer actor, RustBuffer course_id, uint64_t from, uint32_t limit, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_FILE
@@ -692,6 +702,11 @@ RustBuffer uniffi_chat_ffi_fn_method_chatengine_resolve_flag(uint64_t ptr, RustB
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_RESTRICTIONS
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_RESTRICTIONS
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_restrictions(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_RUN_RETENTION
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_RUN_RETENTION
+uint64_t uniffi_chat_ffi_fn_method_chatengine_run_retention(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_SEARCH
@@ -1334,6 +1349,12 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_delete(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_DROP_COURSE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_DROP_COURSE
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_drop_course(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_EDIT
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_EDIT
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_edit(void
@@ -1343,6 +1364,12 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_edit(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_ENROLL
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_ENROLL
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_enroll(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_EXPORT_PAGE
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_EXPORT_PAGE
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_export_page(void
     
 );
 #endif
@@ -1439,6 +1466,12 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_resolve_flag(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_RESTRICTIONS
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_RESTRICTIONS
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_restrictions(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_RUN_RETENTION
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_RUN_RETENTION
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_run_retention(void
     
 );
 #endif

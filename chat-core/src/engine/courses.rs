@@ -16,6 +16,9 @@ pub struct CourseUpdate {
     pub name: Option<String>,
     /// Whether chat is enabled.
     pub chat_enabled: Option<bool>,
+    /// Archive the course (`true`: read-only, every write refused with `CHAT_DISABLED`) or
+    /// bring it back (`false`).
+    pub archived: Option<bool>,
 }
 
 /// What an operation needs of a course.
@@ -23,8 +26,10 @@ pub struct CourseUpdate {
 pub(super) enum Need {
     /// To read it: the course exists and the caller takes part (or is an admin).
     Read,
-    /// To write to it (send, edit, type): that, and chat enabled.
+    /// To write to it (send, edit, type): that, chat enabled and the course not archived.
     Write,
+    /// To change it otherwise (pins, flags, moderation, deletions): readable and not archived.
+    Change,
 }
 
 impl Engine {
@@ -60,10 +65,14 @@ impl Engine {
         let chat_enabled = update
             .chat_enabled
             .unwrap_or_else(|| current.as_ref().is_none_or(|c| c.chat_enabled));
+        let archived = update
+            .archived
+            .unwrap_or_else(|| current.as_ref().is_some_and(|c| c.archived));
         let record = CourseRecord {
             id: course_id.to_string(),
             name,
             chat_enabled,
+            archived,
         };
         self.inner.store.put_course(&record).await?;
         self.course_view(record).await
@@ -83,6 +92,7 @@ impl Engine {
             name: record.name,
             chat_enabled: record.chat_enabled,
             participants: participants.into_iter().map(|p| p.user_id).collect(),
+            archived: record.archived,
         })
     }
 
@@ -166,7 +176,8 @@ impl Engine {
         if role.is_none() && !actor.is_admin() {
             return Err(Error::NotEnrolled);
         }
-        if need == Need::Write && !course.chat_enabled {
+        if (need == Need::Write && !course.chat_enabled) || (need != Need::Read && course.archived)
+        {
             return Err(Error::ChatDisabled);
         }
         if !Self::moderates(actor, role) {

@@ -12,6 +12,7 @@
 //! - [`writes`]: sends, edits, deletions, read receipts (each a durable write, then its event);
 //! - [`reactions`]: emoji reactions on messages (seq'd changes like edits);
 //! - [`searches`]: full-text search over a course (the index is [`crate::search`]);
+//! - [`archive`]: archived courses, export, dropping a course, retention;
 //! - [`threads`]: replies gathered under a root message, thread pages and counts;
 //! - [`moderation`]: pins, mutes, bans, flags and the audit log (instructors and admins);
 //! - [`reads`]: history pages, replays of the change log, files, and filling `readBy`;
@@ -40,6 +41,7 @@ use crate::store::{Store, StoredUser};
 use crate::stream::{Events, StreamShared};
 use crate::typing::TypingState;
 
+mod archive;
 mod catch_up;
 mod connection;
 mod courses;
@@ -54,6 +56,7 @@ mod uncancellable;
 mod users;
 mod writes;
 
+pub use archive::{Dropped, MAX_EXPORT_PAGE};
 pub use connection::{Connection, Joined, Resume};
 pub use courses::CourseUpdate;
 pub use moderation::{MAX_AUDIT_PAGE, MAX_MUTE, MAX_PINS, MAX_REASON_CHARS};
@@ -189,6 +192,7 @@ impl EngineBuilder {
             }),
         };
         engine.start_node().await?;
+        engine.start_retention();
         Ok(engine)
     }
 }

@@ -42,8 +42,13 @@ pub const MAX_AUDIT_PAGE: usize = 200;
 
 impl Engine {
     /// Checks that the caller moderates the course; returns their role in it.
-    async fn moderator_of(&self, actor: &Actor, course_id: &str) -> Result<Option<Role>> {
-        let (_, role) = self.access(actor, course_id, Need::Read).await?;
+    async fn moderator_of(
+        &self,
+        actor: &Actor,
+        course_id: &str,
+        need: Need,
+    ) -> Result<Option<Role>> {
+        let (_, role) = self.access(actor, course_id, need).await?;
         if !Self::moderates(actor, role) {
             return Err(Error::Forbidden(
                 "only the course's instructors and admins can moderate it".into(),
@@ -91,8 +96,8 @@ impl Engine {
     async fn set_pin(&self, actor: &Actor, message_id: &str, pin: bool) -> Result<Message> {
         self.alive()?;
         for _ in 0..CONFLICT_RETRIES {
-            let (current, course, _) = self.message_for(actor, message_id, Need::Read).await?;
-            self.moderator_of(actor, &course.id).await?;
+            let (current, course, _) = self.message_for(actor, message_id, Need::Change).await?;
+            self.moderator_of(actor, &course.id, Need::Change).await?;
             if current.is_deleted {
                 return Err(Error::NotFound("message"));
             }
@@ -202,7 +207,7 @@ impl Engine {
         duration: Duration,
     ) -> Result<Restriction> {
         self.alive()?;
-        self.moderator_of(actor, course_id).await?;
+        self.moderator_of(actor, course_id, Need::Change).await?;
         self.restrictable(actor, course_id, user_id).await?;
         if duration.is_zero() || duration > MAX_MUTE {
             return Err(Error::validation(format!(
@@ -237,7 +242,7 @@ impl Engine {
     #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn unmute(&self, actor: &Actor, course_id: &str, user_id: &str) -> Result<()> {
         self.alive()?;
-        self.moderator_of(actor, course_id).await?;
+        self.moderator_of(actor, course_id, Need::Change).await?;
         check_id("userId", user_id)?;
         let was = self.inner.store.restriction(course_id, user_id).await?;
         if !was.is_some_and(|r| r.muted_at(Timestamp::now())) {
@@ -260,7 +265,7 @@ impl Engine {
     #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn ban(&self, actor: &Actor, course_id: &str, user_id: &str) -> Result<Restriction> {
         self.alive()?;
-        self.moderator_of(actor, course_id).await?;
+        self.moderator_of(actor, course_id, Need::Change).await?;
         self.restrictable(actor, course_id, user_id).await?;
         let already = self
             .inner
@@ -294,7 +299,7 @@ impl Engine {
     #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn unban(&self, actor: &Actor, course_id: &str, user_id: &str) -> Result<()> {
         self.alive()?;
-        self.moderator_of(actor, course_id).await?;
+        self.moderator_of(actor, course_id, Need::Change).await?;
         check_id("userId", user_id)?;
         let was = self.inner.store.restriction(course_id, user_id).await?;
         if !was.is_some_and(|r| r.banned) {
@@ -315,7 +320,7 @@ impl Engine {
     /// The restrictions in force in a course, by user id (moderators).
     #[tracing::instrument(level = "debug", skip_all, fields(user = %actor.id, course = course_id), err(level = "debug"))]
     pub async fn restrictions(&self, actor: &Actor, course_id: &str) -> Result<Vec<Restriction>> {
-        self.moderator_of(actor, course_id).await?;
+        self.moderator_of(actor, course_id, Need::Read).await?;
         let now = Timestamp::now();
         let mut all = self.inner.store.restrictions(course_id).await?;
         all.retain(|r| r.in_force(now));
@@ -338,7 +343,7 @@ impl Engine {
                 "reason must be 1 to {MAX_REASON_CHARS} characters"
             )));
         }
-        let (message, course, _) = self.message_for(actor, message_id, Need::Read).await?;
+        let (message, course, _) = self.message_for(actor, message_id, Need::Change).await?;
         if message.is_deleted {
             return Err(Error::NotFound("message"));
         }
@@ -372,7 +377,7 @@ impl Engine {
         course_id: &str,
         open_only: bool,
     ) -> Result<Vec<Flag>> {
-        self.moderator_of(actor, course_id).await?;
+        self.moderator_of(actor, course_id, Need::Read).await?;
         self.inner.store.flags(course_id, open_only).await
     }
 
@@ -393,7 +398,8 @@ impl Engine {
             .flag(flag_id)
             .await?
             .ok_or(Error::NotFound("flag"))?;
-        self.moderator_of(actor, &flag.course_id).await?;
+        self.moderator_of(actor, &flag.course_id, Need::Change)
+            .await?;
         if flag.resolution.is_some() {
             return Ok(flag);
         }

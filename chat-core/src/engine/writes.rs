@@ -374,7 +374,7 @@ impl Engine {
     pub async fn delete(&self, actor: &Actor, message_id: &str) -> Result<Message> {
         self.alive()?;
         for _ in 0..CONFLICT_RETRIES {
-            let (current, _, role) = self.message_for(actor, message_id, Need::Read).await?;
+            let (current, _, role) = self.message_for(actor, message_id, Need::Change).await?;
             let own = current.sender.id == actor.id;
             if !own && !Self::moderates(actor, role) {
                 return Err(Error::Forbidden(

@@ -4,7 +4,8 @@
 use std::future::Future;
 
 use super::{
-    ChangeKind, CourseRecord, Inserted, ReactionChange, ReadAdvance, Store, StoredUser, Update,
+    ChangeKind, CourseRecord, Inserted, ReactionChange, ReadAdvance, Store, StoredFile, StoredUser,
+    Update,
 };
 use crate::model::{
     AuditEntry, Flag, FlagResolution, Message, MessageType, Restriction, Role, Sender, Timestamp,
@@ -77,6 +78,7 @@ where
     restrictions(&make().await).await;
     flags(&make().await).await;
     audit(&make().await).await;
+    drops(&make().await).await;
     timeline(&make().await).await;
     receipts(&make().await).await;
     epochs(&make().await, &make().await).await;
@@ -305,6 +307,108 @@ async fn flags(store: &dyn Store) {
     assert_eq!(store.flag("nope").await.unwrap(), None);
 }
 
+/// Dropping a course removes everything of it and nothing of another; it can start over.
+async fn drops(store: &dyn Store) {
+    for id in ["c1", "c2"] {
+        store
+            .put_course(&CourseRecord {
+                id: id.into(),
+                name: id.into(),
+                chat_enabled: true,
+                archived: true,
+            })
+            .await
+            .unwrap();
+        store
+            .put_participant(id, "u1", Role::Student)
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.course_ids().await.unwrap(), ["c1", "c2"]);
+    let root = insert(store, message("c1", "u1", "root", Some("k1"))).await;
+    let mut reply = message("c1", "u2", "reply", None);
+    reply.thread_id = Some(root.id.clone());
+    insert(store, reply).await;
+    set_pin(store, &root, true).await;
+    store
+        .put_restriction(&restriction("c1", "u2", true))
+        .await
+        .unwrap();
+    store
+        .insert_flag(&new_flag("c1", &root.id, "u2"))
+        .await
+        .unwrap();
+    store
+        .advance_read("c1", "u2", 2, Timestamp::now())
+        .await
+        .unwrap();
+    let file = StoredFile {
+        id: "f1".into(),
+        course_id: "c1".into(),
+        uploader_id: "u1".into(),
+        name: "a.png".into(),
+        size: 1,
+        mime_type: "image/png".into(),
+        duration_ms: None,
+        created_at: Timestamp::now(),
+    };
+    store.put_file(&file).await.unwrap();
+    store
+        .put_file(&StoredFile {
+            id: "f2".into(),
+            course_id: "c2".into(),
+            ..file.clone()
+        })
+        .await
+        .unwrap();
+    let kept = insert(store, message("c2", "u1", "kept", None)).await;
+
+    assert_eq!(store.drop_course("c1").await.unwrap(), ["f1"]);
+    assert_eq!(store.course("c1").await.unwrap(), None);
+    assert_eq!(store.course_ids().await.unwrap(), ["c2"]);
+    assert_eq!(store.message(&root.id).await.unwrap(), None);
+    assert_eq!(store.last_seq("c1").await.unwrap(), 0);
+    assert_eq!(store.message_count("c1").await.unwrap(), 0);
+    assert!(store.changes("c1", 0, 100, 100).await.unwrap().is_empty());
+    assert!(store.participants("c1").await.unwrap().is_empty());
+    assert_eq!(store.courses_of("u1").await.unwrap(), ["c2"]);
+    assert!(store.pinned("c1").await.unwrap().is_empty());
+    assert!(store.restrictions("c1").await.unwrap().is_empty());
+    assert!(store.flags("c1", false).await.unwrap().is_empty());
+    assert!(store
+        .thread_replies(&root.id, 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.read_watermark("c1", "u2").await.unwrap(), None);
+    assert_eq!(store.file("f1").await.unwrap(), None);
+    // The other course is whole.
+    assert_eq!(
+        store.file("f2").await.unwrap().map(|f| f.id),
+        Some("f2".into())
+    );
+    assert_eq!(
+        store.message(&kept.id).await.unwrap().map(|m| m.id),
+        Some(kept.id)
+    );
+    // Made again, the course starts over (and the same client id is free again).
+    store
+        .put_course(&CourseRecord {
+            id: "c1".into(),
+            name: "again".into(),
+            chat_enabled: true,
+            archived: false,
+        })
+        .await
+        .unwrap();
+    let fresh = insert(store, message("c1", "u1", "fresh", Some("k1"))).await;
+    assert_eq!(fresh.seq, 1);
+    assert_eq!(
+        store.drop_course("nope").await.unwrap(),
+        Vec::<String>::new()
+    );
+}
+
 /// The audit log reads newest first, per course or whole, in pages by id.
 async fn audit(store: &dyn Store) {
     let mut ids = ulid::Generator::new();
@@ -438,6 +542,7 @@ async fn profiles_and_courses(store: &dyn Store) {
         id: "c1".into(),
         name: "Rust".into(),
         chat_enabled: true,
+        archived: false,
     };
     store.put_course(&course).await.unwrap();
     assert_eq!(store.course("c1").await.unwrap(), Some(course.clone()));
@@ -486,6 +591,7 @@ async fn profiles_and_courses(store: &dyn Store) {
     let renamed = CourseRecord {
         name: "Rust 2".into(),
         chat_enabled: false,
+        archived: true,
         ..course
     };
     store.put_course(&renamed).await.unwrap();

@@ -291,6 +291,90 @@ impl<B: KvBackend> Store for KvStore<B> {
         self.get_cached(key(b'c', &[id.as_bytes()]))
     }
 
+    async fn course_ids(&self) -> Result<Vec<String>> {
+        let (from, to) = under(b'c', &[]);
+        let mut out = Vec::new();
+        self.kv.scan(&from, &to, false, &mut |k, _| {
+            out.push(String::from_utf8_lossy(&k[from.len()..]).into_owned());
+            true
+        })?;
+        Ok(out)
+    }
+
+    async fn drop_course(&self, course_id: &str) -> Result<Vec<String>> {
+        let c = course_id.as_bytes();
+        let head = self.head(course_id)?;
+        let guard = head.lock();
+        let mut doomed: Vec<Vec<u8>> = Vec::new();
+        let keys_under = |tag: u8, parts: &[&[u8]], out: &mut Vec<Vec<u8>>| -> Result<()> {
+            let (from, to) = under(tag, parts);
+            self.kv.scan(&from, &to, false, &mut |k, _| {
+                out.push(k.to_vec());
+                true
+            })
+        };
+        // Messages: their id keys, thread indexes and flag dedupe keys.
+        let (from, to) = under(b't', &[c]);
+        let mut ids = Vec::new();
+        self.kv.scan(&from, &to, false, &mut |_, v| {
+            ids.push(v.to_vec());
+            true
+        })?;
+        for id in &ids {
+            doomed.push(key(b'm', &[id]));
+            keys_under(b'T', &[id], &mut doomed)?;
+            keys_under(b'i', &[id], &mut doomed)?;
+        }
+        // Participants, and their reverse index.
+        let (from, to) = under(b'p', &[c]);
+        let mut users = Vec::new();
+        self.kv.scan(&from, &to, false, &mut |k, _| {
+            users.push(k[from.len()..].to_vec());
+            true
+        })?;
+        for u in &users {
+            doomed.push(key(b'q', &[u, c]));
+        }
+        // Flags.
+        let (from, to) = under(b'G', &[c]);
+        self.kv.scan(&from, &to, false, &mut |k, _| {
+            doomed.push(key(b'g', &[&k[from.len()..]]));
+            true
+        })?;
+        for tag in [
+            b'p', b'l', b's', b't', b'k', b'w', b'r', b'P', b'b', b'G', b'h',
+        ] {
+            keys_under(tag, &[c], &mut doomed)?;
+        }
+        doomed.push(key(b'h', &[c]));
+        // File metadata of the course.
+        let (from, to) = under(b'f', &[]);
+        let mut files = Vec::new();
+        let mut err = None;
+        self.kv.scan(&from, &to, false, &mut |k, v| {
+            match dec::<StoredFile>(v) {
+                Ok(f) if f.course_id == course_id => {
+                    files.push(f.id);
+                    doomed.push(k.to_vec());
+                }
+                Ok(_) => {}
+                Err(e) => err = Some(e),
+            }
+            err.is_none()
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        for chunk in doomed.chunks(10_000) {
+            self.apply_cached(chunk.iter().map(|k| (k.clone(), None)).collect())?;
+        }
+        self.apply_cached(vec![(key(b'c', &[c]), None)])?;
+        self.heads.lock().remove(course_id);
+        drop(guard);
+        self.kv.sync().await?;
+        Ok(files)
+    }
+
     async fn put_participant(&self, course_id: &str, user_id: &str, role: Role) -> Result<()> {
         let (c, u) = (course_id.as_bytes(), user_id.as_bytes());
         self.apply_cached(vec![

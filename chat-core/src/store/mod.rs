@@ -61,6 +61,10 @@ pub struct CourseRecord {
     pub name: String,
     /// Whether sending, editing and typing are allowed.
     pub chat_enabled: bool,
+    /// Archived: read-only for good (every write is refused with `CHAT_DISABLED`), and ready
+    /// to be exported and dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub archived: bool,
 }
 
 /// What a change did to a message.
@@ -220,6 +224,13 @@ pub trait Store: Send + Sync + 'static {
     async fn put_course(&self, course: &CourseRecord) -> Result<()>;
     /// A course's settings.
     async fn course(&self, id: &str) -> Result<Option<CourseRecord>>;
+    /// Every course's id, ordered.
+    async fn course_ids(&self) -> Result<Vec<String>>;
+    /// Removes a course and everything of it (messages, change log, receipts, participants,
+    /// restrictions, flags, file metadata; the audit log stays), returning the ids of its files
+    /// so their bytes can go too. The course record goes last, so an interrupted drop can be run
+    /// again. Its seqs start over if it is made again.
+    async fn drop_course(&self, course_id: &str) -> Result<Vec<String>>;
     /// Enrolls a user (or changes their role).
     async fn put_participant(&self, course_id: &str, user_id: &str, role: Role) -> Result<()>;
     /// Removes a user from a course; false if they were not enrolled.

@@ -32,6 +32,7 @@ pub async fn world_with(engine: Engine) -> World {
             CourseUpdate {
                 name: Some("Rust 101".into()),
                 chat_enabled: None,
+                archived: None,
             },
         )
         .await

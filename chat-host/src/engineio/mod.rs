@@ -33,7 +33,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming as HttpBody;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -188,7 +187,7 @@ impl EngineIo {
 /// An Engine.IO error: `{"code","message"}` with a status.
 fn eio_error(status: StatusCode, code: u8, message: &str) -> Response<Body> {
     let body = serde_json::json!({"code": code, "message": message}).to_string();
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(crate::response::full(Bytes::from(body)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         CONTENT_TYPE,
@@ -199,7 +198,7 @@ fn eio_error(status: StatusCode, code: u8, message: &str) -> Response<Body> {
 
 /// A `text/plain` answer: packets, or `ok`.
 fn text(body: String) -> Response<Body> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(crate::response::full(Bytes::from(body)));
     let h = resp.headers_mut();
     h.insert(
         CONTENT_TYPE,

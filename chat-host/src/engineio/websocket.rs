@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fastwebsockets::{Frame, WebSocket, WebSocketError};
-use http_body_util::Full;
 use hyper::body::Incoming as HttpBody;
 use hyper::upgrade::Upgraded;
 use hyper::{Request, Response};
@@ -83,7 +82,7 @@ where
         }
     };
     engine.tasks().spawn(f);
-    resp.map(|_| Full::new(Bytes::new()))
+    resp.map(|_| crate::response::full(Bytes::new()))
 }
 
 type Writer = FrameWriter<tokio::io::WriteHalf<Io>>;

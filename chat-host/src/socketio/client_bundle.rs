@@ -15,7 +15,6 @@
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::header::{
     HeaderValue, ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_TYPE, ETAG,
     IF_NONE_MATCH, VARY,
@@ -206,12 +205,12 @@ pub async fn serve(method: &Method, headers: &HeaderMap, index: usize) -> Respon
         };
         let mut resp = match body {
             Some((c, b)) => {
-                let mut r = Response::new(Full::new(b));
+                let mut r = Response::new(crate::response::full(b));
                 r.headers_mut()
                     .insert(CONTENT_ENCODING, HeaderValue::from_static(c.name()));
                 r
             }
-            None => Response::new(Full::new(Bytes::from_static(bytes))),
+            None => Response::new(crate::response::full(Bytes::from_static(bytes))),
         };
         let ctype = if name.ends_with(".map") {
             "application/json; charset=utf-8"
@@ -232,7 +231,7 @@ pub async fn serve(method: &Method, headers: &HeaderMap, index: usize) -> Respon
 }
 
 fn status(code: StatusCode) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::new()));
+    let mut r = Response::new(crate::response::full(Bytes::new()));
     *r.status_mut() = code;
     r
 }

@@ -3,6 +3,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod archive;
 mod auth;
 mod dropin;
 mod lifecycle;

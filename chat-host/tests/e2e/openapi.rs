@@ -59,6 +59,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/chat/react/{messageId}"),
     ("GET", "/api/v1/chat/online/{courseId}"),
     ("GET", "/api/v1/chat/course/{courseId}/search"),
+    ("GET", "/api/v1/chat/course/{courseId}/export"),
+    ("DELETE", "/api/v1/chat/courses/{courseId}"),
     ("GET", "/api/v1/chat/thread/{messageId}"),
     ("PUT", "/api/v1/chat/pin/{messageId}"),
     ("DELETE", "/api/v1/chat/pin/{messageId}"),
@@ -184,6 +186,28 @@ async fn every_documented_route_answers_as_documented() {
                         400 => (Some(&w.u2), p(COURSE, "?q="), None),
                         403 => (Some(&w.x1), p(COURSE, "?q=documented"), None),
                         404 => (Some(&w.u2), p("nope", "?q=documented"), None),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
+                }
+                ("GET", "/api/v1/chat/course/{courseId}/export", s) => {
+                    let p = |c: &str| format!("/api/v1/chat/course/{c}/export");
+                    match s {
+                        200 => (Some(&w.i1), p(COURSE), None),
+                        403 => (Some(&w.u2), p(COURSE), None),
+                        404 => (Some(&w.i1), p("nope"), None),
+                        _ => panic!("no probe for {method} {t} {s}"),
+                    }
+                }
+                ("DELETE", "/api/v1/chat/courses/{courseId}", s) => {
+                    let p = |c: &str| format!("/api/v1/chat/courses/{c}");
+                    let archived = json!({"name": "Gone", "archived": true});
+                    w.put(&w.admin, &p("gone"), archived).await;
+                    w.put(&w.admin, &p("kept"), json!({"name": "Kept"})).await;
+                    match s {
+                        200 => (Some(&w.admin), p("gone"), None),
+                        400 => (Some(&w.admin), p("kept"), None),
+                        403 => (Some(&w.i1), p("kept"), None),
+                        404 => (Some(&w.admin), p("nope"), None),
                         _ => panic!("no probe for {method} {t} {s}"),
                     }
                 }
@@ -507,7 +531,18 @@ async fn every_documented_route_answers_as_documented() {
             };
         let r = request(w.addr, method, &path, tok, body).await;
         assert_eq!(r.status, *status, "{method} {path}: {}", r.text());
-        if t != "/api/v1/chat/files/{fileId}" || *status != 200 {
+        let raw = [
+            "/api/v1/chat/files/{fileId}",
+            "/api/v1/chat/course/{courseId}/export",
+        ];
+        if *status == 200 && t.ends_with("/export") {
+            // JSON Lines, not the envelope.
+            assert!(r
+                .text()
+                .lines()
+                .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+        }
+        if !raw.contains(&t) || *status != 200 {
             let v = r.json();
             assert_eq!(v["success"], *status < 400, "{method} {path}: envelope {v}");
             assert!(v["message"].is_string());

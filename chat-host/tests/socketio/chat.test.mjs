@@ -13,6 +13,7 @@ import {
   course,
   jwt,
   next,
+  rest,
   ok,
   sleep,
   token,
@@ -181,6 +182,19 @@ for (const mode of MODES) {
       assert.equal(typeof hits[0].score, "number");
       const bad = await call(sa, "search-messages", { courseId, q: "" });
       assert.equal(bad.error.code, "VALIDATION");
+    });
+
+    it("an archived course refuses writes with CHAT_DISABLED and still reads", async () => {
+      const { sa, courseId } = await room();
+      await ok(sa, "join-course", { courseId });
+      const sent = await ok(sa, "send-message", { courseId, message: "before" });
+      await rest("PUT", `/api/v1/chat/courses/${courseId}`, { archived: true });
+      const refused = await call(sa, "send-message", { courseId, message: "after" });
+      assert.equal(refused.error.code, "CHAT_DISABLED");
+      const react = await call(sa, "add-reaction", { messageId: sent.id, emoji: "👍" });
+      assert.equal(react.error.code, "CHAT_DISABLED");
+      const found = await ok(sa, "search-messages", { courseId, q: "before" });
+      assert.equal(found[0].message.id, sent.id);
     });
 
     it("a failed event is a failed ack, or an error event without an ack", async () => {

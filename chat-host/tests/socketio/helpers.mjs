@@ -27,7 +27,7 @@ export function jwt(claims, secret = SECRET) {
 export const token = (sub, name, role = "student") => jwt({ sub, name, role });
 export const ADMIN = token("admin", "Admin", "admin");
 
-async function rest(method, path, body) {
+export async function rest(method, path, body) {
   const res = await fetch(URL + path, {
     method,
     headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/json" },

@@ -85,6 +85,60 @@ impl Store for PgStore {
             .transpose()
     }
 
+    async fn course_ids(&self) -> Result<Vec<String>> {
+        sqlx::query("SELECT id FROM chat_courses ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("list courses"))?
+            .iter()
+            .map(|row| get(row, 0))
+            .collect()
+    }
+
+    async fn drop_course(&self, course_id: &str) -> Result<Vec<String>> {
+        let mut tx = self.pool.begin().await.map_err(db("begin drop"))?;
+        // Holds the course's seq lock: no send or change of it is in flight meanwhile.
+        sqlx::query("SELECT last_seq FROM chat_heads WHERE course_id = $1 FOR UPDATE")
+            .bind(course_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("lock course"))?;
+        let files: Vec<String> = sqlx::query(
+            "DELETE FROM chat_files WHERE (file::json ->> 'courseId') = $1 RETURNING id",
+        )
+        .bind(course_id)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db("drop files"))?
+        .iter()
+        .map(|row| get(row, 0))
+        .collect::<Result<_>>()?;
+        for table in [
+            "chat_messages",
+            "chat_changes",
+            "chat_heads",
+            "chat_read_watermarks",
+            "chat_read_marks",
+            "chat_participants",
+            "chat_restrictions",
+            "chat_flags",
+        ] {
+            let sql = format!("DELETE FROM {table} WHERE course_id = $1");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(course_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("drop course rows"))?;
+        }
+        sqlx::query("DELETE FROM chat_courses WHERE id = $1")
+            .bind(course_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("drop course"))?;
+        tx.commit().await.map_err(db("commit drop"))?;
+        Ok(files)
+    }
+
     async fn put_participant(&self, course_id: &str, user_id: &str, role: Role) -> Result<()> {
         sqlx::query(
             "INSERT INTO chat_participants (course_id, user_id, role) VALUES ($1, $2, $3) \

@@ -837,9 +837,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_delete(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_drop_course(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_edit(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_enroll(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_export_page(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_file(
     ): Int
@@ -872,6 +876,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_chat_ffi_checksum_method_chatengine_resolve_flag(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_restrictions(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_run_retention(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_search(
     ): Int
@@ -1056,9 +1062,13 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_delete(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_drop_course(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_chat_ffi_fn_method_chatengine_edit(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,`newMessage`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_enroll(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`userId`: RustBuffer.ByValue,`role`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_export_page(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`from`: Long,`limit`: Int,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_file(`ptr`: Long,`actor`: RustBuffer.ByValue,`fileId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1092,6 +1102,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_restrictions(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_run_retention(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_chat_ffi_fn_method_chatengine_search(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`q`: RustBuffer.ByValue,`limit`: RustBuffer.ByValue,`before`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_send(`ptr`: Long,`actor`: RustBuffer.ByValue,`request`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1390,10 +1402,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_delete() and 0xFFFF) != 28325) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_drop_course() and 0xFFFF) != 7582) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_edit() and 0xFFFF) != 12544) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_enroll() and 0xFFFF) != 54783) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_export_page() and 0xFFFF) != 40637) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_file() and 0xFFFF) != 32520) {
@@ -1442,6 +1460,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_restrictions() and 0xFFFF) != 25807) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_run_retention() and 0xFFFF) != 36994) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_search() and 0xFFFF) != 61993) {
@@ -3283,6 +3304,12 @@ public interface ChatEngineInterface {
     fun `delete`(`actor`: Actor, `messageId`: kotlin.String): Message
     
     /**
+     * Drops an archived course from the store with its files (admins); how many messages it
+     * had.
+     */
+    fun `dropCourse`(`actor`: Actor, `courseId`: kotlin.String): kotlin.ULong
+    
+    /**
      * Edits a message's text (its sender only).
      */
     fun `edit`(`actor`: Actor, `messageId`: kotlin.String, `newMessage`: kotlin.String): Message
@@ -3291,6 +3318,13 @@ public interface ChatEngineInterface {
      * Enrolls a user in a course or changes their role (admins only).
      */
     fun `enroll`(`actor`: Actor, `courseId`: kotlin.String, `userId`: kotlin.String, `role`: Role): Participant
+    
+    /**
+     * Up to `limit` (1 to 1,000) messages of a course's history from position `from` (0 is the
+     * oldest), in creation order (the course's instructors and admins): page through with
+     * `from` += the page's length until a page is empty.
+     */
+    fun `exportPage`(`actor`: Actor, `courseId`: kotlin.String, `from`: kotlin.ULong, `limit`: kotlin.UInt): List<Message>
     
     /**
      * A file's metadata and bytes (participants of its course and admins).
@@ -3374,6 +3408,12 @@ public interface ChatEngineInterface {
      * The mutes and bans in force in a course (moderators).
      */
     fun `restrictions`(`actor`: Actor, `courseId`: kotlin.String): List<Restriction>
+    
+    /**
+     * Runs a retention pass now (it also runs at open and hourly); how many messages it
+     * deleted.
+     */
+    fun `runRetention`(): kotlin.ULong
     
     /**
      * The messages of a course matching every word of `q`, best first, at most `limit`
@@ -3702,6 +3742,26 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
 
     
     /**
+     * Drops an archived course from the store with its files (admins); how many messages it
+     * had.
+     */
+    @Throws(ChatException::class)override fun `dropCourse`(`actor`: Actor, `courseId`: kotlin.String): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_drop_course(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`courseId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Edits a message's text (its sender only).
      */
     @Throws(ChatException::class)override fun `edit`(`actor`: Actor, `messageId`: kotlin.String, `newMessage`: kotlin.String): Message {
@@ -3735,6 +3795,29 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
         FfiConverterString.lower(`courseId`),
         FfiConverterString.lower(`userId`),
         FfiConverterTypeRole.lower(`role`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Up to `limit` (1 to 1,000) messages of a course's history from position `from` (0 is the
+     * oldest), in creation order (the course's instructors and admins): page through with
+     * `from` += the page's length until a page is empty.
+     */
+    @Throws(ChatException::class)override fun `exportPage`(`actor`: Actor, `courseId`: kotlin.String, `from`: kotlin.ULong, `limit`: kotlin.UInt): List<Message> {
+            return FfiConverterSequenceTypeMessage.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_export_page(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`courseId`),
+        FfiConverterULong.lower(`from`),
+        FfiConverterUInt.lower(`limit`),_status)
 }
     }
     )
@@ -4047,6 +4130,24 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
         
         FfiConverterTypeActor.lower(`actor`),
         FfiConverterString.lower(`courseId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Runs a retention pass now (it also runs at open and hourly); how many messages it
+     * deleted.
+     */
+    @Throws(ChatException::class)override fun `runRetention`(): kotlin.ULong {
+            return FfiConverterULong.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_run_retention(
+        it,
+        _status)
 }
     }
     )
@@ -6174,6 +6275,11 @@ data class Course (
      * Enrolled user ids, instructors included.
      */
     var `participants`: List<kotlin.String>
+    , 
+    /**
+     * Archived: read-only for good.
+     */
+    var `archived`: kotlin.Boolean = false 
     
 ){
     
@@ -6194,6 +6300,7 @@ public object FfiConverterTypeCourse: FfiConverterRustBuffer<Course> {
             FfiConverterString.read(buf),
             FfiConverterBoolean.read(buf),
             FfiConverterSequenceString.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -6201,7 +6308,8 @@ public object FfiConverterTypeCourse: FfiConverterRustBuffer<Course> {
             FfiConverterString.allocationSize(value.`id`) +
             FfiConverterString.allocationSize(value.`name`) +
             FfiConverterBoolean.allocationSize(value.`chatEnabled`) +
-            FfiConverterSequenceString.allocationSize(value.`participants`)
+            FfiConverterSequenceString.allocationSize(value.`participants`) +
+            FfiConverterBoolean.allocationSize(value.`archived`)
     )
 
     override fun write(value: Course, buf: ByteBuffer) {
@@ -6209,6 +6317,7 @@ public object FfiConverterTypeCourse: FfiConverterRustBuffer<Course> {
             FfiConverterString.write(value.`name`, buf)
             FfiConverterBoolean.write(value.`chatEnabled`, buf)
             FfiConverterSequenceString.write(value.`participants`, buf)
+            FfiConverterBoolean.write(value.`archived`, buf)
     }
 }
 
@@ -6228,6 +6337,11 @@ data class CourseUpdate (
      * Whether chat is enabled.
      */
     var `chatEnabled`: kotlin.Boolean? = null 
+    , 
+    /**
+     * Archive the course (read-only for good) or bring it back.
+     */
+    var `archived`: kotlin.Boolean? = null 
     
 ){
     
@@ -6246,17 +6360,20 @@ public object FfiConverterTypeCourseUpdate: FfiConverterRustBuffer<CourseUpdate>
         return CourseUpdate(
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalBoolean.read(buf),
+            FfiConverterOptionalBoolean.read(buf),
         )
     }
 
     override fun allocationSize(value: CourseUpdate) = (
             FfiConverterOptionalString.allocationSize(value.`name`) +
-            FfiConverterOptionalBoolean.allocationSize(value.`chatEnabled`)
+            FfiConverterOptionalBoolean.allocationSize(value.`chatEnabled`) +
+            FfiConverterOptionalBoolean.allocationSize(value.`archived`)
     )
 
     override fun write(value: CourseUpdate, buf: ByteBuffer) {
             FfiConverterOptionalString.write(value.`name`, buf)
             FfiConverterOptionalBoolean.write(value.`chatEnabled`, buf)
+            FfiConverterOptionalBoolean.write(value.`archived`, buf)
     }
 }
 
@@ -6417,6 +6534,11 @@ data class EngineConfig (
      * Refuse a message with a blocked word (`Forbidden`) instead of masking it (default false).
      */
     var `rejectBlockedWords`: kotlin.Boolean? = null 
+    , 
+    /**
+     * Delete messages older than this many days, as tombstones (default: keep every message).
+     */
+    var `retentionDays`: kotlin.UInt? = null 
     
 ){
     
@@ -6446,6 +6568,7 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalSequenceString.read(buf),
             FfiConverterOptionalBoolean.read(buf),
+            FfiConverterOptionalUInt.read(buf),
         )
     }
 
@@ -6462,7 +6585,8 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
             FfiConverterOptionalUInt.allocationSize(value.`maxPageLimit`) +
             FfiConverterOptionalString.allocationSize(value.`fileUrlPrefix`) +
             FfiConverterOptionalSequenceString.allocationSize(value.`blockedWords`) +
-            FfiConverterOptionalBoolean.allocationSize(value.`rejectBlockedWords`)
+            FfiConverterOptionalBoolean.allocationSize(value.`rejectBlockedWords`) +
+            FfiConverterOptionalUInt.allocationSize(value.`retentionDays`)
     )
 
     override fun write(value: EngineConfig, buf: ByteBuffer) {
@@ -6479,6 +6603,7 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
             FfiConverterOptionalString.write(value.`fileUrlPrefix`, buf)
             FfiConverterOptionalSequenceString.write(value.`blockedWords`, buf)
             FfiConverterOptionalBoolean.write(value.`rejectBlockedWords`, buf)
+            FfiConverterOptionalUInt.write(value.`retentionDays`, buf)
     }
 }
 
