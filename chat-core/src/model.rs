@@ -404,6 +404,10 @@ pub struct Message {
     /// On a thread's root: when its latest reply was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_reply_at: Option<Timestamp>,
+    /// The participants the text mentions (`@id` or `@DisplayName`), by user id (left out of
+    /// the JSON when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -416,6 +420,7 @@ impl Message {
         self.message = String::new();
         self.file = None;
         self.reactions = Vec::new();
+        self.mentions = Vec::new();
         self.set_pin(None);
         self.is_deleted = true;
         self.deleted_at = Some(at);

@@ -175,3 +175,43 @@ async fn a_resume_replays_replies_with_their_thread() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test]
+async fn mentions_name_participants_by_id_or_display_name() {
+    let w = world().await;
+    let m = w
+        .say(
+            &w.ada,
+            "@bob and @Prof, look (cc @eve, @ada, ada@example.org)",
+        )
+        .await;
+    // Eve is not a participant; Ada does not mention herself; the address is not a mention.
+    assert_eq!(m.mentions, ["bob", "prof"]);
+    assert_eq!(
+        serde_json::to_value(&m).unwrap()["mentions"],
+        serde_json::json!(["bob", "prof"])
+    );
+    let plain = w.say(&w.ada, "no one").await;
+    assert!(serde_json::to_value(&plain)
+        .unwrap()
+        .get("mentions")
+        .is_none());
+    // Edits work them out again; a deletion clears them.
+    let edited = w.engine.edit(&w.ada, &m.id, "only @BOB now").await.unwrap();
+    assert_eq!(edited.mentions, ["bob"]);
+    let gone = w.engine.delete(&w.ada, &m.id).await.unwrap();
+    assert!(gone.mentions.is_empty());
+}
+
+#[tokio::test]
+async fn mentions_match_display_names_without_spaces() {
+    let w = world().await;
+    let lovelace = chat_core::Actor::new("u-77", "Ada Lovelace", chat_core::Role::Student);
+    w.engine
+        .enroll(&w.admin, "c1", "u-77", chat_core::Role::Student)
+        .await
+        .unwrap();
+    w.engine.send(&lovelace, text("c1", "hi")).await.unwrap();
+    let m = w.say(&w.bob, "thanks @adalovelace").await;
+    assert_eq!(m.mentions, ["u-77"]);
+}

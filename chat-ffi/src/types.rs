@@ -398,6 +398,9 @@ pub struct Message {
     /// On a thread's root: when the latest reply was sent (RFC 3339).
     #[uniffi(default = None)]
     pub last_reply_at: Option<String>,
+    /// The participants the text mentions, by user id.
+    #[uniffi(default = [])]
+    pub mentions: Vec<String>,
 }
 
 impl From<core::Message> for Message {
@@ -427,6 +430,7 @@ impl From<core::Message> for Message {
             thread_id: m.thread_id,
             reply_count: m.reply_count,
             last_reply_at: m.last_reply_at.map(|t| t.to_string()),
+            mentions: m.mentions,
         }
     }
 }

@@ -2570,7 +2570,7 @@ class Message:
     """
     A chat message, as stored and as shown.
 """
-    def __init__(self, *, id:str, course_id:str, seq:int, change_seq:int, sender:Sender, message:str, message_type:MessageType, file:typing.Optional[FileInfo], reply_to:typing.Optional[ReplyPreview], read_by:typing.List[ReadBy], is_edited:bool, edited_at:typing.Optional[str], is_deleted:bool, deleted_at:typing.Optional[str], client_id:typing.Optional[str], created_at:str, updated_at:str, reactions:typing.List[Reaction] = _DEFAULT, pinned:bool = False, pinned_at:typing.Optional[str] = _DEFAULT, pinned_by:typing.Optional[str] = _DEFAULT, thread_id:typing.Optional[str] = _DEFAULT, reply_count:int = 0, last_reply_at:typing.Optional[str] = _DEFAULT):
+    def __init__(self, *, id:str, course_id:str, seq:int, change_seq:int, sender:Sender, message:str, message_type:MessageType, file:typing.Optional[FileInfo], reply_to:typing.Optional[ReplyPreview], read_by:typing.List[ReadBy], is_edited:bool, edited_at:typing.Optional[str], is_deleted:bool, deleted_at:typing.Optional[str], client_id:typing.Optional[str], created_at:str, updated_at:str, reactions:typing.List[Reaction] = _DEFAULT, pinned:bool = False, pinned_at:typing.Optional[str] = _DEFAULT, pinned_by:typing.Optional[str] = _DEFAULT, thread_id:typing.Optional[str] = _DEFAULT, reply_count:int = 0, last_reply_at:typing.Optional[str] = _DEFAULT, mentions:typing.List[str] = _DEFAULT):
         self.id = id
         self.course_id = course_id
         self.seq = seq
@@ -2610,12 +2610,16 @@ class Message:
             self.last_reply_at = None
         else:
             self.last_reply_at = last_reply_at
+        if mentions is _DEFAULT:
+            self.mentions = []
+        else:
+            self.mentions = mentions
         
         
 
     
     def __str__(self):
-        return "Message(id={}, course_id={}, seq={}, change_seq={}, sender={}, message={}, message_type={}, file={}, reply_to={}, read_by={}, is_edited={}, edited_at={}, is_deleted={}, deleted_at={}, client_id={}, created_at={}, updated_at={}, reactions={}, pinned={}, pinned_at={}, pinned_by={}, thread_id={}, reply_count={}, last_reply_at={})".format(self.id, self.course_id, self.seq, self.change_seq, self.sender, self.message, self.message_type, self.file, self.reply_to, self.read_by, self.is_edited, self.edited_at, self.is_deleted, self.deleted_at, self.client_id, self.created_at, self.updated_at, self.reactions, self.pinned, self.pinned_at, self.pinned_by, self.thread_id, self.reply_count, self.last_reply_at)
+        return "Message(id={}, course_id={}, seq={}, change_seq={}, sender={}, message={}, message_type={}, file={}, reply_to={}, read_by={}, is_edited={}, edited_at={}, is_deleted={}, deleted_at={}, client_id={}, created_at={}, updated_at={}, reactions={}, pinned={}, pinned_at={}, pinned_by={}, thread_id={}, reply_count={}, last_reply_at={}, mentions={})".format(self.id, self.course_id, self.seq, self.change_seq, self.sender, self.message, self.message_type, self.file, self.reply_to, self.read_by, self.is_edited, self.edited_at, self.is_deleted, self.deleted_at, self.client_id, self.created_at, self.updated_at, self.reactions, self.pinned, self.pinned_at, self.pinned_by, self.thread_id, self.reply_count, self.last_reply_at, self.mentions)
     def __eq__(self, other):
         if self.id != other.id:
             return False
@@ -2665,6 +2669,8 @@ class Message:
             return False
         if self.last_reply_at != other.last_reply_at:
             return False
+        if self.mentions != other.mentions:
+            return False
         return True
 
 class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
@@ -2695,6 +2701,7 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
             thread_id=_UniffiFfiConverterOptionalString.read(buf),
             reply_count=_UniffiFfiConverterUInt64.read(buf),
             last_reply_at=_UniffiFfiConverterOptionalString.read(buf),
+            mentions=_UniffiFfiConverterSequenceString.read(buf),
         )
 
     @staticmethod
@@ -2723,6 +2730,7 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.check_lower(value.thread_id)
         _UniffiFfiConverterUInt64.check_lower(value.reply_count)
         _UniffiFfiConverterOptionalString.check_lower(value.last_reply_at)
+        _UniffiFfiConverterSequenceString.check_lower(value.mentions)
 
     @staticmethod
     def write(value, buf):
@@ -2750,6 +2758,7 @@ class _UniffiFfiConverterTypeMessage(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.thread_id, buf)
         _UniffiFfiConverterUInt64.write(value.reply_count, buf)
         _UniffiFfiConverterOptionalString.write(value.last_reply_at, buf)
+        _UniffiFfiConverterSequenceString.write(value.mentions, buf)
 
 class _UniffiFfiConverterSequenceTypeMessage(_UniffiConverterRustBuffer):
     @classmethod

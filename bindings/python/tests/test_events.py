@@ -567,3 +567,11 @@ def test_retention_setting_is_checked():
     send(eng, ADA, "recent")
     assert eng.run_retention() == 0  # nothing is 30 days old
     eng.close()
+
+
+def test_mentions_are_recorded(engine, course):
+    send(engine, PROF, "hello")  # a display name is known once its user has used the chat
+    m = send(engine, ADA, "@bob, @Prof: see ada@example.org")
+    assert m.mentions == ["bob", "prof"]
+    assert send(engine, ADA, "nobody").mentions == []
+    assert engine.edit(ADA, m.id, "just @bob").mentions == ["bob"]

@@ -4926,6 +4926,10 @@ public struct Message: Equatable, Hashable {
      * On a thread's root: when the latest reply was sent (RFC 3339).
      */
     public var lastReplyAt: String?
+    /**
+     * The participants the text mentions, by user id.
+     */
+    public var mentions: [String]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -5001,7 +5005,10 @@ public struct Message: Equatable, Hashable {
          */replyCount: UInt64 = UInt64(0), 
         /**
          * On a thread's root: when the latest reply was sent (RFC 3339).
-         */lastReplyAt: String? = nil) {
+         */lastReplyAt: String? = nil, 
+        /**
+         * The participants the text mentions, by user id.
+         */mentions: [String] = []) {
         self.id = id
         self.courseId = courseId
         self.seq = seq
@@ -5026,6 +5033,7 @@ public struct Message: Equatable, Hashable {
         self.threadId = threadId
         self.replyCount = replyCount
         self.lastReplyAt = lastReplyAt
+        self.mentions = mentions
     }
 
     
@@ -5067,7 +5075,8 @@ public struct FfiConverterTypeMessage: FfiConverterRustBuffer {
                 pinnedBy: FfiConverterOptionString.read(from: &buf), 
                 threadId: FfiConverterOptionString.read(from: &buf), 
                 replyCount: FfiConverterUInt64.read(from: &buf), 
-                lastReplyAt: FfiConverterOptionString.read(from: &buf)
+                lastReplyAt: FfiConverterOptionString.read(from: &buf), 
+                mentions: FfiConverterSequenceString.read(from: &buf)
         )
     }
 
@@ -5096,6 +5105,7 @@ public struct FfiConverterTypeMessage: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.threadId, into: &buf)
         FfiConverterUInt64.write(value.replyCount, into: &buf)
         FfiConverterOptionString.write(value.lastReplyAt, into: &buf)
+        FfiConverterSequenceString.write(value.mentions, into: &buf)
     }
 }
 

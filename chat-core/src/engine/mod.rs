@@ -13,6 +13,7 @@
 //! - [`reactions`]: emoji reactions on messages (seq'd changes like edits);
 //! - [`searches`]: full-text search over a course (the index is [`crate::search`]);
 //! - [`archive`]: archived courses, export, dropping a course, retention;
+//! - [`mentions`]: `@someone` in a message, recorded as the user ids it names;
 //! - [`threads`]: replies gathered under a root message, thread pages and counts;
 //! - [`moderation`]: pins, mutes, bans, flags and the audit log (instructors and admins);
 //! - [`reads`]: history pages, replays of the change log, files, and filling `readBy`;
@@ -45,6 +46,7 @@ mod archive;
 mod catch_up;
 mod connection;
 mod courses;
+mod mentions;
 mod moderation;
 mod node;
 mod reactions;

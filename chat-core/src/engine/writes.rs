@@ -150,6 +150,7 @@ impl Engine {
         if text.is_empty() && upload.is_none() {
             return Err(Error::validation("a message needs text or a file"));
         }
+        let mentions = self.mentions_in(&course.id, &actor.id, &text).await?;
         let now = Timestamp::now();
         let engine = self.clone();
         let sender = actor.clone();
@@ -190,6 +191,7 @@ impl Engine {
                 thread_id,
                 reply_count: 0,
                 last_reply_at: None,
+                mentions,
             };
             let hub = engine.ready_hub(&course.id).await;
             let outcome = match hub {
@@ -351,6 +353,7 @@ impl Engine {
             }
             let now = Timestamp::now();
             let mut next = current.clone();
+            next.mentions = self.mentions_in(&course.id, &actor.id, &text).await?;
             next.message = text;
             next.is_edited = true;
             next.edited_at = Some(now);

@@ -45,6 +45,7 @@ pub fn message(course: &str, sender: &str, text: &str, client_id: Option<&str>) 
         thread_id: None,
         reply_count: 0,
         last_reply_at: None,
+        mentions: Vec::new(),
     }
 }
 

@@ -103,3 +103,39 @@ async fn replies_over_rest_and_ws_gather_under_the_root() {
         "VALIDATION"
     );
 }
+
+#[tokio::test]
+async fn mentions_are_recorded_on_messages_over_rest_and_ws() {
+    let w = World::start().await;
+    // A display name is known once its user has used the chat.
+    w.send(&w.i1, "office hours at 3").await;
+    let m = w
+        .send(
+            &w.u1,
+            "@u2 and @Ines: is this right? (mail ada@example.org)",
+        )
+        .await;
+    assert_eq!(m["mentions"], json!(["i1", "u2"]));
+    let plain = w.send(&w.u1, "no mentions").await;
+    assert!(
+        plain.get("mentions").is_none(),
+        "the contract's JSON as it was"
+    );
+    let mut bob = w.joined(&w.u2).await;
+    let ack = bob
+        .call(
+            "send-message",
+            json!({"courseId": COURSE, "message": "thanks @u1"}),
+        )
+        .await;
+    assert_eq!(ack["data"]["mentions"], json!(["u1"]), "{ack}");
+    let id = m["id"].as_str().unwrap();
+    let edited = w
+        .put(
+            &w.u1,
+            &format!("/api/v1/chat/edit/{id}"),
+            json!({"message": "only @u2"}),
+        )
+        .await;
+    assert_eq!(edited.data()["mentions"], json!(["u2"]));
+}

@@ -152,13 +152,14 @@ for (const mode of MODES) {
     });
 
     it("threads: a reply with threadId, thread-updated to the room, get-thread pages", async () => {
-      const { sa, sb, courseId } = await room();
+      const { a, sa, sb, courseId } = await room();
       await ok(sa, "join-course", { courseId });
       await ok(sb, "join-course", { courseId });
       const root = await ok(sa, "send-message", { courseId, message: "question" });
       const updated = next(sa, "thread-updated", (t) => t.threadId === root.id);
-      const reply = await ok(sb, "send-message", { courseId, message: "answer", threadId: root.id });
+      const reply = await ok(sb, "send-message", { courseId, message: "answer @" + a, threadId: root.id });
       assert.equal(reply.threadId, root.id);
+      assert.deepEqual(reply.mentions, [a]);
       const t = await updated;
       assert.equal(t.replyCount, 1);
       assert.equal(t.lastReplyId, reply.id);

@@ -7079,6 +7079,11 @@ data class Message (
      * On a thread's root: when the latest reply was sent (RFC 3339).
      */
     var `lastReplyAt`: kotlin.String? = null 
+    , 
+    /**
+     * The participants the text mentions, by user id.
+     */
+    var `mentions`: List<kotlin.String> = listOf() 
     
 ){
     
@@ -7119,6 +7124,7 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterOptionalString.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterOptionalString.read(buf),
+            FfiConverterSequenceString.read(buf),
         )
     }
 
@@ -7146,7 +7152,8 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterOptionalString.allocationSize(value.`pinnedBy`) +
             FfiConverterOptionalString.allocationSize(value.`threadId`) +
             FfiConverterULong.allocationSize(value.`replyCount`) +
-            FfiConverterOptionalString.allocationSize(value.`lastReplyAt`)
+            FfiConverterOptionalString.allocationSize(value.`lastReplyAt`) +
+            FfiConverterSequenceString.allocationSize(value.`mentions`)
     )
 
     override fun write(value: Message, buf: ByteBuffer) {
@@ -7174,6 +7181,7 @@ public object FfiConverterTypeMessage: FfiConverterRustBuffer<Message> {
             FfiConverterOptionalString.write(value.`threadId`, buf)
             FfiConverterULong.write(value.`replyCount`, buf)
             FfiConverterOptionalString.write(value.`lastReplyAt`, buf)
+            FfiConverterSequenceString.write(value.`mentions`, buf)
     }
 }
 
