@@ -47,14 +47,15 @@ pub use cluster::Cluster;
 pub use config::Config;
 pub use engine::{
     Attachment, Connection, CourseUpdate, Engine, EngineBuilder, Joined, Resume, SendMessage,
+    WeakEngine,
 };
 pub use error::{Error, ErrorCode, Result};
 pub use event::{Envelope, Event};
 pub use history::{HistoryPage, HistoryQuery, Pagination};
 pub use model::{
     Actor, AuditEntry, Course, FileInfo, Flag, FlagResolution, Message, MessageType, Participant,
-    Reaction, ReadBy, ReadReceipt, ReplyPreview, Restriction, Role, Sender, ThreadPage, Timestamp,
-    User,
+    PushSubscription, Reaction, ReadBy, ReadReceipt, ReplyPreview, Restriction, Role, Sender,
+    ThreadPage, Timestamp, User,
 };
 pub use plugin::{Draft, DraftKind, Plugin, PluginError, Verdict};
 pub use store::Store;

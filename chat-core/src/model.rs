@@ -579,6 +579,22 @@ pub struct ThreadPage {
     pub has_more: bool,
 }
 
+/// A device's Web Push subscription (the browser's `PushSubscription`), kept for its user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PushSubscription {
+    /// Whose device it is.
+    pub user_id: String,
+    /// The push service URL to POST to.
+    pub endpoint: String,
+    /// The device's P-256 public key (`keys.p256dh`, base64url).
+    pub p256dh: String,
+    /// The device's authentication secret (`keys.auth`, base64url).
+    pub auth: String,
+    /// When it was registered.
+    pub created_at: Timestamp,
+}
+
 /// A read receipt: `userId` has read `messageId` (and everything before it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chat_core::cluster::local::{LocalBus, LocalPresence, LocalRateLimits};
 use chat_core::cluster::{Bus, Cluster, Delivery};
 use chat_core::engine::Resume;
-use chat_core::model::{AuditEntry, Flag, Restriction};
+use chat_core::model::{AuditEntry, Flag, PushSubscription, Restriction};
 use chat_core::store::memory::MemoryStore;
 use chat_core::store::{
     Change, CourseRecord, Inserted, ReadAdvance, ReadMark, StoredFile, StoredUser, ThreadSummary,
@@ -238,6 +238,15 @@ impl Store for Counting {
         limit: usize,
     ) -> chat_core::Result<Vec<AuditEntry>> {
         self.inner.audit(c, before, limit).await
+    }
+    async fn put_push_subscription(&self, s: &PushSubscription) -> chat_core::Result<()> {
+        self.inner.put_push_subscription(s).await
+    }
+    async fn remove_push_subscription(&self, u: &str, e: &str) -> chat_core::Result<bool> {
+        self.inner.remove_push_subscription(u, e).await
+    }
+    async fn push_subscriptions(&self, u: &str) -> chat_core::Result<Vec<PushSubscription>> {
+        self.inner.push_subscriptions(u).await
     }
     async fn flush(&self) -> chat_core::Result<()> {
         self.inner.flush().await

@@ -21,7 +21,8 @@ use crate::event::Event;
 use crate::plugin::{MessagePlugin, PluginAdapter};
 use crate::types::{
     Actor, AuditEntry, Course, CourseUpdate, FileData, Flag, HistoryPage, HistoryQuery, Message,
-    Participant, ReadReceipt, Restriction, Role, SearchHit, SendMessage, ThreadPage, User,
+    Participant, PushSubscription, ReadReceipt, Restriction, Role, SearchHit, SendMessage,
+    ThreadPage, User,
 };
 
 /// How long `close()` waits for background work (listener and plugin calls) to finish.
@@ -368,6 +369,41 @@ impl ChatEngine {
     /// deleted.
     pub fn run_retention(&self) -> Result<u64, ChatError> {
         self.with(|e| async move { e.run_retention().await })
+    }
+
+    /// Registers (or refreshes, by endpoint) one of the actor's devices for Web Push: a
+    /// chat-host node on the same store pushes new messages to it while the actor has no
+    /// open connection.
+    pub fn put_push_subscription(
+        &self,
+        actor: Actor,
+        endpoint: String,
+        p256dh: String,
+        auth: String,
+    ) -> Result<PushSubscription, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move {
+            e.put_push_subscription(&actor, &endpoint, &p256dh, &auth)
+                .await
+        })
+        .map(Into::into)
+    }
+
+    /// Forgets one of the actor's push subscriptions.
+    pub fn remove_push_subscription(
+        &self,
+        actor: Actor,
+        endpoint: String,
+    ) -> Result<(), ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.remove_push_subscription(&actor, &endpoint).await })
+    }
+
+    /// The actor's push subscriptions.
+    pub fn push_subscriptions(&self, actor: Actor) -> Result<Vec<PushSubscription>, ChatError> {
+        let actor = actor_of(actor);
+        self.with(|e| async move { e.push_subscriptions(&actor).await })
+            .map(|v| v.into_iter().map(Into::into).collect())
     }
 
     /// Pins a message (the course's instructors and admins); the message.

@@ -837,3 +837,30 @@ impl From<core::search::SearchHit> for SearchHit {
         }
     }
 }
+
+/// A device's Web Push subscription.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PushSubscription {
+    /// Whose device.
+    pub user_id: String,
+    /// The push service URL.
+    pub endpoint: String,
+    /// The device's P-256 public key, base64url.
+    pub p256dh: String,
+    /// The device's auth secret, base64url.
+    pub auth: String,
+    /// When it was registered (RFC 3339).
+    pub created_at: String,
+}
+
+impl From<core::PushSubscription> for PushSubscription {
+    fn from(s: core::PushSubscription) -> Self {
+        PushSubscription {
+            user_id: s.user_id,
+            endpoint: s.endpoint,
+            p256dh: s.p256dh,
+            auth: s.auth,
+            created_at: s.created_at.to_string(),
+        }
+    }
+}

@@ -113,6 +113,11 @@ pub struct Config {
     pub webhooks: Vec<String>,
     /// The HMAC-SHA256 key of the webhooks' `X-Chat-Signature-256` (needed with `webhooks`).
     pub webhook_secret: Option<String>,
+    /// The Web Push VAPID private key, base64url ([`crate::push`]); default: the data folder's
+    /// `vapid.key`, made on first start (or one per run without a data folder).
+    pub vapid_private_key: Option<String>,
+    /// Who runs the server, in every VAPID token (`mailto:` or `https:`).
+    pub vapid_subject: String,
 }
 
 impl Default for Config {
@@ -142,6 +147,8 @@ impl Default for Config {
             serve_client: true,
             webhooks: Vec::new(),
             webhook_secret: None,
+            vapid_private_key: None,
+            vapid_subject: "mailto:admin@localhost".to_string(),
         }
     }
 }
@@ -267,6 +274,17 @@ pub struct Cli {
     /// hourly). Default: keep every message.
     #[arg(long, env = "CHAT_RETENTION_DAYS")]
     pub retention_days: Option<u32>,
+    /// The Web Push VAPID private key (base64url of the 32-byte P-256 scalar). Default: the data
+    /// folder's `vapid.key`, made on first start.
+    #[arg(long, env = "CHAT_VAPID_PRIVATE_KEY", hide_env_values = true)]
+    pub vapid_private_key: Option<String>,
+    /// Who runs the server, sent to push services in every VAPID token (`mailto:` or `https:`).
+    #[arg(
+        long,
+        env = "CHAT_VAPID_SUBJECT",
+        default_value = "mailto:admin@localhost"
+    )]
+    pub vapid_subject: String,
 }
 
 /// The listed origins, or an empty list (every origin) when the list names `*` or nothing.
@@ -399,6 +417,8 @@ impl Cli {
             serve_client: self.serve_client,
             webhooks,
             webhook_secret,
+            vapid_private_key: self.vapid_private_key,
+            vapid_subject: self.vapid_subject,
         })
     }
 }
@@ -435,6 +455,19 @@ mod tests {
         assert_eq!(c.engine.rate_limit_burst, 3);
         assert_eq!(c.engine.rate_limit_window, Duration::from_secs(7));
         assert_eq!(c.engine.max_file_bytes, 99);
+    }
+
+    #[test]
+    fn vapid_settings_come_from_their_flags() {
+        let c = cli(&[
+            "--vapid-private-key",
+            "abc",
+            "--vapid-subject",
+            "mailto:ops@example.org",
+        ]);
+        assert_eq!(c.vapid_private_key.as_deref(), Some("abc"));
+        assert_eq!(c.vapid_subject, "mailto:ops@example.org");
+        assert_eq!(cli(&[]).vapid_subject, "mailto:admin@localhost");
     }
 
     #[test]

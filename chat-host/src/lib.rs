@@ -37,6 +37,7 @@ pub(crate) mod frames;
 pub mod http;
 pub(crate) mod moderation;
 pub mod multipart;
+pub mod push;
 pub mod response;
 pub mod rest;
 pub mod router;

@@ -24,7 +24,7 @@ use crate::response::{self, Body};
 use crate::rest::{self, Answer};
 use crate::socketio::client_bundle;
 use crate::state::AppState;
-use crate::{archive, moderation};
+use crate::{archive, moderation, push};
 
 /// The prefix of the contract's REST routes.
 pub const API: &str = "/api/v1/chat";
@@ -129,6 +129,10 @@ enum Endpoint<'a> {
     Export {
         course_id: &'a str,
     },
+    PushSubscribe,
+    PushUnsubscribe,
+    PushSubscriptions,
+    VapidKey,
     DropCourse {
         course_id: &'a str,
     },
@@ -202,6 +206,10 @@ impl<'a> Endpoint<'a> {
             (&Method::GET, ["thread", message_id]) => Endpoint::Thread { message_id },
             (&Method::GET, ["course", course_id, "search"]) => Endpoint::Search { course_id },
             (&Method::GET, ["course", course_id, "export"]) => Endpoint::Export { course_id },
+            (&Method::PUT, ["push", "subscription"]) => Endpoint::PushSubscribe,
+            (&Method::DELETE, ["push", "subscription"]) => Endpoint::PushUnsubscribe,
+            (&Method::GET, ["push", "subscriptions"]) => Endpoint::PushSubscriptions,
+            (&Method::GET, ["push", "vapid-public-key"]) => Endpoint::VapidKey,
             (&Method::DELETE, ["courses", course_id]) => Endpoint::DropCourse { course_id },
             (&Method::PUT, ["pin", message_id]) => Endpoint::Pin { message_id },
             (&Method::DELETE, ["pin", message_id]) => Endpoint::Unpin { message_id },
@@ -311,6 +319,10 @@ async fn api(state: AppState, req: Request<Incoming>) -> Answer {
         Endpoint::Thread { message_id } => rest::thread(state, actor, &req, message_id).await,
         Endpoint::Search { course_id } => rest::search(state, actor, &req, course_id).await,
         Endpoint::Export { course_id } => archive::export(state, actor, course_id).await,
+        Endpoint::PushSubscribe => push::routes::subscribe(state, actor, req).await,
+        Endpoint::PushUnsubscribe => push::routes::unsubscribe(state, actor, &req).await,
+        Endpoint::PushSubscriptions => push::routes::list(state, actor).await,
+        Endpoint::VapidKey => push::routes::vapid_key(state).await,
         Endpoint::DropCourse { course_id } => archive::drop_course(state, actor, course_id).await,
         Endpoint::Pin { message_id } => moderation::pin(state, actor, message_id).await,
         Endpoint::Unpin { message_id } => moderation::unpin(state, actor, message_id).await,

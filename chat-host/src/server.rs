@@ -52,7 +52,7 @@ impl Server {
             config.data_dir.as_deref(),
             config.jwt_leeway_secs,
         )?;
-        let engine = open_engine(&config).await?;
+        let (engine, vapid) = open_engine(&config).await?;
         let listener = TcpListener::bind(config.addr)
             .await
             .map_err(|source| HostError::Bind {
@@ -63,7 +63,7 @@ impl Server {
             addr: config.addr,
             source,
         })?;
-        let state = AppState::new(engine, keys.authenticator, config);
+        let state = AppState::new(engine, keys.authenticator, config, vapid);
         let accept = tokio::spawn(accept_loop(listener, state.clone()));
         tracing::info!(%addr, "chat-host listening");
         Ok(Server {
@@ -167,7 +167,7 @@ async fn serve_connection(stream: TcpStream, state: AppState) {
 /// The engine the settings describe: its store (the data folder's sled, or a shared database),
 /// its files (the data folder's `files/`, which several nodes must share), and its place in a
 /// deployment (a bus to the other nodes, shared presence and rate limits).
-async fn open_engine(config: &Config) -> Result<Engine, HostError> {
+async fn open_engine(config: &Config) -> Result<(Engine, Arc<crate::push::Vapid>), HostError> {
     let mut builder = Engine::builder().config(config.engine.clone());
     if let (false, Some(secret)) = (config.webhooks.is_empty(), &config.webhook_secret) {
         let hooks = crate::webhook::Webhooks::start(&config.webhooks, secret)?;
@@ -179,6 +179,15 @@ async fn open_engine(config: &Config) -> Result<Engine, HostError> {
             source,
         })?;
     }
+    // After the data folder exists: the VAPID key may be kept in it.
+    let vapid = Arc::new(crate::push::Vapid::load(
+        config.vapid_private_key.as_deref(),
+        config.data_dir.as_deref(),
+        &config.vapid_subject,
+    )?);
+    let engine_cell = Arc::new(std::sync::OnceLock::new());
+    let push = crate::push::WebPush::start(vapid.clone(), engine_cell.clone())?;
+    builder = builder.plugin(Arc::new(push));
     let mut epoch = None;
     match (&config.store, &config.data_dir) {
         (StoreSetting::Sled, Some(dir)) => builder = builder.data_dir(dir),
@@ -214,5 +223,7 @@ async fn open_engine(config: &Config) -> Result<Engine, HostError> {
         single.node_id = node_id;
         builder = builder.cluster(single);
     }
-    Ok(builder.open().await?)
+    let engine = builder.open().await?;
+    let _ = engine_cell.set(engine.downgrade());
+    Ok((engine, vapid))
 }

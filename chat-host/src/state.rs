@@ -27,10 +27,16 @@ struct Inner {
     tasks: TaskTracker,
     slots: ConnectionSlots,
     engineio: EngineIo,
+    vapid: Arc<crate::push::Vapid>,
 }
 
 impl AppState {
-    pub(crate) fn new(engine: Engine, auth: Authenticator, config: Config) -> Self {
+    pub(crate) fn new(
+        engine: Engine,
+        auth: Authenticator,
+        config: Config,
+        vapid: Arc<crate::push::Vapid>,
+    ) -> Self {
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
         let engineio = EngineIo::new(
@@ -54,6 +60,7 @@ impl AppState {
                 shutdown,
                 tasks,
                 engineio,
+                vapid,
             }),
         }
     }
@@ -61,6 +68,11 @@ impl AppState {
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    /// The Web Push identity.
+    pub(crate) fn vapid(&self) -> &crate::push::Vapid {
+        &self.inner.vapid
     }
 
     /// The token checker.

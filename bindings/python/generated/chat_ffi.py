@@ -638,9 +638,15 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_pinned() != 1934:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_push_subscriptions() != 30732:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_put_course() != 21889:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_put_push_subscription() != 63819:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_react() != 16924:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_chat_ffi_checksum_method_chatengine_remove_push_subscription() != 55261:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_chat_ffi_checksum_method_chatengine_resolve_flag() != 55144:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -894,12 +900,21 @@ _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_pin.restype = ctypes.c_uin
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_pinned.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_pinned.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_push_subscriptions.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_push_subscriptions.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_put_course.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_put_course.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_put_push_subscription.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_put_push_subscription.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_react.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_react.restype = ctypes.c_uint16
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_remove_push_subscription.argtypes = (
+)
+_UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_remove_push_subscription.restype = ctypes.c_uint16
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_resolve_flag.argtypes = (
 )
 _UniffiLib.uniffi_chat_ffi_checksum_method_chatengine_resolve_flag.restype = ctypes.c_uint16
@@ -1360,6 +1375,12 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_pinned.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_pinned.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_push_subscriptions.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_push_subscriptions.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_put_course.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1368,6 +1389,15 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_put_course.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_put_course.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_put_push_subscription.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_put_push_subscription.restype = _UniffiRustBuffer
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_react.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -1376,6 +1406,13 @@ _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_react.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_react.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_remove_push_subscription.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_chat_ffi_fn_method_chatengine_remove_push_subscription.restype = None
 _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_resolve_flag.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -3921,6 +3958,63 @@ class _UniffiFfiConverterTypePinChange(_UniffiConverterRustBuffer):
         _UniffiFfiConverterOptionalString.write(value.pinned_by, buf)
         _UniffiFfiConverterOptionalString.write(value.pinned_at, buf)
         _UniffiFfiConverterUInt64.write(value.seq, buf)
+
+@dataclass
+class PushSubscription:
+    """
+    A device's Web Push subscription.
+"""
+    def __init__(self, *, user_id:str, endpoint:str, p256dh:str, auth:str, created_at:str):
+        self.user_id = user_id
+        self.endpoint = endpoint
+        self.p256dh = p256dh
+        self.auth = auth
+        self.created_at = created_at
+        
+        
+
+    
+    def __str__(self):
+        return "PushSubscription(user_id={}, endpoint={}, p256dh={}, auth={}, created_at={})".format(self.user_id, self.endpoint, self.p256dh, self.auth, self.created_at)
+    def __eq__(self, other):
+        if self.user_id != other.user_id:
+            return False
+        if self.endpoint != other.endpoint:
+            return False
+        if self.p256dh != other.p256dh:
+            return False
+        if self.auth != other.auth:
+            return False
+        if self.created_at != other.created_at:
+            return False
+        return True
+
+class _UniffiFfiConverterTypePushSubscription(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return PushSubscription(
+            user_id=_UniffiFfiConverterString.read(buf),
+            endpoint=_UniffiFfiConverterString.read(buf),
+            p256dh=_UniffiFfiConverterString.read(buf),
+            auth=_UniffiFfiConverterString.read(buf),
+            created_at=_UniffiFfiConverterString.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterString.check_lower(value.user_id)
+        _UniffiFfiConverterString.check_lower(value.endpoint)
+        _UniffiFfiConverterString.check_lower(value.p256dh)
+        _UniffiFfiConverterString.check_lower(value.auth)
+        _UniffiFfiConverterString.check_lower(value.created_at)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterString.write(value.user_id, buf)
+        _UniffiFfiConverterString.write(value.endpoint, buf)
+        _UniffiFfiConverterString.write(value.p256dh, buf)
+        _UniffiFfiConverterString.write(value.auth, buf)
+        _UniffiFfiConverterString.write(value.created_at, buf)
 
 @dataclass
 class ReadReceipt:
@@ -9109,6 +9203,29 @@ class _UniffiFfiConverterSequenceTypeParticipant(_UniffiConverterRustBuffer):
             _UniffiFfiConverterTypeParticipant.read(buf) for i in range(count)
         ]
 
+class _UniffiFfiConverterSequenceTypePushSubscription(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypePushSubscription.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypePushSubscription.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypePushSubscription.read(buf) for i in range(count)
+        ]
+
 class _UniffiFfiConverterSequenceTypeRestriction(_UniffiConverterRustBuffer):
     @classmethod
     def check_lower(cls, value):
@@ -9415,15 +9532,32 @@ class ChatEngineProtocol(typing.Protocol):
         The pinned messages of a course, oldest first.
 """
         raise NotImplementedError
+    def push_subscriptions(self, actor: Actor) -> typing.List[PushSubscription]:
+        """
+        The actor's push subscriptions.
+"""
+        raise NotImplementedError
     def put_course(self, actor: Actor,course_id: str,update: CourseUpdate) -> Course:
         """
         Creates or updates a course (admins only).
+"""
+        raise NotImplementedError
+    def put_push_subscription(self, actor: Actor,endpoint: str,p256dh: str,auth: str) -> PushSubscription:
+        """
+        Registers (or refreshes, by endpoint) one of the actor's devices for Web Push: a
+        chat-host node on the same store pushes new messages to it while the actor has no
+        open connection.
 """
         raise NotImplementedError
     def react(self, actor: Actor,message_id: str,emoji: str) -> Message:
         """
         Adds the caller's `emoji` (one emoji or a `:shortcode:`) to a message; the message with its
         reactions. Adding it again changes nothing.
+"""
+        raise NotImplementedError
+    def remove_push_subscription(self, actor: Actor,endpoint: str) -> None:
+        """
+        Forgets one of the actor's push subscriptions.
 """
         raise NotImplementedError
     def resolve_flag(self, actor: Actor,flag_id: str,delete_message: bool) -> Flag:
@@ -10129,6 +10263,24 @@ class ChatEngine(ChatEngineProtocol):
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
+    def push_subscriptions(self, actor: Actor) -> typing.List[PushSubscription]:
+        """
+        The actor's push subscriptions.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypePushSubscription.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_push_subscriptions,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
     def put_course(self, actor: Actor,course_id: str,update: CourseUpdate) -> Course:
         """
         Creates or updates a course (admins only).
@@ -10150,6 +10302,35 @@ class ChatEngine(ChatEngineProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_put_course,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def put_push_subscription(self, actor: Actor,endpoint: str,p256dh: str,auth: str) -> PushSubscription:
+        """
+        Registers (or refreshes, by endpoint) one of the actor's devices for Web Push: a
+        chat-host node on the same store pushes new messages to it while the actor has no
+        open connection.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(endpoint)
+
+        _UniffiFfiConverterString.check_lower(p256dh)
+
+        _UniffiFfiConverterString.check_lower(auth)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(endpoint),
+            _UniffiFfiConverterString.lower(p256dh),
+            _UniffiFfiConverterString.lower(auth),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePushSubscription.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_put_push_subscription,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -10175,6 +10356,27 @@ class ChatEngine(ChatEngineProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_react,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def remove_push_subscription(self, actor: Actor,endpoint: str) -> None:
+        """
+        Forgets one of the actor's push subscriptions.
+"""
+        
+        _UniffiFfiConverterTypeActor.check_lower(actor)
+
+        _UniffiFfiConverterString.check_lower(endpoint)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterTypeActor.lower(actor),
+            _UniffiFfiConverterString.lower(endpoint),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeChatError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_chat_ffi_fn_method_chatengine_remove_push_subscription,
             *_uniffi_lowered_args,
         )
         return _uniffi_lift_return(_uniffi_ffi_result)
@@ -11083,6 +11285,7 @@ __all__ = [
     "OutboxEntry",
     "Participant",
     "PinChange",
+    "PushSubscription",
     "ReadReceipt",
     "Restriction",
     "SearchHit",

@@ -575,3 +575,16 @@ def test_mentions_are_recorded(engine, course):
     assert m.mentions == ["bob", "prof"]
     assert send(engine, ADA, "nobody").mentions == []
     assert engine.edit(ADA, m.id, "just @bob").mentions == ["bob"]
+
+
+def test_push_subscriptions_are_kept_per_user(engine, course):
+    sub = engine.put_push_subscription(ADA, "https://push.example/a", "BKey", "QXV0aA")
+    assert (sub.user_id, sub.endpoint) == ("ada", "https://push.example/a")
+    engine.put_push_subscription(ADA, "https://push.example/b", "BKey2", "QXV0aA")
+    assert [s.endpoint for s in engine.push_subscriptions(ADA)] == [
+        "https://push.example/a", "https://push.example/b"]
+    assert engine.push_subscriptions(BOB) == []
+    with pytest.raises(cf.ChatError.Validation):
+        engine.put_push_subscription(ADA, "ftp://nope", "BKey", "QXV0aA")
+    engine.remove_push_subscription(ADA, "https://push.example/a")
+    assert [s.endpoint for s in engine.push_subscriptions(ADA)] == ["https://push.example/b"]

@@ -1588,15 +1588,32 @@ public protocol ChatEngineProtocol: AnyObject, Sendable {
     func pinned(actor: Actor, courseId: String) throws  -> [Message]
     
     /**
+     * The actor's push subscriptions.
+     */
+    func pushSubscriptions(actor: Actor) throws  -> [PushSubscription]
+    
+    /**
      * Creates or updates a course (admins only).
      */
     func putCourse(actor: Actor, courseId: String, update: CourseUpdate) throws  -> Course
+    
+    /**
+     * Registers (or refreshes, by endpoint) one of the actor's devices for Web Push: a
+     * chat-host node on the same store pushes new messages to it while the actor has no
+     * open connection.
+     */
+    func putPushSubscription(actor: Actor, endpoint: String, p256dh: String, auth: String) throws  -> PushSubscription
     
     /**
      * Adds the caller's `emoji` (one emoji or a `:shortcode:`) to a message; the message with its
      * reactions. Adding it again changes nothing.
      */
     func react(actor: Actor, messageId: String, emoji: String) throws  -> Message
+    
+    /**
+     * Forgets one of the actor's push subscriptions.
+     */
+    func removePushSubscription(actor: Actor, endpoint: String) throws 
     
     /**
      * Resolves a flag (moderators): dismisses it, or deletes the message.
@@ -2121,6 +2138,19 @@ open func pinned(actor: Actor, courseId: String)throws  -> [Message]  {
 }
     
     /**
+     * The actor's push subscriptions.
+     */
+open func pushSubscriptions(actor: Actor)throws  -> [PushSubscription]  {
+    return try  FfiConverterSequenceTypePushSubscription.lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_push_subscriptions(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Creates or updates a course (admins only).
      */
 open func putCourse(actor: Actor, courseId: String, update: CourseUpdate)throws  -> Course  {
@@ -2131,6 +2161,24 @@ open func putCourse(actor: Actor, courseId: String, update: CourseUpdate)throws 
         FfiConverterTypeActor_lower(actor),
         FfiConverterString.lower(courseId),
         FfiConverterTypeCourseUpdate_lower(update),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Registers (or refreshes, by endpoint) one of the actor's devices for Web Push: a
+     * chat-host node on the same store pushes new messages to it while the actor has no
+     * open connection.
+     */
+open func putPushSubscription(actor: Actor, endpoint: String, p256dh: String, auth: String)throws  -> PushSubscription  {
+    return try  FfiConverterTypePushSubscription_lift(try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_put_push_subscription(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(endpoint),
+        FfiConverterString.lower(p256dh),
+        FfiConverterString.lower(auth),uniffiCallStatus
     )
 })
 }
@@ -2149,6 +2197,19 @@ open func react(actor: Actor, messageId: String, emoji: String)throws  -> Messag
         FfiConverterString.lower(emoji),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Forgets one of the actor's push subscriptions.
+     */
+open func removePushSubscription(actor: Actor, endpoint: String)throws   {try rustCallWithError(FfiConverterTypeChatError_lift) {
+        uniffiCallStatus in
+    uniffi_chat_ffi_fn_method_chatengine_remove_push_subscription(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeActor_lower(actor),
+        FfiConverterString.lower(endpoint),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -5611,6 +5672,105 @@ public func FfiConverterTypePinChange_lower(_ value: PinChange) -> RustBuffer {
 
 
 /**
+ * A device's Web Push subscription.
+ */
+public struct PushSubscription: Equatable, Hashable {
+    /**
+     * Whose device.
+     */
+    public var userId: String
+    /**
+     * The push service URL.
+     */
+    public var endpoint: String
+    /**
+     * The device's P-256 public key, base64url.
+     */
+    public var p256dh: String
+    /**
+     * The device's auth secret, base64url.
+     */
+    public var auth: String
+    /**
+     * When it was registered (RFC 3339).
+     */
+    public var createdAt: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Whose device.
+         */userId: String, 
+        /**
+         * The push service URL.
+         */endpoint: String, 
+        /**
+         * The device's P-256 public key, base64url.
+         */p256dh: String, 
+        /**
+         * The device's auth secret, base64url.
+         */auth: String, 
+        /**
+         * When it was registered (RFC 3339).
+         */createdAt: String) {
+        self.userId = userId
+        self.endpoint = endpoint
+        self.p256dh = p256dh
+        self.auth = auth
+        self.createdAt = createdAt
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PushSubscription: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePushSubscription: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PushSubscription {
+        return
+            try PushSubscription(
+                userId: FfiConverterString.read(from: &buf), 
+                endpoint: FfiConverterString.read(from: &buf), 
+                p256dh: FfiConverterString.read(from: &buf), 
+                auth: FfiConverterString.read(from: &buf), 
+                createdAt: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PushSubscription, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.userId, into: &buf)
+        FfiConverterString.write(value.endpoint, into: &buf)
+        FfiConverterString.write(value.p256dh, into: &buf)
+        FfiConverterString.write(value.auth, into: &buf)
+        FfiConverterString.write(value.createdAt, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePushSubscription_lift(_ buf: RustBuffer) throws -> PushSubscription {
+    return try FfiConverterTypePushSubscription.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePushSubscription_lower(_ value: PushSubscription) -> RustBuffer {
+    return FfiConverterTypePushSubscription.lower(value)
+}
+
+
+/**
  * The reactions of one emoji on a message.
  */
 public struct Reaction: Equatable, Hashable {
@@ -8765,6 +8925,31 @@ fileprivate struct FfiConverterSequenceTypeParticipant: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceTypePushSubscription: FfiConverterRustBuffer {
+    typealias SwiftType = [PushSubscription]
+
+    public static func write(_ value: [PushSubscription], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePushSubscription.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PushSubscription] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PushSubscription]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePushSubscription.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeReaction: FfiConverterRustBuffer {
     typealias SwiftType = [Reaction]
 
@@ -9121,10 +9306,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_chat_ffi_checksum_method_chatengine_pinned() != 1934) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_method_chatengine_push_subscriptions() != 30732) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_method_chatengine_put_course() != 21889) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_chat_ffi_checksum_method_chatengine_put_push_subscription() != 63819) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_chat_ffi_checksum_method_chatengine_react() != 16924) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_chat_ffi_checksum_method_chatengine_remove_push_subscription() != 55261) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_chat_ffi_checksum_method_chatengine_resolve_flag() != 55144) {

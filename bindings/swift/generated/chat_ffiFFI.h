@@ -684,14 +684,29 @@ RustBuffer uniffi_chat_ffi_fn_method_chatengine_pin(uint64_t ptr, RustBuffer act
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_pinned(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PUSH_SUBSCRIPTIONS
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PUSH_SUBSCRIPTIONS
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_push_subscriptions(uint64_t ptr, RustBuffer actor, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PUT_COURSE
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PUT_COURSE
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_put_course(uint64_t ptr, RustBuffer actor, RustBuffer course_id, RustBuffer update, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PUT_PUSH_SUBSCRIPTION
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_PUT_PUSH_SUBSCRIPTION
+RustBuffer uniffi_chat_ffi_fn_method_chatengine_put_push_subscription(uint64_t ptr, RustBuffer actor, RustBuffer endpoint, RustBuffer p256dh, RustBuffer auth, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_REACT
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_REACT
 RustBuffer uniffi_chat_ffi_fn_method_chatengine_react(uint64_t ptr, RustBuffer actor, RustBuffer message_id, RustBuffer emoji, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_REMOVE_PUSH_SUBSCRIPTION
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_REMOVE_PUSH_SUBSCRIPTION
+void uniffi_chat_ffi_fn_method_chatengine_remove_push_subscription(uint64_t ptr, RustBuffer actor, RustBuffer endpoint, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_FN_METHOD_CHATENGINE_RESOLVE_FLAG
@@ -1445,15 +1460,33 @@ uint16_t uniffi_chat_ffi_checksum_method_chatengine_pinned(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PUSH_SUBSCRIPTIONS
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PUSH_SUBSCRIPTIONS
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_push_subscriptions(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PUT_COURSE
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PUT_COURSE
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_put_course(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PUT_PUSH_SUBSCRIPTION
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_PUT_PUSH_SUBSCRIPTION
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_put_push_subscription(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_REACT
 #define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_REACT
 uint16_t uniffi_chat_ffi_checksum_method_chatengine_react(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_REMOVE_PUSH_SUBSCRIPTION
+#define UNIFFI_FFIDEF_UNIFFI_CHAT_FFI_CHECKSUM_METHOD_CHATENGINE_REMOVE_PUSH_SUBSCRIPTION
+uint16_t uniffi_chat_ffi_checksum_method_chatengine_remove_push_subscription(void
     
 );
 #endif

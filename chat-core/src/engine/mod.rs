@@ -14,6 +14,7 @@
 //! - [`searches`]: full-text search over a course (the index is [`crate::search`]);
 //! - [`archive`]: archived courses, export, dropping a course, retention;
 //! - [`mentions`]: `@someone` in a message, recorded as the user ids it names;
+//! - [`push`]: Web Push subscriptions and who a new message is pushed to;
 //! - [`threads`]: replies gathered under a root message, thread pages and counts;
 //! - [`moderation`]: pins, mutes, bans, flags and the audit log (instructors and admins);
 //! - [`reads`]: history pages, replays of the change log, files, and filling `readBy`;
@@ -49,6 +50,7 @@ mod courses;
 mod mentions;
 mod moderation;
 mod node;
+mod push;
 mod reactions;
 mod reads;
 mod rooms;
@@ -62,6 +64,7 @@ pub use archive::{Dropped, MAX_EXPORT_PAGE};
 pub use connection::{Connection, Joined, Resume};
 pub use courses::CourseUpdate;
 pub use moderation::{MAX_AUDIT_PAGE, MAX_MUTE, MAX_PINS, MAX_REASON_CHARS};
+pub use push::{PushTarget, MAX_PUSH_SUBSCRIPTIONS};
 pub use searches::{MAX_QUERY_CHARS, MAX_SEARCH_LIMIT};
 pub use writes::{Attachment, SendMessage};
 
@@ -233,6 +236,24 @@ struct Inner {
     closed: AtomicBool,
 }
 
+/// A handle to an engine that does not keep it open: for tasks an engine owns (a plugin's
+/// worker), which would otherwise keep it alive for ever.
+#[derive(Clone, Debug)]
+pub struct WeakEngine(Weak<Inner>);
+
+impl WeakEngine {
+    /// The engine, unless every [`Engine`] handle is gone.
+    pub fn upgrade(&self) -> Option<Engine> {
+        self.0.upgrade().map(|inner| Engine { inner })
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner").finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").finish_non_exhaustive()
@@ -253,6 +274,11 @@ impl Engine {
     /// An engine in memory, with the contract's defaults.
     pub async fn in_memory() -> Result<Engine> {
         Engine::builder().open().await
+    }
+
+    /// A handle that does not keep the engine open.
+    pub fn downgrade(&self) -> WeakEngine {
+        WeakEngine(Arc::downgrade(&self.inner))
     }
 
     /// The limits in force.

@@ -80,6 +80,7 @@ where
     flags(&make().await).await;
     audit(&make().await).await;
     drops(&make().await).await;
+    push_subscriptions(&make().await).await;
     timeline(&make().await).await;
     receipts(&make().await).await;
     epochs(&make().await, &make().await).await;
@@ -408,6 +409,49 @@ async fn drops(store: &dyn Store) {
         store.drop_course("nope").await.unwrap(),
         Vec::<String>::new()
     );
+}
+
+/// Push subscriptions are per user and endpoint, replaced by endpoint.
+async fn push_subscriptions(store: &dyn Store) {
+    let sub = |user: &str, endpoint: &str, key: &str| crate::model::PushSubscription {
+        user_id: user.into(),
+        endpoint: endpoint.into(),
+        p256dh: key.into(),
+        auth: "auth".into(),
+        created_at: Timestamp::now(),
+    };
+    assert!(store.push_subscriptions("u1").await.unwrap().is_empty());
+    store
+        .put_push_subscription(&sub("u1", "https://b/", "k1"))
+        .await
+        .unwrap();
+    store
+        .put_push_subscription(&sub("u1", "https://a/", "k2"))
+        .await
+        .unwrap();
+    store
+        .put_push_subscription(&sub("u2", "https://a/", "k3"))
+        .await
+        .unwrap();
+    let replaced = sub("u1", "https://b/", "k4");
+    store.put_push_subscription(&replaced).await.unwrap();
+    let mine = store.push_subscriptions("u1").await.unwrap();
+    assert_eq!(
+        mine.iter()
+            .map(|s| (s.endpoint.as_str(), s.p256dh.as_str()))
+            .collect::<Vec<_>>(),
+        [("https://a/", "k2"), ("https://b/", "k4")]
+    );
+    assert!(store
+        .remove_push_subscription("u1", "https://a/")
+        .await
+        .unwrap());
+    assert!(!store
+        .remove_push_subscription("u1", "https://a/")
+        .await
+        .unwrap());
+    assert_eq!(store.push_subscriptions("u1").await.unwrap(), [replaced]);
+    assert_eq!(store.push_subscriptions("u2").await.unwrap().len(), 1);
 }
 
 /// The audit log reads newest first, per course or whole, in pages by id.

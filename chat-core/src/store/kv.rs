@@ -25,6 +25,7 @@
 //! | `g\0{flag}` / `G\0{course}\0{flag}` | [`Flag`] / the course's flags |
 //! | `i\0{message}\0{reporter}` | id of the reporter's latest flag of the message |
 //! | `a\0{entry}` / `A\0{course}\0{entry}` | [`AuditEntry`] / the course's entries |
+//! | `W\0{user}\0{endpoint}` | [`PushSubscription`] |
 //! | `e` | the store's epoch (a ULID made on first use) |
 //!
 //! Numbers are big-endian so byte order is numeric order.
@@ -42,7 +43,9 @@ use super::{
     StoredUser, ThreadSummary, Update,
 };
 use crate::error::{Error, Result};
-use crate::model::{AuditEntry, Flag, Message, Participant, Restriction, Role, Timestamp};
+use crate::model::{
+    AuditEntry, Flag, Message, Participant, PushSubscription, Restriction, Role, Timestamp,
+};
 
 /// One write of an atomic batch: a value to put, or `None` to remove the key.
 pub type BatchOp = (Vec<u8>, Option<Vec<u8>>);
@@ -957,6 +960,33 @@ impl<B: KvBackend> Store for KvStore<B> {
             );
         }
         Ok(out)
+    }
+
+    async fn put_push_subscription(&self, subscription: &PushSubscription) -> Result<()> {
+        let k = key(
+            b'W',
+            &[
+                subscription.user_id.as_bytes(),
+                subscription.endpoint.as_bytes(),
+            ],
+        );
+        self.put(k, subscription)?;
+        self.kv.sync().await
+    }
+
+    async fn remove_push_subscription(&self, user_id: &str, endpoint: &str) -> Result<bool> {
+        let k = key(b'W', &[user_id.as_bytes(), endpoint.as_bytes()]);
+        let existed = self.kv.get(&k)?.is_some();
+        if existed {
+            self.kv.apply(vec![(k, None)])?;
+            self.kv.sync().await?;
+        }
+        Ok(existed)
+    }
+
+    async fn push_subscriptions(&self, user_id: &str) -> Result<Vec<PushSubscription>> {
+        let (from, to) = under(b'W', &[user_id.as_bytes()]);
+        self.values_in(&from, &to, false, usize::MAX)
     }
 
     async fn flush(&self) -> Result<()> {

@@ -20,7 +20,9 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::{AuditEntry, Flag, Message, Participant, Restriction, Role, Timestamp};
+use crate::model::{
+    AuditEntry, Flag, Message, Participant, PushSubscription, Restriction, Role, Timestamp,
+};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod conformance;
@@ -348,6 +350,13 @@ pub trait Store: Send + Sync + 'static {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<AuditEntry>>;
+
+    /// Stores (or replaces, by endpoint) one of a user's push subscriptions.
+    async fn put_push_subscription(&self, subscription: &PushSubscription) -> Result<()>;
+    /// Forgets one of a user's push subscriptions; false if there was none.
+    async fn remove_push_subscription(&self, user_id: &str, endpoint: &str) -> Result<bool>;
+    /// A user's push subscriptions, by endpoint.
+    async fn push_subscriptions(&self, user_id: &str) -> Result<Vec<PushSubscription>>;
 
     /// Makes everything written so far durable (writes already are; this is for shutdown).
     async fn flush(&self) -> Result<()>;

@@ -9,6 +9,7 @@ mod dropin;
 mod lifecycle;
 mod moderation;
 mod openapi;
+mod push;
 mod reactions;
 mod rest;
 mod search;

@@ -127,6 +127,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "threads",
         include_str!("../../../migrations/postgres/0004_threads.sql"),
     ),
+    (
+        5,
+        "push subscriptions",
+        include_str!("../../../migrations/postgres/0005_push.sql"),
+    ),
 ];
 
 /// The schema a store uses unless told otherwise.

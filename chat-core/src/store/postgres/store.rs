@@ -8,7 +8,9 @@ use super::rows::{
 };
 use super::PgStore;
 use crate::error::{Error, Result};
-use crate::model::{AuditEntry, Flag, Message, Participant, Restriction, Role, Timestamp};
+use crate::model::{
+    AuditEntry, Flag, Message, Participant, PushSubscription, Restriction, Role, Timestamp,
+};
 use crate::store::{
     Change, ChangeKind, CourseRecord, Inserted, ReadAdvance, ReadMark, Store, StoredFile,
     StoredUser, ThreadSummary, Update,
@@ -854,6 +856,45 @@ impl Store for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db("read audit log"))?
+        .iter()
+        .map(|row| decode_col(row, 0))
+        .collect()
+    }
+
+    async fn put_push_subscription(&self, subscription: &PushSubscription) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO chat_push_subscriptions (user_id, endpoint, subscription) \
+             VALUES ($1, $2, $3) ON CONFLICT (user_id, endpoint) \
+             DO UPDATE SET subscription = EXCLUDED.subscription",
+        )
+        .bind(&subscription.user_id)
+        .bind(&subscription.endpoint)
+        .bind(enc(subscription)?)
+        .execute(&self.pool)
+        .await
+        .map_err(db("put push subscription"))?;
+        Ok(())
+    }
+
+    async fn remove_push_subscription(&self, user_id: &str, endpoint: &str) -> Result<bool> {
+        let done =
+            sqlx::query("DELETE FROM chat_push_subscriptions WHERE user_id = $1 AND endpoint = $2")
+                .bind(user_id)
+                .bind(endpoint)
+                .execute(&self.pool)
+                .await
+                .map_err(db("remove push subscription"))?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn push_subscriptions(&self, user_id: &str) -> Result<Vec<PushSubscription>> {
+        sqlx::query(
+            "SELECT subscription FROM chat_push_subscriptions WHERE user_id = $1 ORDER BY endpoint",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read push subscriptions"))?
         .iter()
         .map(|row| decode_col(row, 0))
         .collect()

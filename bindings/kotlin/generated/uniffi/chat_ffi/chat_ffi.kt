@@ -869,9 +869,15 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_pinned(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_push_subscriptions(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_put_course(
     ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_put_push_subscription(
+    ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_react(
+    ): Int
+    external fun uniffi_chat_ffi_checksum_method_chatengine_remove_push_subscription(
     ): Int
     external fun uniffi_chat_ffi_checksum_method_chatengine_resolve_flag(
     ): Int
@@ -1094,10 +1100,16 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_pinned(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_push_subscriptions(`ptr`: Long,`actor`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_put_course(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,`update`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_put_push_subscription(`ptr`: Long,`actor`: RustBuffer.ByValue,`endpoint`: RustBuffer.ByValue,`p256dh`: RustBuffer.ByValue,`auth`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_react(`ptr`: Long,`actor`: RustBuffer.ByValue,`messageId`: RustBuffer.ByValue,`emoji`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_chat_ffi_fn_method_chatengine_remove_push_subscription(`ptr`: Long,`actor`: RustBuffer.ByValue,`endpoint`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_chat_ffi_fn_method_chatengine_resolve_flag(`ptr`: Long,`actor`: RustBuffer.ByValue,`flagId`: RustBuffer.ByValue,`deleteMessage`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_chat_ffi_fn_method_chatengine_restrictions(`ptr`: Long,`actor`: RustBuffer.ByValue,`courseId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1450,10 +1462,19 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_pinned() and 0xFFFF) != 1934) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_push_subscriptions() and 0xFFFF) != 30732) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_put_course() and 0xFFFF) != 21889) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_put_push_subscription() and 0xFFFF) != 63819) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_react() and 0xFFFF) != 16924) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_chat_ffi_checksum_method_chatengine_remove_push_subscription() and 0xFFFF) != 55261) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_chat_ffi_checksum_method_chatengine_resolve_flag() and 0xFFFF) != 55144) {
@@ -3389,15 +3410,32 @@ public interface ChatEngineInterface {
     fun `pinned`(`actor`: Actor, `courseId`: kotlin.String): List<Message>
     
     /**
+     * The actor's push subscriptions.
+     */
+    fun `pushSubscriptions`(`actor`: Actor): List<PushSubscription>
+    
+    /**
      * Creates or updates a course (admins only).
      */
     fun `putCourse`(`actor`: Actor, `courseId`: kotlin.String, `update`: CourseUpdate): Course
+    
+    /**
+     * Registers (or refreshes, by endpoint) one of the actor's devices for Web Push: a
+     * chat-host node on the same store pushes new messages to it while the actor has no
+     * open connection.
+     */
+    fun `putPushSubscription`(`actor`: Actor, `endpoint`: kotlin.String, `p256dh`: kotlin.String, `auth`: kotlin.String): PushSubscription
     
     /**
      * Adds the caller's `emoji` (one emoji or a `:shortcode:`) to a message; the message with its
      * reactions. Adding it again changes nothing.
      */
     fun `react`(`actor`: Actor, `messageId`: kotlin.String, `emoji`: kotlin.String): Message
+    
+    /**
+     * Forgets one of the actor's push subscriptions.
+     */
+    fun `removePushSubscription`(`actor`: Actor, `endpoint`: kotlin.String)
     
     /**
      * Resolves a flag (moderators): dismisses it, or deletes the message.
@@ -4058,6 +4096,24 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
 
     
     /**
+     * The actor's push subscriptions.
+     */
+    @Throws(ChatException::class)override fun `pushSubscriptions`(`actor`: Actor): List<PushSubscription> {
+            return FfiConverterSequenceTypePushSubscription.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_push_subscriptions(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Creates or updates a course (admins only).
      */
     @Throws(ChatException::class)override fun `putCourse`(`actor`: Actor, `courseId`: kotlin.String, `update`: CourseUpdate): Course {
@@ -4070,6 +4126,29 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
         FfiConverterTypeActor.lower(`actor`),
         FfiConverterString.lower(`courseId`),
         FfiConverterTypeCourseUpdate.lower(`update`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Registers (or refreshes, by endpoint) one of the actor's devices for Web Push: a
+     * chat-host node on the same store pushes new messages to it while the actor has no
+     * open connection.
+     */
+    @Throws(ChatException::class)override fun `putPushSubscription`(`actor`: Actor, `endpoint`: kotlin.String, `p256dh`: kotlin.String, `auth`: kotlin.String): PushSubscription {
+            return FfiConverterTypePushSubscription.lift(
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_put_push_subscription(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`endpoint`),
+        FfiConverterString.lower(`p256dh`),
+        FfiConverterString.lower(`auth`),_status)
 }
     }
     )
@@ -4095,6 +4174,24 @@ open class ChatEngine: Disposable, AutoCloseable, ChatEngineInterface
     }
     )
     }
+    
+
+    
+    /**
+     * Forgets one of the actor's push subscriptions.
+     */
+    @Throws(ChatException::class)override fun `removePushSubscription`(`actor`: Actor, `endpoint`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(ChatException) { _status ->
+    UniffiLib.uniffi_chat_ffi_fn_method_chatengine_remove_push_subscription(
+        it,
+        
+        FfiConverterTypeActor.lower(`actor`),
+        FfiConverterString.lower(`endpoint`),_status)
+}
+    }
+    
     
 
     
@@ -7529,6 +7626,77 @@ public object FfiConverterTypePinChange: FfiConverterRustBuffer<PinChange> {
             FfiConverterOptionalString.write(value.`pinnedBy`, buf)
             FfiConverterOptionalString.write(value.`pinnedAt`, buf)
             FfiConverterULong.write(value.`seq`, buf)
+    }
+}
+
+
+
+/**
+ * A device's Web Push subscription.
+ */
+data class PushSubscription (
+    /**
+     * Whose device.
+     */
+    var `userId`: kotlin.String
+    , 
+    /**
+     * The push service URL.
+     */
+    var `endpoint`: kotlin.String
+    , 
+    /**
+     * The device's P-256 public key, base64url.
+     */
+    var `p256dh`: kotlin.String
+    , 
+    /**
+     * The device's auth secret, base64url.
+     */
+    var `auth`: kotlin.String
+    , 
+    /**
+     * When it was registered (RFC 3339).
+     */
+    var `createdAt`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePushSubscription: FfiConverterRustBuffer<PushSubscription> {
+    override fun read(buf: ByteBuffer): PushSubscription {
+        return PushSubscription(
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: PushSubscription) = (
+            FfiConverterString.allocationSize(value.`userId`) +
+            FfiConverterString.allocationSize(value.`endpoint`) +
+            FfiConverterString.allocationSize(value.`p256dh`) +
+            FfiConverterString.allocationSize(value.`auth`) +
+            FfiConverterString.allocationSize(value.`createdAt`)
+    )
+
+    override fun write(value: PushSubscription, buf: ByteBuffer) {
+            FfiConverterString.write(value.`userId`, buf)
+            FfiConverterString.write(value.`endpoint`, buf)
+            FfiConverterString.write(value.`p256dh`, buf)
+            FfiConverterString.write(value.`auth`, buf)
+            FfiConverterString.write(value.`createdAt`, buf)
     }
 }
 
@@ -11227,6 +11395,34 @@ public object FfiConverterSequenceTypeParticipant: FfiConverterRustBuffer<List<P
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeParticipant.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypePushSubscription: FfiConverterRustBuffer<List<PushSubscription>> {
+    override fun read(buf: ByteBuffer): List<PushSubscription> {
+        val len = buf.getInt()
+        return List<PushSubscription>(len) {
+            FfiConverterTypePushSubscription.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<PushSubscription>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypePushSubscription.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<PushSubscription>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypePushSubscription.write(it, buf)
         }
     }
 }
