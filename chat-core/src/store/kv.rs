@@ -266,6 +266,35 @@ impl<B: KvBackend> KvStore<B> {
         err.map_or(Ok(out), Err)
     }
 
+    /// Writes one value and waits until it is durable.
+    async fn put_durably<T: Serialize>(&self, key: Vec<u8>, value: &T) -> Result<()> {
+        self.put(key, value)?;
+        self.kv.sync().await
+    }
+
+    /// Removes one key, durably; whether it was there.
+    async fn remove_durably(&self, key: Vec<u8>) -> Result<bool> {
+        let existed = self.kv.get(&key)?.is_some();
+        if existed {
+            self.kv.apply(vec![(key, None)])?;
+            self.kv.sync().await?;
+        }
+        Ok(existed)
+    }
+
+    /// The current state of each message id (as stored in an index's values).
+    fn messages_by_id(&self, ids: Vec<Vec<u8>>, index: &str) -> Result<Vec<Message>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = String::from_utf8(id).map_err(Error::corrupt)?;
+            let message = self
+                .load_message(&id)?
+                .ok_or_else(|| Error::corrupt(format!("{index} points to a missing message")))?;
+            out.push(message);
+        }
+        Ok(out)
+    }
+
     fn put<T: Serialize>(&self, key: Vec<u8>, value: &T) -> Result<()> {
         self.kv.apply(vec![(key, Some(enc(value)?))])
     }
@@ -797,15 +826,7 @@ impl<B: KvBackend> Store for KvStore<B> {
                 ids.len() < limit
             })?;
         }
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let id = String::from_utf8(id).map_err(Error::corrupt)?;
-            out.push(
-                self.load_message(&id)?
-                    .ok_or_else(|| Error::corrupt("thread index points to a missing message"))?,
-            );
-        }
-        Ok(out)
+        self.messages_by_id(ids, "the thread index")
     }
 
     async fn pinned(&self, course_id: &str) -> Result<Vec<Message>> {
@@ -815,37 +836,18 @@ impl<B: KvBackend> Store for KvStore<B> {
             ids.push(v.to_vec());
             true
         })?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let id = String::from_utf8(id).map_err(Error::corrupt)?;
-            let message = self
-                .load_message(&id)?
-                .ok_or_else(|| Error::corrupt("pin points to a missing message"))?;
-            out.push(message);
-        }
-        Ok(out)
+        self.messages_by_id(ids, "the pin index")
     }
 
     async fn put_restriction(&self, restriction: &Restriction) -> Result<()> {
-        let k = key(
-            b'b',
-            &[
-                restriction.course_id.as_bytes(),
-                restriction.user_id.as_bytes(),
-            ],
-        );
-        self.put(k, restriction)?;
-        self.kv.sync().await
+        let (c, u) = (&restriction.course_id, &restriction.user_id);
+        self.put_durably(key(b'b', &[c.as_bytes(), u.as_bytes()]), restriction)
+            .await
     }
 
     async fn remove_restriction(&self, course_id: &str, user_id: &str) -> Result<bool> {
-        let k = key(b'b', &[course_id.as_bytes(), user_id.as_bytes()]);
-        let existed = self.kv.get(&k)?.is_some();
-        if existed {
-            self.kv.apply(vec![(k, None)])?;
-            self.kv.sync().await?;
-        }
-        Ok(existed)
+        self.remove_durably(key(b'b', &[course_id.as_bytes(), user_id.as_bytes()]))
+            .await
     }
 
     async fn restriction(&self, course_id: &str, user_id: &str) -> Result<Option<Restriction>> {
@@ -963,25 +965,14 @@ impl<B: KvBackend> Store for KvStore<B> {
     }
 
     async fn put_push_subscription(&self, subscription: &PushSubscription) -> Result<()> {
-        let k = key(
-            b'W',
-            &[
-                subscription.user_id.as_bytes(),
-                subscription.endpoint.as_bytes(),
-            ],
-        );
-        self.put(k, subscription)?;
-        self.kv.sync().await
+        let (u, e) = (&subscription.user_id, &subscription.endpoint);
+        self.put_durably(key(b'W', &[u.as_bytes(), e.as_bytes()]), subscription)
+            .await
     }
 
     async fn remove_push_subscription(&self, user_id: &str, endpoint: &str) -> Result<bool> {
-        let k = key(b'W', &[user_id.as_bytes(), endpoint.as_bytes()]);
-        let existed = self.kv.get(&k)?.is_some();
-        if existed {
-            self.kv.apply(vec![(k, None)])?;
-            self.kv.sync().await?;
-        }
-        Ok(existed)
+        self.remove_durably(key(b'W', &[user_id.as_bytes(), endpoint.as_bytes()]))
+            .await
     }
 
     async fn push_subscriptions(&self, user_id: &str) -> Result<Vec<PushSubscription>> {
