@@ -266,6 +266,71 @@ fun main() {
         e.shutdown()
     }
 
+    check("moderation: pins, mutes, bans, flags to moderators, the audit log") {
+        val e = ChatEngine.inMemory()
+        val prof = Actor("prof", "Prof", null, Role.STUDENT)
+        e.putCourse(admin, "m1", CourseUpdate(name = "Moderated"))
+        e.enroll(admin, "m1", "ada", Role.STUDENT)
+        e.enroll(admin, "m1", "bob", Role.STUDENT)
+        e.enroll(admin, "m1", "prof", Role.INSTRUCTOR)
+        val m = e.send(bob, msg("m1", "buy cheap watches"))
+        val profEvents = Recorder()
+        val adaEvents = Recorder()
+        val pc = e.connect(prof, profEvents)
+        pc.join("m1", null)
+        val ac = e.connect(ada, adaEvents)
+        ac.join("m1", null)
+        expectThrows<ChatException.Forbidden> { e.pin(ada, m.id) }
+        val pinned = e.pin(prof, m.id)
+        expect(pinned.pinned && pinned.pinnedBy == "prof", "pinned $pinned")
+        val pe = adaEvents.await("message-pinned") { it is Event.MessagePinned } as Event.MessagePinned
+        expect(pe.pin.pinned && pe.pin.seq == m.seq + 1UL, "${pe.pin}")
+        expect(e.pinned(ada, "m1").map { it.id } == listOf(m.id), "pinned list")
+        val r = e.mute(prof, "m1", "bob", 60UL)
+        expect(r.mutedUntil != null && !r.banned, "$r")
+        expectThrows<ChatException.Muted> { e.send(bob, msg("m1", "hello?")) }
+        e.unmute(prof, "m1", "bob")
+        e.send(bob, msg("m1", "back"))
+        e.ban(prof, "m1", "bob")
+        expectThrows<ChatException.Banned> { e.history(bob, "m1", HistoryQuery()) }
+        e.unban(admin, "m1", "bob")
+        val flag = e.flag(ada, m.id, "spam")
+        val fe = profEvents.await("message-flagged") { it is Event.MessageFlagged } as Event.MessageFlagged
+        expect(fe.flag == flag, "the flag reached the instructor")
+        Thread.sleep(200)
+        expect(adaEvents.events.none { it is Event.MessageFlagged }, "not to students")
+        val done = e.resolveFlag(prof, flag.id, true)
+        expect(done.resolved && done.messageDeleted, "$done")
+        expect(e.flags(prof, "m1", true).isEmpty(), "queue emptied")
+        val actions = e.auditLog(admin, "m1", null, 50u).map { it.action }
+        expect(actions.first() == "resolve-flag" && actions.last() == "pin", "audit $actions")
+        pc.disconnect()
+        ac.disconnect()
+        e.shutdown()
+    }
+
+    check("threads, search, mentions, archiving") {
+        val e = ChatEngine.inMemory()
+        e.putCourse(admin, "t1", CourseUpdate(name = "Threads"))
+        e.enroll(admin, "t1", "ada", Role.STUDENT)
+        e.enroll(admin, "t1", "bob", Role.STUDENT)
+        val root = e.send(ada, msg("t1", "how do lifetimes work?"))
+        val reply = e.send(bob, SendMessage(courseId = "t1", message = "ask @ada", threadId = root.id))
+        expect(reply.threadId == root.id && reply.mentions == listOf("ada"), "$reply")
+        val page = e.thread(bob, root.id, null, null)
+        expect(page.root.replyCount == 1UL && page.replies.map { it.id } == listOf(reply.id), "$page")
+        val hits = e.search(ada, "t1", "lifetimes", null, null)
+        expect(hits.map { it.message.id } == listOf(root.id), "hits $hits")
+        expect(hits[0].highlight.startsWith("how do <b>lifetimes</b> work"), hits[0].highlight)
+        val archived = e.putCourse(admin, "t1", CourseUpdate(archived = true))
+        expect(archived.archived, "archived")
+        expectThrows<ChatException.ChatDisabled> { e.send(ada, msg("t1", "late")) }
+        expect(e.exportPage(admin, "t1", 0UL, 10u).size == 2, "export")
+        expect(e.dropCourse(admin, "t1") == 2UL, "dropped")
+        expectThrows<ChatException.NotFound> { e.history(ada, "t1", HistoryQuery()) }
+        e.shutdown()
+    }
+
     engine.shutdown()
     println("kotlin: $passed passed, ${failures.size} failed")
     exitProcess(if (failures.isEmpty()) 0 else 1)
