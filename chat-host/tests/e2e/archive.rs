@@ -7,10 +7,12 @@ use crate::support::*;
 
 #[tokio::test]
 async fn archive_export_and_drop_a_course() {
-    let w = World::start().await;
+    let mut c = config();
+    c.engine.rate_limit_burst = 100_000;
+    let w = World::with(c).await;
     let mut sent = Vec::new();
     for i in 0..1_203 {
-        // More than two export pages; sent by several users to stay under the rate limit.
+        // More than two export pages of 500.
         let who = [&w.u1, &w.u2, &w.i1][i % 3];
         let r = w
             .post(
@@ -19,13 +21,9 @@ async fn archive_export_and_drop_a_course() {
                 json!({"courseId": COURSE, "message": format!("m{i}")}),
             )
             .await;
-        if r.status == 429 {
-            break;
-        }
         assert_eq!(r.status, 201, "{}", r.text());
         sent.push(r.data()["id"].as_str().unwrap().to_string());
     }
-    assert!(sent.len() >= 10, "{} sent", sent.len());
     let r = w
         .put(
             &w.admin,
