@@ -49,12 +49,19 @@ impl Engine {
         need: Need,
     ) -> Result<Option<Role>> {
         let (_, role) = self.access(actor, course_id, need).await?;
-        if !Self::moderates(actor, role) {
-            return Err(Error::Forbidden(
-                "only the course's instructors and admins can moderate it".into(),
-            ));
-        }
+        Self::require_moderator(actor, role)?;
         Ok(role)
+    }
+
+    /// Refuses a caller with `role` in a course who does not moderate it.
+    fn require_moderator(actor: &Actor, role: Option<Role>) -> Result<()> {
+        if Self::moderates(actor, role) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(
+                "only the course's instructors and admins can moderate it".into(),
+            ))
+        }
     }
 
     /// Appends to the audit log. The action is done by then: a failure to log it is reported
@@ -96,8 +103,9 @@ impl Engine {
     async fn set_pin(&self, actor: &Actor, message_id: &str, pin: bool) -> Result<Message> {
         self.alive()?;
         for _ in 0..CONFLICT_RETRIES {
-            let (current, course, _) = self.message_for(actor, message_id, Need::Change).await?;
-            self.moderator_of(actor, &course.id, Need::Change).await?;
+            // One access check: the message's course and the caller's role in it.
+            let (current, course, role) = self.message_for(actor, message_id, Need::Change).await?;
+            Self::require_moderator(actor, role)?;
             if current.is_deleted {
                 return Err(Error::NotFound("message"));
             }
