@@ -33,7 +33,7 @@ pub(crate) mod cors;
 pub mod dispatch;
 pub mod engineio;
 pub mod error;
-pub(crate) mod frames;
+pub mod frames;
 pub mod http;
 pub(crate) mod moderation;
 pub mod multipart;

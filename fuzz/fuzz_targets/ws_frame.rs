@@ -1,8 +1,8 @@
-//! `/ws`: raw bytes from a client, after the upgrade, through fastwebsockets' server-side frame
-//! reader (same settings as `chat_host::ws`: message cap, auto close and pong, fragments joined
-//! under the cap) and each complete text message decoded as `{"event","data","ack"}` and run by
-//! `chat_host::dispatch::dispatch` on a connection of an enrolled user, whose answers are
-//! encoded as the server does.
+//! `/ws`: raw bytes from a client, after the upgrade, through chat-host's own frame reader and
+//! message joiner (`chat_host::frames`, with `chat_host::ws`'s settings: message cap, auto close
+//! and pong, fragments joined under the cap), and each complete text message decoded as
+//! `{"event","data","ack"}` and run by `chat_host::dispatch::dispatch` on a connection of an
+//! enrolled user, whose answers are encoded as the server does.
 //!
 //! `chat_host::ws`'s own per-frame function is private; this mirrors its 20 lines of decoding and
 //! calls the shared dispatcher, where the events' data are decoded.
@@ -10,7 +10,7 @@
 
 mod common;
 
-use fastwebsockets::{OpCode, Role, WebSocket};
+use chat_host::frames::{read_message, FrameReader, Message};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -25,36 +25,17 @@ fuzz_target!(|data: &[u8]| {
         let (mut client, server) = tokio::io::duplex(1 << 20);
         client.write_all(&data).await.unwrap();
         drop(client);
-        let mut ws = WebSocket::after_handshake(server, Role::Server);
-        ws.set_max_message_size(MAX);
-        ws.set_auto_close(true);
-        ws.set_auto_pong(true);
-        ws.set_writev(false);
-        let mut partial: Option<Vec<u8>> = None;
+        let mut rd = FrameReader::new(server);
+        rd.set_max_message_size(MAX);
+        rd.set_auto_close(true);
+        rd.set_auto_pong(true);
+        // What the reader owes the client (pongs, the close answer) is dropped: nobody reads.
+        let mut owed = |_frame| async { Ok::<(), std::convert::Infallible>(()) };
         for _ in 0..64 {
-            let frame = match ws.read_frame().await {
-                Ok(f) => f,
-                Err(_) => break,
-            };
-            let payload = match frame.opcode {
-                OpCode::Close => break,
-                OpCode::Ping | OpCode::Pong | OpCode::Binary => continue,
-                OpCode::Text if frame.fin => frame.payload.to_vec(),
-                OpCode::Text => {
-                    partial = Some(frame.payload.to_vec());
-                    continue;
-                }
-                OpCode::Continuation => {
-                    let Some(buf) = partial.as_mut() else { break };
-                    if buf.len() + frame.payload.len() > MAX {
-                        break;
-                    }
-                    buf.extend_from_slice(&frame.payload);
-                    if !frame.fin {
-                        continue;
-                    }
-                    partial.take().unwrap()
-                }
+            let payload = match read_message(&mut rd, &mut owed, MAX, || {}).await {
+                Ok(Message::Text(payload)) => payload,
+                Ok(Message::Binary) => continue,
+                Ok(Message::Close) | Err(_) => break,
             };
             let Ok(Value::Object(mut f)) = serde_json::from_slice::<Value>(&payload) else {
                 continue;

@@ -12,7 +12,6 @@
 
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::handler::{Handler, Reason};
@@ -25,7 +24,7 @@ use super::EngineIo;
 pub(crate) async fn drive<H: Handler>(
     engine: EngineIo,
     session: Arc<Session>,
-    mut inbound: mpsc::Receiver<Vec<Incoming>>,
+    inbound: flume::Receiver<Vec<Incoming>>,
     mut handler: H,
 ) {
     let cfg = engine.config();
@@ -46,8 +45,8 @@ pub(crate) async fn drive<H: Handler>(
         tokio::select! {
             _ = &mut closed => break Reason::Closed,
             _ = &mut shutting_down => break Reason::Shutdown,
-            batch = inbound.recv() => {
-                let Some(batch) = batch else { break Reason::Closed };
+            batch = inbound.recv_async() => {
+                let Ok(batch) = batch else { break Reason::Closed };
                 for packet in batch {
                     match packet {
                         Incoming::Close => break 'session Reason::ClientClose,
@@ -83,5 +82,6 @@ pub(crate) async fn drive<H: Handler>(
     tracing::debug!(sid = %session.sid(), reason = ?end, "Engine.IO session closed");
     session.close();
     engine.registry().remove(session.sid());
-    handler.on_close(end).await;
+    // Boxed: it runs once, at the end; the driver should not carry its state all along.
+    Box::pin(handler.on_close(end)).await;
 }

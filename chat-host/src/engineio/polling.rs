@@ -39,7 +39,7 @@ pub(super) async fn poll(engine: &EngineIo, session: &Arc<Session>) -> Response<
         Transport::WebSocket => return bad_request(),
     }
     let queue = session.outgoing();
-    let Ok(mut rx) = queue.try_lock() else {
+    let Ok(rx) = queue.try_lock() else {
         // A second long-poll while one is pending: the client is confused; end this one.
         return eio_error(StatusCode::BAD_REQUEST, 3, "Overlapping poll");
     };
@@ -49,10 +49,10 @@ pub(super) async fn poll(engine: &EngineIo, session: &Arc<Session>) -> Response<
     loop {
         tokio::select! {
             biased;
-            first = rx.recv() => match first {
-                Some(Outgoing::Text(p)) => packets.push(p),
-                Some(Outgoing::Control(_)) => continue,
-                None => packets.push(eio::CLOSE.into()),
+            first = rx.recv_async() => match first {
+                Ok(Outgoing::Text(p)) => packets.push(p),
+                Ok(Outgoing::Control(_)) => continue,
+                Err(_) => packets.push(eio::CLOSE.into()),
             },
             _ = session.closed().cancelled() => {
                 while let Ok(p) = rx.try_recv() {

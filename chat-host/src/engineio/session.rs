@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Mutex as AsyncMutex, Notify};
+use tokio::sync::{Mutex as AsyncMutex, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::packet;
@@ -71,9 +71,9 @@ impl Incoming {
 /// One Engine.IO session: what its transports and its driver share.
 pub(crate) struct Session {
     sid: String,
-    out_tx: mpsc::Sender<Outgoing>,
-    out_rx: Arc<AsyncMutex<mpsc::Receiver<Outgoing>>>,
-    inbound: mpsc::Sender<Vec<Incoming>>,
+    out_tx: flume::Sender<Outgoing>,
+    out_rx: Arc<AsyncMutex<flume::Receiver<Outgoing>>>,
+    inbound: flume::Sender<Vec<Incoming>>,
     transport: parking_lot::Mutex<Transport>,
     kick: Notify,
     closed: CancellationToken,
@@ -89,9 +89,12 @@ impl Session {
         sid: String,
         transport: Transport,
         queue: usize,
-    ) -> (Arc<Session>, mpsc::Receiver<Vec<Incoming>>) {
-        let (out_tx, out_rx) = mpsc::channel(queue);
-        let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    ) -> (Arc<Session>, flume::Receiver<Vec<Incoming>>) {
+        // flume rather than tokio's mpsc: its queues allocate as they fill, where tokio's
+        // allocate a block of 32 slots and a cache-padded channel up front (2.6 KiB for the
+        // two of an idle session).
+        let (out_tx, out_rx) = flume::bounded(queue);
+        let (in_tx, in_rx) = flume::bounded(INBOUND_QUEUE);
         let session = Arc::new(Session {
             sid,
             out_tx,
@@ -135,7 +138,7 @@ impl Session {
     }
 
     /// The outgoing queue's receiver (held by a long-poll, or by the WebSocket writer).
-    pub(super) fn outgoing(&self) -> Arc<AsyncMutex<mpsc::Receiver<Outgoing>>> {
+    pub(super) fn outgoing(&self) -> Arc<AsyncMutex<flume::Receiver<Outgoing>>> {
         self.out_rx.clone()
     }
 
@@ -145,7 +148,7 @@ impl Session {
             return !self.closed.is_cancelled();
         }
         tokio::select! {
-            r = self.inbound.send(packets) => r.is_ok(),
+            r = self.inbound.send_async(packets) => r.is_ok(),
             _ = self.closed.cancelled() => false,
         }
     }
@@ -162,10 +165,16 @@ impl Session {
     pub(crate) async fn send_paced(&self, text: String, timeout: Duration) -> bool {
         let text = match self.out_tx.try_send(Outgoing::Text(packet::message(text))) {
             Ok(()) => return true,
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
-            Err(mpsc::error::TrySendError::Full(text)) => text,
+            Err(flume::TrySendError::Disconnected(_)) => return false,
+            Err(flume::TrySendError::Full(text)) => text,
         };
-        match tokio::time::timeout(timeout, self.out_tx.send(text)).await {
+        // Boxed: waiting is rare, and its timer would otherwise be part of every session's
+        // driver for the session's life.
+        Box::pin(self.wait_for_room(text, timeout)).await
+    }
+
+    async fn wait_for_room(&self, text: Outgoing, timeout: Duration) -> bool {
+        match tokio::time::timeout(timeout, self.out_tx.send_async(text)).await {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
             Err(_) => {
@@ -181,19 +190,22 @@ impl Session {
     pub(super) fn push(&self, text: String) -> bool {
         match self.out_tx.try_send(Outgoing::Text(text)) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(flume::TrySendError::Full(_)) => {
                 tracing::info!(sid = %self.sid, "Engine.IO queue full, disconnecting a slow client");
                 self.close();
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(flume::TrySendError::Disconnected(_)) => false,
         }
     }
 
     /// Queues a control frame for the WebSocket writer, waiting for room; false when the
     /// session is gone.
     pub(super) async fn control(&self, frame: Control) -> bool {
-        self.out_tx.send(Outgoing::Control(frame)).await.is_ok()
+        self.out_tx
+            .send_async(Outgoing::Control(frame))
+            .await
+            .is_ok()
     }
 
     /// Queues a control frame if there is room.
@@ -243,7 +255,7 @@ impl Registry {
         transport: Transport,
         queue: usize,
         max: usize,
-    ) -> Option<(Arc<Session>, mpsc::Receiver<Vec<Incoming>>)> {
+    ) -> Option<(Arc<Session>, flume::Receiver<Vec<Incoming>>)> {
         let mut map = self.sessions.lock();
         if map.len() >= max {
             return None;

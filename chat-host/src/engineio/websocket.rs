@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fastwebsockets::{Frame, WebSocket, WebSocketError};
+use fastwebsockets::{Frame, WebSocket};
 use hyper::body::Incoming as HttpBody;
 use hyper::upgrade::Upgraded;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::packet::{self, eio, EioPacket};
@@ -186,11 +185,8 @@ async fn run(engine: EngineIo, session: Arc<Session>, ws: WebSocket<Io>, probe: 
                         break;
                     }
                 },
-                Err(_) => {
-                    let e = WebSocketError::InvalidUTF8;
-                    tracing::debug!(sid = %session.sid(), error = %e, "Engine.IO WebSocket read ended");
-                    break;
-                }
+                // read_message checked it.
+                Err(_) => break,
             },
             Ok(Message::Binary) => Some(Incoming::Binary),
             Ok(Message::Close) => break,
@@ -216,7 +212,7 @@ async fn run(engine: EngineIo, session: Arc<Session>, ws: WebSocket<Io>, probe: 
 /// queued at once goes out in one write.
 async fn writer(
     mut wr: Writer,
-    mut rx: tokio::sync::OwnedMutexGuard<mpsc::Receiver<Outgoing>>,
+    rx: tokio::sync::OwnedMutexGuard<flume::Receiver<Outgoing>>,
     session: Arc<Session>,
     shutdown: CancellationToken,
     write_timeout: Duration,
@@ -229,14 +225,14 @@ async fn writer(
             biased;
             _ = &mut closed => {
                 // A close frame the reader queued just before closing goes first.
-                wr.add_queued_controls(&mut rx);
+                wr.add_queued_controls(&rx);
                 let code = if shutdown.is_cancelled() { 1001 } else { 1000 };
                 wr.push(Frame::close(code, b""));
                 true
             }
-            out = rx.recv() => match out {
-                Some(out) => wr.add(out),
-                None => {
+            out = rx.recv_async() => match out {
+                Ok(out) => wr.add(out),
+                Err(_) => {
                     wr.push(Frame::close(1000, b""));
                     true
                 }

@@ -1,8 +1,9 @@
 //! A server WebSocket's frames, in and out, for `/ws` and Engine.IO's WebSocket transport alike.
 //!
-//! In: [`read_message`] reads whole messages, joining fragments under a size cap, and says why
-//! it stopped ([`ReadError`]); each transport decides what that costs the client (a close code,
-//! an `error` event).
+//! In: [`FrameReader`] (`reader.rs`) reads frames with a buffer sized to what is waiting;
+//! [`read_message`] joins them into whole messages under a size cap, and says why it stopped
+//! ([`ReadError`]); each transport decides what that costs the client (a close code, an `error`
+//! event).
 //!
 //! Out, in batches. Why: a socket's writer often finds several frames ready at once (a room's
 //! burst, a `sinceSeq` replay, an ack behind an event). Writing them with one `write` instead of
@@ -14,10 +15,13 @@
 
 use std::time::Duration;
 
-use fastwebsockets::{Frame, OpCode, Payload, Role, WebSocket, WebSocketError, WebSocketRead};
+use fastwebsockets::{Frame, OpCode, Payload, WebSocket};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+mod reader;
+
+pub use reader::{FrameError, FrameReader, InFrame};
 
 /// A control frame (pong, close) the reader asks the writer to send. Boxed because a channel
 /// preallocates its slots for every socket and these frames are rare.
@@ -33,7 +37,7 @@ pub(crate) enum Outgoing {
 
 /// A whole message from the client.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Message {
+pub enum Message {
     /// A text message (its bytes, not checked to be UTF-8).
     Text(Vec<u8>),
     /// A binary message (its content is never used).
@@ -44,7 +48,7 @@ pub(crate) enum Message {
 
 /// Why [`read_message`] read no message.
 #[derive(Debug)]
-pub(crate) enum ReadError {
+pub enum ReadError {
     /// One frame was larger than the reader's `max_message_size`.
     FrameTooLarge,
     /// The fragments of a message added up to more than the cap.
@@ -52,7 +56,7 @@ pub(crate) enum ReadError {
     /// A continuation frame came with no message to continue.
     UnexpectedContinuation,
     /// The socket failed or sent a malformed frame.
-    Socket(WebSocketError),
+    Socket(FrameError),
 }
 
 impl std::fmt::Display for ReadError {
@@ -69,8 +73,8 @@ impl std::fmt::Display for ReadError {
 /// Reads one message, joining fragments, at most `max` bytes. Pings and pongs are skipped (the
 /// reader answers pings itself when auto-pong is on, through `send`); `on_frame` is called for
 /// every frame read, control frames included (they count as the client's life).
-pub(crate) async fn read_message<S, R, E>(
-    rd: &mut WebSocketRead<S>,
+pub async fn read_message<S, R, E>(
+    rd: &mut FrameReader<S>,
     send: &mut impl FnMut(Frame<'static>) -> R,
     max: usize,
     mut on_frame: impl FnMut(),
@@ -78,22 +82,21 @@ pub(crate) async fn read_message<S, R, E>(
 where
     S: AsyncRead + Unpin,
     R: std::future::Future<Output = Result<(), E>>,
-    E: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
 {
     let mut partial: Option<(OpCode, Vec<u8>)> = None;
     loop {
         let frame = match rd.read_frame(send).await {
             Ok(frame) => frame,
-            Err(WebSocketError::FrameTooLarge) => return Err(ReadError::FrameTooLarge),
+            Err(FrameError::TooLarge) => return Err(ReadError::FrameTooLarge),
             Err(e) => return Err(ReadError::Socket(e)),
         };
         on_frame();
         let (opcode, payload) = match frame.opcode {
             OpCode::Close => return Ok(Message::Close),
             OpCode::Ping | OpCode::Pong => continue,
-            OpCode::Text | OpCode::Binary if frame.fin => (frame.opcode, frame.payload.to_vec()),
+            OpCode::Text | OpCode::Binary if frame.fin => (frame.opcode, frame.payload),
             OpCode::Text | OpCode::Binary => {
-                partial = Some((frame.opcode, frame.payload.to_vec()));
+                partial = Some((frame.opcode, frame.payload));
                 continue;
             }
             OpCode::Continuation => {
@@ -113,10 +116,14 @@ where
                 }
             }
         };
-        return Ok(match opcode {
-            OpCode::Binary => Message::Binary,
-            _ => Message::Text(payload),
-        });
+        return match opcode {
+            OpCode::Binary => Ok(Message::Binary),
+            // RFC 6455 §8.1: a text message that is not UTF-8 fails the connection.
+            _ if std::str::from_utf8(&payload).is_err() => Err(ReadError::Socket(
+                FrameError::Protocol("text message not UTF-8"),
+            )),
+            _ => Ok(Message::Text(payload)),
+        };
     }
 }
 
@@ -135,16 +142,15 @@ const MAX_HEAD: usize = 14;
 /// A writer stops adding frames to a batch once it holds this many bytes.
 pub(crate) const BATCH_BYTES: usize = 64 * 1024;
 
-/// Splits an upgraded socket into fastwebsockets' reader and a batching [`FrameWriter`].
-pub(crate) fn split<S>(ws: WebSocket<S>) -> (WebSocketRead<ReadHalf<S>>, FrameWriter<WriteHalf<S>>)
+/// Splits an upgraded socket into a [`FrameReader`] and a batching [`FrameWriter`].
+pub(crate) fn split<S>(ws: WebSocket<S>) -> (FrameReader<ReadHalf<S>>, FrameWriter<WriteHalf<S>>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     // Nothing was read from the stream yet (the handshake is hyper's), so taking it back from
-    // the `WebSocket` loses nothing; the reader's own write side is never used.
+    // the `WebSocket` loses nothing.
     let (read, write) = tokio::io::split(ws.into_inner());
-    let (reader, _) = fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
-    (reader, FrameWriter::new(write))
+    (FrameReader::new(read), FrameWriter::new(write))
 }
 
 /// Why a flush failed.
@@ -230,7 +236,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 
     /// Adds the control frames still queued (a close the reader queued just before the socket
     /// stopped goes out); queued text is dropped.
-    pub(crate) fn add_queued_controls(&mut self, rx: &mut mpsc::Receiver<Outgoing>) {
+    pub(crate) fn add_queued_controls(&mut self, rx: &flume::Receiver<Outgoing>) {
         while let Ok(out) = rx.try_recv() {
             if let Outgoing::Control(frame) = out {
                 self.push(*frame);
@@ -270,6 +276,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fastwebsockets::Role;
 
     /// A server-side reader fed by a client writing `frames`, and the messages it reads.
     async fn read_all(frames: Vec<Frame<'static>>, max: usize) -> Vec<Result<Message, String>> {
