@@ -248,6 +248,12 @@ impl Store for Counting {
     async fn push_subscriptions(&self, u: &str) -> chat_core::Result<Vec<PushSubscription>> {
         self.inner.push_subscriptions(u).await
     }
+    async fn push_subscribers(
+        &self,
+        c: &str,
+    ) -> chat_core::Result<Vec<(String, Vec<PushSubscription>)>> {
+        self.inner.push_subscribers(c).await
+    }
     async fn flush(&self) -> chat_core::Result<()> {
         self.inner.flush().await
     }

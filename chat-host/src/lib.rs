@@ -14,7 +14,8 @@
 //! - [`rest`]: the REST handlers; [`http`]: reading requests (capped bodies, queries, JSON);
 //!   [`multipart`]: uploads; [`response`]: the JSON envelope;
 //! - [`ws`]: the WebSocket transport; [`dispatch`]: client events to engine calls (shared by
-//!   every event transport);
+//!   every event transport); [`frames`]: WebSocket frames in (read into a buffer only as large
+//!   as what waits, so an idle socket stays small) and out (batched into one write);
 //! - [`engineio`]: Engine.IO v4 (sessions, long-polling, WebSocket, heartbeat) on `/socket.io/`,
 //!   carrying messages it does not read; [`socketio`]: Socket.IO v4 on top of it (the namespace,
 //!   its auth, events and acks);

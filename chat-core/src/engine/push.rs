@@ -114,23 +114,24 @@ impl Engine {
     /// Who a new message should be pushed to: the course's participants but its sender, with
     /// no open connection anywhere and at least one subscription; the mentioned ones first.
     pub async fn push_targets(&self, message: &Message) -> Result<Vec<PushTarget>> {
-        let ids: Vec<String> = self
+        // Subscribers first (one read, empty when nobody subscribed), then presence for them
+        // only: this runs for every new message.
+        let subscribers: Vec<(String, Vec<PushSubscription>)> = self
             .inner
             .store
-            .participants(&message.course_id)
+            .push_subscribers(&message.course_id)
             .await?
             .into_iter()
-            .map(|p| p.user_id)
-            .filter(|u| *u != message.sender.id)
+            .filter(|(u, _)| *u != message.sender.id)
             .collect();
+        if subscribers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = subscribers.iter().map(|(u, _)| u.clone()).collect();
         let online = self.inner.cluster.presence.online(&ids).await?;
         let mut targets = Vec::new();
-        for (user_id, on) in ids.into_iter().zip(online) {
+        for ((user_id, subscriptions), on) in subscribers.into_iter().zip(online) {
             if on {
-                continue;
-            }
-            let subscriptions = self.inner.store.push_subscriptions(&user_id).await?;
-            if subscriptions.is_empty() {
                 continue;
             }
             targets.push(PushTarget {

@@ -452,6 +452,27 @@ async fn push_subscriptions(store: &dyn Store) {
         .unwrap());
     assert_eq!(store.push_subscriptions("u1").await.unwrap(), [replaced]);
     assert_eq!(store.push_subscriptions("u2").await.unwrap().len(), 1);
+    // A course's subscribers: its participants with subscriptions, by user, each with theirs.
+    assert!(store.push_subscribers("pc").await.unwrap().is_empty());
+    for (user, role) in [("u1", Role::Student), ("u3", Role::Instructor)] {
+        store.put_participant("pc", user, role).await.unwrap();
+    }
+    store
+        .put_push_subscription(&sub("u1", "https://c/", "k5"))
+        .await
+        .unwrap();
+    let subscribers = store.push_subscribers("pc").await.unwrap();
+    assert_eq!(
+        subscribers
+            .iter()
+            .map(|(u, subs)| (
+                u.as_str(),
+                subs.iter().map(|s| s.endpoint.as_str()).collect::<Vec<_>>()
+            ))
+            .collect::<Vec<_>>(),
+        [("u1", vec!["https://b/", "https://c/"])],
+        "u2 subscribed but is not enrolled; u3 is enrolled but did not subscribe"
+    );
 }
 
 /// The audit log reads newest first, per course or whole, in pages by id.

@@ -980,6 +980,30 @@ impl<B: KvBackend> Store for KvStore<B> {
         self.values_in(&from, &to, false, usize::MAX)
     }
 
+    async fn push_subscribers(
+        &self,
+        course_id: &str,
+    ) -> Result<Vec<(String, Vec<PushSubscription>)>> {
+        // Every subscription of the store (usually none, or few beside the participants of a
+        // course), then the enrolled among their users, through the enrolment cache.
+        let (from, to) = under(b'W', &[]);
+        let all: Vec<PushSubscription> = self.values_in(&from, &to, false, usize::MAX)?;
+        let mut out: Vec<(String, Vec<PushSubscription>)> = Vec::new();
+        for sub in all {
+            match out.last_mut() {
+                Some((user, subs)) if *user == sub.user_id => subs.push(sub),
+                _ => out.push((sub.user_id.clone(), vec![sub])),
+            }
+        }
+        let mut enrolled = Vec::with_capacity(out.len());
+        for (user, subs) in out {
+            if self.participant(course_id, &user).await?.is_some() {
+                enrolled.push((user, subs));
+            }
+        }
+        Ok(enrolled)
+    }
+
     async fn flush(&self) -> Result<()> {
         self.kv.sync().await
     }

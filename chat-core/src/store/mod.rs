@@ -357,6 +357,13 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_push_subscription(&self, user_id: &str, endpoint: &str) -> Result<bool>;
     /// A user's push subscriptions, by endpoint.
     async fn push_subscriptions(&self, user_id: &str) -> Result<Vec<PushSubscription>>;
+    /// The course's participants that have push subscriptions, by user id, each with theirs by
+    /// endpoint: what every new message asks, so it is one read, and next to nothing when nobody
+    /// subscribed.
+    async fn push_subscribers(
+        &self,
+        course_id: &str,
+    ) -> Result<Vec<(String, Vec<PushSubscription>)>>;
 
     /// Makes everything written so far durable (writes already are; this is for shutdown).
     async fn flush(&self) -> Result<()>;

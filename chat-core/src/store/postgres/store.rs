@@ -900,6 +900,31 @@ impl Store for PgStore {
         .collect()
     }
 
+    async fn push_subscribers(
+        &self,
+        course_id: &str,
+    ) -> Result<Vec<(String, Vec<PushSubscription>)>> {
+        let rows = sqlx::query(
+            "SELECT s.user_id, s.subscription FROM chat_push_subscriptions s \
+             JOIN chat_participants p ON p.user_id = s.user_id AND p.course_id = $1 \
+             ORDER BY s.user_id, s.endpoint",
+        )
+        .bind(course_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read push subscribers"))?;
+        let mut out: Vec<(String, Vec<PushSubscription>)> = Vec::new();
+        for row in &rows {
+            let user: String = get(row, 0)?;
+            let sub: PushSubscription = decode_col(row, 1)?;
+            match out.last_mut() {
+                Some((u, subs)) if *u == user => subs.push(sub),
+                _ => out.push((user, vec![sub])),
+            }
+        }
+        Ok(out)
+    }
+
     async fn flush(&self) -> Result<()> {
         // Every write committed, durably, before it returned.
         Ok(())
