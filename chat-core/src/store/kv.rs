@@ -988,15 +988,8 @@ impl<B: KvBackend> Store for KvStore<B> {
         // course), then the enrolled among their users, through the enrolment cache.
         let (from, to) = under(b'W', &[]);
         let all: Vec<PushSubscription> = self.values_in(&from, &to, false, usize::MAX)?;
-        let mut out: Vec<(String, Vec<PushSubscription>)> = Vec::new();
-        for sub in all {
-            match out.last_mut() {
-                Some((user, subs)) if *user == sub.user_id => subs.push(sub),
-                _ => out.push((sub.user_id.clone(), vec![sub])),
-            }
-        }
-        let mut enrolled = Vec::with_capacity(out.len());
-        for (user, subs) in out {
+        let mut enrolled = Vec::new();
+        for (user, subs) in super::by_user(all) {
             if self.participant(course_id, &user).await?.is_some() {
                 enrolled.push((user, subs));
             }

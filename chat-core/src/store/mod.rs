@@ -368,3 +368,18 @@ pub trait Store: Send + Sync + 'static {
     /// Makes everything written so far durable (writes already are; this is for shutdown).
     async fn flush(&self) -> Result<()>;
 }
+
+/// Subscriptions ordered by user, grouped per user: the shape of
+/// [`Store::push_subscribers`], shared by the backends.
+pub(crate) fn by_user(
+    subscriptions: impl IntoIterator<Item = PushSubscription>,
+) -> Vec<(String, Vec<PushSubscription>)> {
+    let mut out: Vec<(String, Vec<PushSubscription>)> = Vec::new();
+    for sub in subscriptions {
+        match out.last_mut() {
+            Some((user, subs)) if *user == sub.user_id => subs.push(sub),
+            _ => out.push((sub.user_id.clone(), vec![sub])),
+        }
+    }
+    out
+}

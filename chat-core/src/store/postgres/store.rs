@@ -904,25 +904,19 @@ impl Store for PgStore {
         &self,
         course_id: &str,
     ) -> Result<Vec<(String, Vec<PushSubscription>)>> {
-        let rows = sqlx::query(
-            "SELECT s.user_id, s.subscription FROM chat_push_subscriptions s \
+        let subscriptions = sqlx::query(
+            "SELECT s.subscription FROM chat_push_subscriptions s \
              JOIN chat_participants p ON p.user_id = s.user_id AND p.course_id = $1 \
              ORDER BY s.user_id, s.endpoint",
         )
         .bind(course_id)
         .fetch_all(&self.pool)
         .await
-        .map_err(db("read push subscribers"))?;
-        let mut out: Vec<(String, Vec<PushSubscription>)> = Vec::new();
-        for row in &rows {
-            let user: String = get(row, 0)?;
-            let sub: PushSubscription = decode_col(row, 1)?;
-            match out.last_mut() {
-                Some((u, subs)) if *u == user => subs.push(sub),
-                _ => out.push((user, vec![sub])),
-            }
-        }
-        Ok(out)
+        .map_err(db("read push subscribers"))?
+        .iter()
+        .map(|row| decode_col(row, 0))
+        .collect::<Result<Vec<PushSubscription>>>()?;
+        Ok(crate::store::by_user(subscriptions))
     }
 
     async fn flush(&self) -> Result<()> {
