@@ -169,7 +169,7 @@ async fn run(state: AppState, actor: Actor, ws: WebSocket<Io>, _slot: Slot) {
             ))),
             // Boxed: handling an event (a call into the engine) is a large future that an idle
             // socket's task should not carry.
-            Ok(Message::Text(payload)) => Box::pin(handle_text(&conn, &payload)).await,
+            Ok(Message::Text(payload)) => Box::pin(handle_text(&conn, payload.as_bytes())).await,
             Err(ReadError::FrameTooLarge) => {
                 close_with(close::TOO_BIG, b"frame too large");
                 break;

@@ -37,7 +37,7 @@ fuzz_target!(|data: &[u8]| {
                 Ok(Message::Binary) => continue,
                 Ok(Message::Close) | Err(_) => break,
             };
-            let Ok(Value::Object(mut f)) = serde_json::from_slice::<Value>(&payload) else {
+            let Ok(Value::Object(mut f)) = serde_json::from_str::<Value>(&payload) else {
                 continue;
             };
             let ack = f.remove("ack").filter(|a| !a.is_null());

@@ -106,7 +106,7 @@ async fn run(engine: EngineIo, session: Arc<Session>, ws: WebSocket<Io>, probe: 
         // its state for the socket's life.
         let upgraded = Box::pin(tokio::time::timeout(UPGRADE_TIMEOUT, async {
             let first = read_message(&mut rd, &mut ignore, cfg.max_payload, || {}).await;
-            if !matches!(&first, Ok(Message::Text(t)) if t == b"2probe") {
+            if !matches!(&first, Ok(Message::Text(t)) if t == "2probe") {
                 return false;
             }
             if !write_text(&mut wr, eio::PONG_PROBE, cfg.write_timeout).await {
@@ -117,9 +117,9 @@ async fn run(engine: EngineIo, session: Arc<Session>, ws: WebSocket<Io>, probe: 
             }
             loop {
                 match read_message(&mut rd, &mut ignore, cfg.max_payload, || {}).await {
-                    Ok(Message::Text(t)) => match std::str::from_utf8(&t).map(packet::decode_eio) {
-                        Ok(Ok(EioPacket::Upgrade)) => return true,
-                        Ok(Ok(EioPacket::Noop | EioPacket::Ping(_))) => continue,
+                    Ok(Message::Text(t)) => match packet::decode_eio(&t) {
+                        Ok(EioPacket::Upgrade) => return true,
+                        Ok(EioPacket::Noop | EioPacket::Ping(_)) => continue,
                         _ => return false,
                     },
                     _ => return false,
@@ -177,16 +177,12 @@ async fn run(engine: EngineIo, session: Arc<Session>, ws: WebSocket<Io>, probe: 
             m = read_message(&mut rd, &mut send_obligated, cfg.max_payload, || {}) => m,
         };
         let incoming = match msg {
-            Ok(Message::Text(t)) => match String::from_utf8(t) {
-                Ok(t) => match packet::decode_eio(&t) {
-                    Ok(p) => Incoming::from_packet(p),
-                    Err(_) => {
-                        tracing::debug!(sid = %session.sid(), "bad Engine.IO packet");
-                        break;
-                    }
-                },
-                // read_message checked it.
-                Err(_) => break,
+            Ok(Message::Text(t)) => match packet::decode_eio(&t) {
+                Ok(p) => Incoming::from_packet(p),
+                Err(_) => {
+                    tracing::debug!(sid = %session.sid(), "bad Engine.IO packet");
+                    break;
+                }
             },
             Ok(Message::Binary) => Some(Incoming::Binary),
             Ok(Message::Close) => break,

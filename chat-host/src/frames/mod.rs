@@ -38,8 +38,8 @@ pub(crate) enum Outgoing {
 /// A whole message from the client.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Message {
-    /// A text message (its bytes, not checked to be UTF-8).
-    Text(Vec<u8>),
+    /// A text message (checked to be UTF-8 once, here).
+    Text(String),
     /// A binary message (its content is never used).
     Binary,
     /// A close frame.
@@ -116,14 +116,13 @@ where
                 }
             }
         };
-        return match opcode {
-            OpCode::Binary => Ok(Message::Binary),
-            // RFC 6455 §8.1: a text message that is not UTF-8 fails the connection.
-            _ if std::str::from_utf8(&payload).is_err() => Err(ReadError::Socket(
-                FrameError::Protocol("text message not UTF-8"),
-            )),
-            _ => Ok(Message::Text(payload)),
-        };
+        if opcode == OpCode::Binary {
+            return Ok(Message::Binary);
+        }
+        // RFC 6455 §8.1: a text message that is not UTF-8 fails the connection.
+        return String::from_utf8(payload)
+            .map(Message::Text)
+            .map_err(|_| ReadError::Socket(FrameError::Protocol("text message not UTF-8")));
     }
 }
 
@@ -136,7 +135,8 @@ pub(crate) async fn join_writer(mut writer: JoinHandle<()>, write_timeout: Durat
     }
 }
 
-/// The longest frame head: 2 bytes, an 8-byte extended length and a 4-byte mask.
+/// The longest frame head: 2 bytes, an 8-byte extended length and a 4-byte mask (a client's
+/// frames are masked; the server's are not).
 const MAX_HEAD: usize = 14;
 
 /// A writer stops adding frames to a batch once it holds this many bytes.
@@ -324,7 +324,7 @@ mod tests {
         assert_eq!(
             got,
             vec![
-                Ok(Message::Text(b"hello".to_vec())),
+                Ok(Message::Text("hello".to_string())),
                 Ok(Message::Binary),
                 Ok(Message::Close)
             ]

@@ -13,12 +13,11 @@
 use fastwebsockets::{CloseCode, Frame, OpCode, Payload};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use super::MAX_HEAD;
+
 /// What an idle socket keeps reserved: enough for the short frames clients send most (a pong,
 /// a typing event) to arrive in one read.
 const IDLE_BYTES: usize = 256;
-
-/// The longest frame head a client sends: 2 bytes, an 8-byte length and a 4-byte mask.
-const MAX_HEAD: usize = 14;
 
 /// Longest payload of a control frame (ping, pong, close).
 const MAX_CONTROL: usize = 125;
@@ -113,20 +112,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     {
         loop {
             let frame = self.next_frame().await?;
-            let owed = match frame.opcode {
+            // What the client is owed, and whether the frame goes on to the caller.
+            let (owed, frame) = match frame.opcode {
                 OpCode::Ping if self.auto_pong => {
-                    Some(Frame::pong(Payload::Owned(frame.payload.clone())))
+                    (Frame::pong(Payload::Owned(frame.payload)), None)
                 }
-                OpCode::Close if self.auto_close => Some(close_answer(&frame.payload)?),
-                _ => None,
+                OpCode::Close if self.auto_close => (close_answer(&frame.payload)?, Some(frame)),
+                _ => return Ok(frame),
             };
-            if let Some(owed) = owed {
-                send(owed).await.map_err(|_| FrameError::WriterGone)?;
+            send(owed).await.map_err(|_| FrameError::WriterGone)?;
+            if let Some(frame) = frame {
+                return Ok(frame);
             }
-            if frame.opcode == OpCode::Ping && self.auto_pong {
-                continue;
-            }
-            return Ok(frame);
         }
     }
 
