@@ -240,13 +240,14 @@ fn error_frame(error: Value) -> String {
     json!({"event": "error", "data": error}).to_string()
 }
 
-/// The event frame `{"event":name,"data":...}`.
-fn event_frame(env: &chat_core::Envelope) -> String {
-    format!(
-        "{{\"event\":\"{}\",\"data\":{}}}",
-        env.name(),
-        env.data_json()
-    )
+/// Appends the event frame `{"event":name,"data":...}` to `out` (an event name is plain ASCII:
+/// nothing in it to escape).
+fn write_event_frame(env: &chat_core::Envelope, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"{\"event\":\"");
+    out.extend_from_slice(env.name().as_bytes());
+    out.extend_from_slice(b"\",\"data\":");
+    out.extend_from_slice(env.data_json().as_bytes());
+    out.push(b'}');
 }
 
 type Writer = FrameWriter<tokio::io::WriteHalf<Io>>;
@@ -319,7 +320,7 @@ async fn writer(
             },
             env = events.recv(), if events_open => match env {
                 Some(env) => {
-                    wr.text(event_frame(&env).as_bytes());
+                    wr.text_with(|buf| write_event_frame(&env, buf));
                     Turn::Write
                 }
                 None => {
@@ -352,7 +353,7 @@ async fn writer(
                         break;
                     }
                 } else if let Some(env) = events_open.then(|| events.try_recv()).flatten() {
-                    wr.text(event_frame(&env).as_bytes());
+                    wr.text_with(|buf| write_event_frame(&env, buf));
                 } else {
                     break;
                 }

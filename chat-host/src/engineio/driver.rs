@@ -37,6 +37,13 @@ pub(crate) async fn drive<H: Handler>(
     let sleep = tokio::time::sleep_until(heartbeat.deadline());
     tokio::pin!(closed, shutting_down, sleep);
     let end = 'session: loop {
+        if session.writer_attached() {
+            if let Some(feed) = handler.take_feed() {
+                if !session.hand_over(Box::new(feed), cfg.write_timeout).await {
+                    break Reason::Closed;
+                }
+            }
+        }
         let timer = heartbeat.deadline();
         if sleep.deadline() != timer {
             sleep.as_mut().reset(timer);

@@ -10,7 +10,8 @@
 //!
 //! - [`packet`]: Engine.IO packets and long-polling bodies, encode and decode (pure);
 //! - `session`: a session's queues and transport state, and the registry of sessions by sid;
-//! - `handler`: the trait the layer above implements;
+//! - `handler`: the trait the layer above implements, and the `Feed` it hands a WebSocket's
+//!   writer to read by itself;
 //! - `driver`: the task per session (the client's packets, the handler, the heartbeat);
 //! - `heartbeat`: ping every `ping_interval`, no pong within `ping_timeout` ends the session;
 //! - `polling`: the handshake and long-polling `GET`/`POST`;
@@ -39,7 +40,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub(crate) use handler::{Ended, Handler, Reason};
+pub(crate) use handler::{Ended, Feed, Handler, Next, Reason};
 pub(crate) use session::{random_id, Session};
 
 use packet::Handshake;

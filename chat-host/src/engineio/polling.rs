@@ -45,13 +45,13 @@ pub(super) async fn poll(engine: &EngineIo, session: &Arc<Session>) -> Response<
     };
     let budget = engine.config().max_payload.max(1024);
     let mut packets: Vec<String> = Vec::new();
-    // Control frames only exist on a WebSocket; a long-poll never sees one.
+    // Control frames and handovers only exist on a WebSocket; a long-poll never sees one.
     loop {
         tokio::select! {
             biased;
             first = rx.recv_async() => match first {
                 Ok(Outgoing::Text(p)) => packets.push(p),
-                Ok(Outgoing::Control(_)) => continue,
+                Ok(Outgoing::Control(_) | Outgoing::Handover(_)) => continue,
                 Err(_) => packets.push(eio::CLOSE.into()),
             },
             _ = session.closed().cancelled() => {
@@ -74,7 +74,7 @@ pub(super) async fn poll(engine: &EngineIo, session: &Arc<Session>) -> Response<
                 size += p.len() + 1;
                 packets.push(p);
             }
-            Ok(Outgoing::Control(_)) => {}
+            Ok(Outgoing::Control(_) | Outgoing::Handover(_)) => {}
             Err(_) => break,
         }
     }

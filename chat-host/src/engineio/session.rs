@@ -80,6 +80,9 @@ pub(crate) struct Session {
     /// Set when the client sent a close packet: the sid is unknown from then on, while the
     /// driver finishes the packets that came before it.
     gone: std::sync::atomic::AtomicBool,
+    /// Set once a WebSocket writer holds the outgoing queue for good: the driver may then hand
+    /// it the handler's feed.
+    writer_attached: std::sync::atomic::AtomicBool,
 }
 
 impl Session {
@@ -104,6 +107,7 @@ impl Session {
             kick: Notify::new(),
             closed: CancellationToken::new(),
             gone: std::sync::atomic::AtomicBool::new(false),
+            writer_attached: std::sync::atomic::AtomicBool::new(false),
         });
         (session, in_rx)
     }
@@ -150,6 +154,34 @@ impl Session {
         tokio::select! {
             r = self.inbound.send_async(packets) => r.is_ok(),
             _ = self.closed.cancelled() => false,
+        }
+    }
+
+    /// A WebSocket writer has taken the outgoing queue for good.
+    pub(super) fn attach_writer(&self) {
+        self.writer_attached
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether a WebSocket writer holds the outgoing queue for good.
+    pub(super) fn writer_attached(&self) -> bool {
+        self.writer_attached
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Queues a handler's feed for the WebSocket writer, behind what is queued already (so it
+    /// is read after the messages the driver forwarded from it); false when the session is gone.
+    pub(super) async fn hand_over(
+        &self,
+        feed: Box<dyn std::any::Any + Send>,
+        timeout: Duration,
+    ) -> bool {
+        match self.out_tx.try_send(Outgoing::Handover(feed)) {
+            Ok(()) => true,
+            Err(flume::TrySendError::Disconnected(_)) => false,
+            Err(flume::TrySendError::Full(item)) => {
+                Box::pin(self.wait_for_room(item, timeout)).await
+            }
         }
     }
 

@@ -5,8 +5,10 @@
 //! Why its own module: it owns the socket's two halves. The reader (this task) decodes packets
 //! into the session's incoming queue; the writer task takes the session's outgoing queue for good
 //! once the upgrade is done (a pending long-poll lets go of it on its noop), so nothing queued
-//! during the switch is lost or sent twice. Frames in and out go through [`crate::frames`], shared
-//! with `/ws`.
+//! during the switch is lost or sent twice. From then on the driver hands the writer the
+//! handler's [`Feed`] through that queue, and the writer reads the feed itself: a room's events
+//! go from the engine to the socket through this one task. Frames in and out go through
+//! [`crate::frames`], shared with `/ws`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +21,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio_util::sync::CancellationToken;
 
+use super::handler::{Feed, Next};
 use super::packet::{self, eio, EioPacket};
 use super::session::{Incoming, Session, Transport};
 use super::{bad_request, too_many_sessions, unknown_sid, EngineIo, Handler};
@@ -71,7 +74,7 @@ where
     let task_engine = engine.clone();
     let f = async move {
         match fut.await {
-            Ok(ws) => run(task_engine, session, ws, probe).await,
+            Ok(ws) => run::<H::Feed>(task_engine, session, ws, probe).await,
             Err(e) => {
                 tracing::debug!(error = %e, "Engine.IO WebSocket upgrade failed");
                 if !probe {
@@ -93,7 +96,7 @@ async fn write_text(wr: &mut Writer, text: &str, timeout: Duration) -> bool {
 
 /// One WebSocket of a session: the upgrade probe (when `probe`) or the open packet, then the
 /// reader loop here and the writer task.
-async fn run(engine: EngineIo, session: Arc<Session>, ws: WebSocket<Io>, probe: bool) {
+async fn run<F: Feed>(engine: EngineIo, session: Arc<Session>, ws: WebSocket<Io>, probe: bool) {
     let cfg = engine.config();
     let (mut rd, mut wr) = crate::frames::split(ws);
     rd.set_max_message_size(cfg.max_payload.max(1024));
@@ -153,7 +156,8 @@ async fn run(engine: EngineIo, session: Arc<Session>, ws: WebSocket<Io>, probe: 
         rx = queue.lock_owned() => rx,
         _ = session.closed().cancelled() => return,
     };
-    let f = writer(
+    session.attach_writer();
+    let f = writer::<F>(
         wr,
         rx,
         session.clone(),
@@ -204,9 +208,10 @@ async fn run(engine: EngineIo, session: Arc<Session>, ws: WebSocket<Io>, probe: 
     join_writer(writer, cfg.write_timeout).await;
 }
 
-/// The only task writing to a session's WebSocket once it carries the session. Whatever is
-/// queued at once goes out in one write.
-async fn writer(
+/// The only task writing to a session's WebSocket once it carries the session: the session's
+/// queue, and the handler's [`Feed`] once the driver hands it over through that queue (so what
+/// the driver forwarded before goes first). Whatever is ready at once goes out in one write.
+async fn writer<F: Feed>(
     mut wr: Writer,
     rx: tokio::sync::OwnedMutexGuard<flume::Receiver<Outgoing>>,
     session: Arc<Session>,
@@ -216,6 +221,7 @@ async fn writer(
     let closed = session.closed().clone();
     let closed = closed.cancelled();
     tokio::pin!(closed);
+    let mut feed: Option<F> = None;
     loop {
         let mut last = tokio::select! {
             biased;
@@ -227,17 +233,32 @@ async fn writer(
                 true
             }
             out = rx.recv_async() => match out {
-                Ok(out) => wr.add(out),
+                Ok(out) => add(&mut wr, &mut feed, out),
                 Err(_) => {
                     wr.push(Frame::close(1000, b""));
                     true
                 }
             },
+            next = next_of(&mut feed) => {
+                match next {
+                    Next::Message(item) => wr.text_with(|buf| F::write(&item, buf)),
+                    Next::Done => feed = None,
+                    Next::Ended(why) => {
+                        tracing::debug!(sid = %session.sid(), reason = why.0, "Engine.IO feed ended");
+                        feed = None;
+                        session.close();
+                    }
+                }
+                false
+            }
         };
         while !last && wr.has_room() {
-            match rx.try_recv() {
-                Ok(out) => last = wr.add(out),
-                Err(_) => break,
+            if let Ok(out) = rx.try_recv() {
+                last = add(&mut wr, &mut feed, out);
+            } else if let Some(item) = feed.as_mut().and_then(F::try_next) {
+                wr.text_with(|buf| F::write(&item, buf));
+            } else {
+                break;
             }
         }
         if let Err(e) = wr.flush(write_timeout).await {
@@ -249,5 +270,27 @@ async fn writer(
             session.close();
             return;
         }
+    }
+}
+
+/// Adds a queued item to the batch, or takes the feed it hands over; true after a close frame.
+fn add<F: Feed>(wr: &mut Writer, feed: &mut Option<F>, out: Outgoing) -> bool {
+    match out {
+        Outgoing::Handover(handed) => {
+            match handed.downcast::<F>() {
+                Ok(handed) => *feed = Some(*handed),
+                Err(_) => tracing::error!("Engine.IO WebSocket handed a feed of another type"),
+            }
+            false
+        }
+        out => wr.add(out),
+    }
+}
+
+/// The feed's next message; never ready without a feed.
+async fn next_of<F: Feed>(feed: &mut Option<F>) -> Next<F::Item> {
+    match feed {
+        Some(feed) => feed.next().await,
+        None => std::future::pending().await,
     }
 }

@@ -33,6 +33,10 @@ pub(crate) type Control = Box<Frame<'static>>;
 pub(crate) enum Outgoing {
     Text(String),
     Control(Control),
+    /// A source of messages the writer reads by itself from here on, in the queue's order
+    /// (Engine.IO's WebSocket writer takes its session's room events this way: see
+    /// [`crate::engineio`]'s `Feed`). A writer that has no use for it drops it.
+    Handover(Box<dyn std::any::Any + Send>),
 }
 
 /// A whole message from the client.
@@ -139,6 +143,27 @@ pub(crate) async fn join_writer(mut writer: JoinHandle<()>, write_timeout: Durat
 /// frames are masked; the server's are not).
 const MAX_HEAD: usize = 14;
 
+/// The longest head of a frame the server sends: 2 bytes and an 8-byte extended length.
+const SERVER_HEAD: usize = 10;
+
+/// Writes the head of a final, unmasked text frame of `len` bytes (RFC 6455 §5.2) into `head`;
+/// returns its length.
+fn text_head(len: usize, head: &mut [u8; SERVER_HEAD]) -> usize {
+    head[0] = 0x80 | 0x1; // FIN, text
+    if len < 126 {
+        head[1] = len as u8;
+        2
+    } else if let Ok(len) = u16::try_from(len) {
+        head[1] = 126;
+        head[2..4].copy_from_slice(&len.to_be_bytes());
+        4
+    } else {
+        head[1] = 127;
+        head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    }
+}
+
 /// A writer stops adding frames to a batch once it holds this many bytes.
 pub(crate) const BATCH_BYTES: usize = 64 * 1024;
 
@@ -207,6 +232,28 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.push(Frame::text(Payload::Borrowed(text)));
     }
 
+    /// Adds a text frame whose payload `write` appends to the given buffer, with no copy in
+    /// between: how an event shared by a room's sockets is framed for each of them without a
+    /// `String` per socket. The payload must be UTF-8.
+    pub(crate) fn text_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        if self.closed {
+            return;
+        }
+        // Room for the longest head a server frame has (no mask), moved down once the
+        // payload's length, and so the head's, is known.
+        let start = self.batch.len();
+        self.batch.extend_from_slice(&[0; SERVER_HEAD]);
+        write(&mut self.batch);
+        let len = self.batch.len() - start - SERVER_HEAD;
+        let mut head = [0u8; SERVER_HEAD];
+        let n = text_head(len, &mut head);
+        self.batch[start..start + n].copy_from_slice(&head[..n]);
+        if n < SERVER_HEAD {
+            self.batch.copy_within(start + SERVER_HEAD.., start + n);
+            self.batch.truncate(start + n + len);
+        }
+    }
+
     /// Adds a frame to the batch. Nothing is added after a close frame.
     pub(crate) fn push(&mut self, mut frame: Frame<'_>) {
         if self.closed {
@@ -231,6 +278,7 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
                 self.push(*frame);
                 close
             }
+            Outgoing::Handover(_) => false,
         }
     }
 
@@ -370,5 +418,30 @@ mod tests {
         w.flush(Duration::from_secs(1)).await.unwrap();
         assert_eq!(&w.io[..4], &[0x81, 126, 1, 44]);
         assert_eq!(w.io.len(), 4 + 300);
+    }
+
+    /// `text_with` frames a payload written in place exactly as `text` frames the same bytes,
+    /// at every head length, and behind frames already in the batch.
+    #[tokio::test]
+    async fn text_written_in_place_is_framed_like_text() {
+        for len in [0, 1, 125, 126, 300, 65_535, 65_536, 70_000] {
+            let payload: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut by_copy = FrameWriter::new(Vec::new());
+            by_copy.text(b"before");
+            by_copy.text(&payload);
+            by_copy.text(b"after");
+            by_copy.flush(Duration::from_secs(1)).await.unwrap();
+            let mut in_place = FrameWriter::new(Vec::new());
+            in_place.text(b"before");
+            in_place.text_with(|buf| buf.extend_from_slice(&payload));
+            in_place.text(b"after");
+            in_place.flush(Duration::from_secs(1)).await.unwrap();
+            assert_eq!(in_place.io, by_copy.io, "payload of {len} bytes");
+        }
+        let mut closed = FrameWriter::new(Vec::new());
+        closed.push(Frame::close(1000, b""));
+        closed.text_with(|buf| buf.extend_from_slice(b"late"));
+        closed.flush(Duration::from_secs(1)).await.unwrap();
+        assert_eq!(closed.io, [0x88, 2, 0x03, 0xe8]);
     }
 }

@@ -7,7 +7,11 @@
 //! acknowledgements (or `error` events), the connection's [`chat_core::Events`] to `42` packets,
 //! and Socket.IO's `connectTimeout` (a session with no namespace connection within 45 s ends).
 //! When the session ends, the chat connection is closed (presence updated).
+//!
+//! On a WebSocket the connection's events skip the session's driver: they are handed over as a
+//! [`RoomFeed`], which the WebSocket's writer reads and frames itself.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +21,7 @@ use tokio::time::Instant;
 
 use super::packet::{self, SioKind};
 use crate::dispatch::{dispatch, Answer};
-use crate::engineio::{random_id, Ended, Handler, Reason, Session};
+use crate::engineio::{random_id, Ended, Feed, Handler, Next, Reason, Session};
 use crate::slots::{Slot, TooManyConnections};
 use crate::state::AppState;
 
@@ -40,8 +44,40 @@ pub(crate) struct Adapter {
 /// The main namespace, once connected.
 struct Namespace {
     conn: Connection,
-    events: Events,
+    /// The connection's events, until they are handed over to a WebSocket writer.
+    events: Option<Events>,
+    /// Set when the client leaves the namespace, so that a handed-over feed ending then does
+    /// not end the session.
+    left: Arc<AtomicBool>,
     _slot: Slot,
+}
+
+/// A connection's events as the WebSocket writer reads them: each one an Engine.IO message
+/// `42["name",data]`, framed from the event's shared JSON with no copy of its own.
+pub(crate) struct RoomFeed {
+    events: Events,
+    left: Arc<AtomicBool>,
+}
+
+impl Feed for RoomFeed {
+    type Item = Arc<Envelope>;
+
+    async fn next(&mut self) -> Next<Arc<Envelope>> {
+        match self.events.recv().await {
+            Some(env) => Next::Message(env),
+            None if self.left.load(Ordering::Acquire) => Next::Done,
+            None => Next::Ended(Ended("events ended")),
+        }
+    }
+
+    fn try_next(&mut self) -> Option<Arc<Envelope>> {
+        self.events.try_recv()
+    }
+
+    fn write(env: &Arc<Envelope>, out: &mut Vec<u8>) {
+        out.push(b'4');
+        packet::write_event(env.name(), env.data_json(), out);
+    }
 }
 
 /// What the adapter waits for by itself.
@@ -68,6 +104,7 @@ impl Adapter {
 
 impl Handler for Adapter {
     type Ready = Ready;
+    type Feed = RoomFeed;
 
     async fn on_message(&mut self, session: &Session, text: String) -> Result<(), Ended> {
         let p = match packet::decode_sio(&text) {
@@ -89,13 +126,26 @@ impl Handler for Adapter {
 
     async fn ready(&mut self) -> Ready {
         match &mut self.ns {
-            Some(ns) => Ready::Event(ns.events.recv().await),
+            Some(Namespace {
+                events: Some(events),
+                ..
+            }) => Ready::Event(events.recv().await),
+            // Handed over: the WebSocket writer reads them.
+            Some(_) => std::future::pending().await,
             None if !self.ever_connected => {
                 tokio::time::sleep_until(self.connect_deadline).await;
                 Ready::ConnectTimeout
             }
             None => std::future::pending().await,
         }
+    }
+
+    fn take_feed(&mut self) -> Option<RoomFeed> {
+        let ns = self.ns.as_mut()?;
+        Some(RoomFeed {
+            events: ns.events.take()?,
+            left: ns.left.clone(),
+        })
     }
 
     async fn on_ready(&mut self, session: &Session, ready: Ready) -> Result<(), Ended> {
@@ -108,7 +158,12 @@ impl Handler for Adapter {
         let text = packet::event_raw(env.name(), env.data_json());
         session.send_paced(text, write_timeout).await;
         // What else is ready goes to the writer now, to leave in the same write.
-        while let Some(env) = self.ns.as_mut().and_then(|ns| ns.events.try_recv()) {
+        while let Some(env) = self
+            .ns
+            .as_mut()
+            .and_then(|ns| ns.events.as_mut())
+            .and_then(Events::try_recv)
+        {
             let text = packet::event_raw(env.name(), env.data_json());
             if !session.send_paced(text, write_timeout).await {
                 break;
@@ -164,6 +219,7 @@ impl Adapter {
             }
             SioKind::Disconnect => {
                 if let Some(ns) = self.ns.take() {
+                    ns.left.store(true, Ordering::Release);
                     ns.conn.close().await;
                 }
             }
@@ -240,7 +296,8 @@ async fn connect(
     })?;
     Ok(Namespace {
         conn,
-        events,
+        events: Some(events),
+        left: Arc::new(AtomicBool::new(false)),
         _slot: slot,
     })
 }

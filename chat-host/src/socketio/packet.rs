@@ -154,21 +154,30 @@ pub fn disconnect(nsp: &str) -> String {
 
 /// `2["name",data]` with `data` already JSON text (events share one serialization).
 pub fn event_raw(name: &str, data_json: &str) -> String {
+    // A byte for the Engine.IO message type the engine writes in front.
+    let mut out = Vec::with_capacity(name.len() + data_json.len() + 7);
+    write_event(name, data_json, &mut out);
+    // Only `str`s went in.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Appends `2["name",data]` (`data` already JSON text) to `out`: an event framed straight into
+/// a socket's write batch.
+pub fn write_event(name: &str, data_json: &str, out: &mut Vec<u8>) {
     let plain = name
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !plain {
-        let name = Value::String(name.to_string());
-        return format!("2[{name},{data_json}]");
+    out.extend_from_slice(b"2[");
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'"');
+    } else {
+        out.extend_from_slice(Value::String(name.to_string()).to_string().as_bytes());
     }
-    // `2["` `",` `]`, and a byte for the Engine.IO message type the engine writes in front.
-    let mut out = String::with_capacity(name.len() + data_json.len() + 7);
-    out.push_str("2[\"");
-    out.push_str(name);
-    out.push_str("\",");
-    out.push_str(data_json);
-    out.push(']');
-    out
+    out.push(b',');
+    out.extend_from_slice(data_json.as_bytes());
+    out.push(b']');
 }
 
 /// `2["name",data]`.

@@ -269,6 +269,76 @@ async fn upgrade_from_polling_keeps_queued_packets() {
     w.server.shutdown().await.unwrap();
 }
 
+/// The seqs of the `new-message` events read until `n` of them came.
+async fn new_message_seqs(ws: &mut WebSocket<TokioIo<Upgraded>>, n: usize) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    while seqs.len() < n {
+        let p = ws_recv(ws).await;
+        assert_ne!(p, "<close>", "the session ended");
+        if p.starts_with("42[\"new-message\"") {
+            let v: Value = serde_json::from_str(&p[2..]).unwrap();
+            seqs.push(v[1]["seq"].as_u64().unwrap());
+        }
+    }
+    seqs
+}
+
+/// On a WebSocket a room's events go to the writer without the session's driver. Those the
+/// driver forwarded before the switch and those the writer reads itself come in seq order, none
+/// lost; leaving the namespace and connecting again does not end the session, and events go on.
+#[tokio::test]
+async fn events_stay_in_order_across_the_upgrade_and_a_namespace_reconnect() {
+    let mut c = config();
+    c.engine.rate_limit_burst = 1_000;
+    let w = World::with(c).await;
+    let (p, _) = Poller::open(w.addr).await;
+    p.connect(&w.u1).await;
+    p.join().await;
+    let mut ws = ws_open(
+        &w,
+        &format!("/socket.io/?EIO=4&transport=websocket&sid={}", p.sid),
+    )
+    .await;
+    ws_send(&mut ws, "2probe").await;
+    assert_eq!(ws_recv(&mut ws).await, "3probe");
+    let mut sent = vec![w.send(&w.u2, "before the switch").await];
+    ws_send(&mut ws, "5").await;
+    for i in 0..20 {
+        sent.push(w.send(&w.u2, &format!("after {i}")).await);
+    }
+    let seqs: Vec<u64> = sent.iter().map(|m| m["seq"].as_u64().unwrap()).collect();
+    assert_eq!(new_message_seqs(&mut ws, sent.len()).await, seqs);
+
+    ws_send(&mut ws, "41").await;
+    ws_send(&mut ws, &format!("40{}", json!({"token": w.u1}))).await;
+    loop {
+        let p = ws_recv(&mut ws).await;
+        assert_ne!(p, "<close>", "leaving the namespace ended the session");
+        if p.starts_with("40{\"sid\"") {
+            break;
+        }
+    }
+    ws_send(
+        &mut ws,
+        &format!("427{}", json!(["join-course", {"courseId": COURSE}])),
+    )
+    .await;
+    loop {
+        let p = ws_recv(&mut ws).await;
+        assert_ne!(p, "<close>", "the session ended");
+        if p.starts_with("437") {
+            assert_eq!(ack_of(&p, 7)["ok"], true);
+            break;
+        }
+    }
+    let again = w.send(&w.u2, "after the reconnect").await;
+    assert_eq!(
+        new_message_seqs(&mut ws, 1).await,
+        vec![again["seq"].as_u64().unwrap()]
+    );
+    w.server.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_silent_session_is_closed_after_the_ping_timeout() {
     let mut config = config();
