@@ -45,6 +45,15 @@ val eve = Actor("eve", "Eve", null, Role.STUDENT)
 fun msg(course: String, text: String, clientId: String? = null) =
     SendMessage(courseId = course, message = text, clientId = clientId)
 
+/** A fresh in-memory engine with course [id] (named [name]) that ada and bob are enrolled in. */
+fun courseWithAdaAndBob(id: String, name: String): ChatEngine {
+    val e = ChatEngine.inMemory()
+    e.putCourse(admin, id, CourseUpdate(name = name))
+    e.enroll(admin, id, "ada", Role.STUDENT)
+    e.enroll(admin, id, "bob", Role.STUDENT)
+    return e
+}
+
 class Recorder : EventListener {
     val events = CopyOnWriteArrayList<Event>()
     val threads = CopyOnWriteArrayList<Long>()
@@ -238,10 +247,7 @@ fun main() {
     }
 
     check("reactions: toggled, capped, announced and replayed as seq'd changes") {
-        val e = ChatEngine.inMemory()
-        e.putCourse(admin, "r1", CourseUpdate(name = "Reactions"))
-        e.enroll(admin, "r1", "ada", Role.STUDENT)
-        e.enroll(admin, "r1", "bob", Role.STUDENT)
+        val e = courseWithAdaAndBob("r1", "Reactions")
         val m = e.send(ada, msg("r1", "react"))
         val rec = Recorder()
         val conn = e.connect(bob, rec)
@@ -267,11 +273,8 @@ fun main() {
     }
 
     check("moderation: pins, mutes, bans, flags to moderators, the audit log") {
-        val e = ChatEngine.inMemory()
+        val e = courseWithAdaAndBob("m1", "Moderated")
         val prof = Actor("prof", "Prof", null, Role.STUDENT)
-        e.putCourse(admin, "m1", CourseUpdate(name = "Moderated"))
-        e.enroll(admin, "m1", "ada", Role.STUDENT)
-        e.enroll(admin, "m1", "bob", Role.STUDENT)
         e.enroll(admin, "m1", "prof", Role.INSTRUCTOR)
         val m = e.send(bob, msg("m1", "buy cheap watches"))
         val profEvents = Recorder()
@@ -310,10 +313,7 @@ fun main() {
     }
 
     check("threads, search, mentions, archiving") {
-        val e = ChatEngine.inMemory()
-        e.putCourse(admin, "t1", CourseUpdate(name = "Threads"))
-        e.enroll(admin, "t1", "ada", Role.STUDENT)
-        e.enroll(admin, "t1", "bob", Role.STUDENT)
+        val e = courseWithAdaAndBob("t1", "Threads")
         val root = e.send(ada, msg("t1", "how do lifetimes work?"))
         val reply = e.send(bob, SendMessage(courseId = "t1", message = "ask @ada", threadId = root.id))
         expect(reply.threadId == root.id && reply.mentions == listOf("ada"), "$reply")

@@ -226,6 +226,18 @@ async fn websocket_pings_are_answered_and_closes_echoed() {
     w.server.shutdown().await.unwrap();
 }
 
+/// A WebSocket for polling session `sid`, its probe answered (the upgrade not yet done: `5`).
+async fn probe(w: &World, sid: &str) -> WebSocket<TokioIo<Upgraded>> {
+    let mut ws = ws_open(
+        w,
+        &format!("/socket.io/?EIO=4&transport=websocket&sid={sid}"),
+    )
+    .await;
+    ws_send(&mut ws, "2probe").await;
+    assert_eq!(ws_recv(&mut ws).await, "3probe");
+    ws
+}
+
 #[tokio::test]
 async fn upgrade_from_polling_keeps_queued_packets() {
     let w = World::start().await;
@@ -239,13 +251,7 @@ async fn upgrade_from_polling_keeps_queued_packets() {
         async move { request(addr, "GET", &path, None, None).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut ws = ws_open(
-        &w,
-        &format!("/socket.io/?EIO=4&transport=websocket&sid={}", p.sid),
-    )
-    .await;
-    ws_send(&mut ws, "2probe").await;
-    assert_eq!(ws_recv(&mut ws).await, "3probe");
+    let mut ws = probe(&w, &p.sid).await;
     let noop = tokio::time::timeout(WAIT, pending).await.unwrap().unwrap();
     assert_eq!(noop.text(), "6");
     // Polls during the switch get a noop too; what happens meanwhile is queued.
@@ -294,13 +300,7 @@ async fn events_stay_in_order_across_the_upgrade_and_a_namespace_reconnect() {
     let (p, _) = Poller::open(w.addr).await;
     p.connect(&w.u1).await;
     p.join().await;
-    let mut ws = ws_open(
-        &w,
-        &format!("/socket.io/?EIO=4&transport=websocket&sid={}", p.sid),
-    )
-    .await;
-    ws_send(&mut ws, "2probe").await;
-    assert_eq!(ws_recv(&mut ws).await, "3probe");
+    let mut ws = probe(&w, &p.sid).await;
     let mut sent = vec![w.send(&w.u2, "before the switch").await];
     ws_send(&mut ws, "5").await;
     for i in 0..20 {
