@@ -146,24 +146,6 @@ const MAX_HEAD: usize = 14;
 /// The longest head of a frame the server sends: 2 bytes and an 8-byte extended length.
 const SERVER_HEAD: usize = 10;
 
-/// Writes the head of a final, unmasked text frame of `len` bytes (RFC 6455 §5.2) into `head`;
-/// returns its length.
-fn text_head(len: usize, head: &mut [u8; SERVER_HEAD]) -> usize {
-    head[0] = 0x80 | 0x1; // FIN, text
-    if len < 126 {
-        head[1] = len as u8;
-        2
-    } else if let Ok(len) = u16::try_from(len) {
-        head[1] = 126;
-        head[2..4].copy_from_slice(&len.to_be_bytes());
-        4
-    } else {
-        head[1] = 127;
-        head[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        10
-    }
-}
-
 /// A writer stops adding frames to a batch once it holds this many bytes.
 pub(crate) const BATCH_BYTES: usize = 64 * 1024;
 
@@ -245,8 +227,10 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
         self.batch.extend_from_slice(&[0; SERVER_HEAD]);
         write(&mut self.batch);
         let len = self.batch.len() - start - SERVER_HEAD;
-        let mut head = [0u8; SERVER_HEAD];
-        let n = text_head(len, &mut head);
+        // The head as `push` writes it, from a frame borrowing the payload in place.
+        let mut head = [0u8; MAX_HEAD];
+        let payload = Payload::Borrowed(&self.batch[start + SERVER_HEAD..]);
+        let n = Frame::text(payload).fmt_head(&mut head);
         self.batch[start..start + n].copy_from_slice(&head[..n]);
         if n < SERVER_HEAD {
             self.batch.copy_within(start + SERVER_HEAD.., start + n);
